@@ -1,0 +1,398 @@
+"""Helpers every floe construct shares: labels, probes, resources, security context, env, waiting.
+
+Written once so that every pod in the stack gets the same policy: requests and limits, probes that
+detect a failure within :data:`DETECTION_BUDGET_SECONDS`, a restrictive security context, emptyDir for
+each writable path, and an init container that waits for what the pod depends on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from demo.bootstrap.image import IMAGE_GID, IMAGE_UID
+from floe.config import Image, Resources, StackConfig
+
+PART_OF = "floe"
+LAYER_LABEL = "floe.dev/layer"
+# Annotations read by the deploy tool (floe.deploy) to build its port-forward table.
+PORT_FORWARD_ANNOTATION = "floe.dev/port-forward"
+PORT_FORWARD_PORT_ANNOTATION = "floe.dev/port-forward-port"
+DESCRIPTION_ANNOTATION = "floe.dev/description"
+
+#: failureThreshold x periodSeconds + timeoutSeconds of liveness/readiness must stay within this.
+DETECTION_BUDGET_SECONDS = 30
+
+
+# --- labels -------------------------------------------------------------------------------------
+
+
+def selector_labels(name: str) -> dict[str, str]:
+    """The labels a Service selects on: stable for the life of the object (never the version)."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": PART_OF}
+
+
+def labels(name: str, *, component: str, layer: str, version: str | None = None) -> dict[str, str]:
+    result = {
+        **selector_labels(name),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "cdk8s",
+        LAYER_LABEL: layer,
+    }
+    if version:
+        result["app.kubernetes.io/version"] = label_value(version)
+    return result
+
+
+def label_value(value: str) -> str:
+    """A label-safe form of ``value`` (image tags may hold characters labels don't allow)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in value)[:63]
+    return cleaned.strip("-_.") or "unknown"
+
+
+def meta(name: str, lbls: dict[str, str], annotations: dict[str, str] | None = None) -> k8s.ObjectMeta:
+    return k8s.ObjectMeta(name=name, labels=lbls, annotations=annotations or None)
+
+
+# --- resources and probes -----------------------------------------------------------------------
+
+
+def resources(r: Resources) -> k8s.ResourceRequirements:
+    return k8s.ResourceRequirements(
+        requests={"cpu": k8s.Quantity.from_string(r.cpu_request), "memory": k8s.Quantity.from_string(r.memory_request)},
+        limits={"cpu": k8s.Quantity.from_string(r.cpu_limit), "memory": k8s.Quantity.from_string(r.memory_limit)},
+    )
+
+
+@dataclass(frozen=True)
+class ProbeTiming:
+    period: int
+    failure_threshold: int
+    timeout: int
+    initial_delay: int = 0
+
+    @property
+    def detection_seconds(self) -> int:
+        return self.failure_threshold * self.period + self.timeout
+
+
+# Liveness: restart after 2 missed checks 10 s apart (25 s worst case).
+LIVENESS = ProbeTiming(period=10, failure_threshold=2, timeout=5)
+# Readiness: out of the Service after 3 missed checks 5 s apart (18 s worst case).
+READINESS = ProbeTiming(period=5, failure_threshold=3, timeout=3)
+# Slow starters (JVMs, migrations): up to 5 minutes before liveness takes over.
+STARTUP = ProbeTiming(period=5, failure_threshold=60, timeout=3)
+# Commands that are themselves slow (dagster-daemon liveness-check): fewer, longer checks.
+SLOW_COMMAND_LIVENESS = ProbeTiming(period=8, failure_threshold=2, timeout=12)
+assert max(t.detection_seconds for t in (LIVENESS, READINESS, SLOW_COMMAND_LIVENESS)) <= DETECTION_BUDGET_SECONDS
+
+
+def http_get(path: str, port: int | str, timing: ProbeTiming) -> k8s.Probe:
+    return _probe(timing, http_get=k8s.HttpGetAction(path=path, port=_port(port)))
+
+
+def tcp(port: int | str, timing: ProbeTiming) -> k8s.Probe:
+    return _probe(timing, tcp_socket=k8s.TcpSocketAction(port=_port(port)))
+
+
+def exec_command(command: list[str], timing: ProbeTiming) -> k8s.Probe:
+    return _probe(timing, exec=k8s.ExecAction(command=command))
+
+
+def _port(port: int | str) -> k8s.IntOrString:
+    return k8s.IntOrString.from_number(port) if isinstance(port, int) else k8s.IntOrString.from_string(port)
+
+
+def _probe(timing: ProbeTiming, **action: object) -> k8s.Probe:
+    return k8s.Probe(
+        period_seconds=timing.period,
+        failure_threshold=timing.failure_threshold,
+        timeout_seconds=timing.timeout,
+        initial_delay_seconds=timing.initial_delay or None,
+        success_threshold=1,
+        **action,  # type: ignore[arg-type]
+    )
+
+
+# --- security -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The identity a pod runs under. Must match the image's user where the image expects one."""
+
+    uid: int
+    gid: int
+    fs_group: int | None = None
+
+
+def pod_security(run_as: RunAs) -> k8s.PodSecurityContext:
+    return k8s.PodSecurityContext(
+        run_as_non_root=True,
+        run_as_user=run_as.uid,
+        run_as_group=run_as.gid,
+        fs_group=run_as.fs_group if run_as.fs_group is not None else run_as.gid,
+        seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+def container_security(*, read_only_root: bool = True) -> k8s.SecurityContext:
+    return k8s.SecurityContext(
+        allow_privilege_escalation=False,
+        privileged=False,
+        read_only_root_filesystem=read_only_root,
+        capabilities=k8s.Capabilities(drop=["ALL"]),
+        seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
+    )
+
+
+# --- env ----------------------------------------------------------------------------------------
+
+
+def env(name: str, value: str | int) -> k8s.EnvVar:
+    return k8s.EnvVar(name=name, value=str(value))
+
+
+def env_secret(name: str, secret: str, key: str) -> k8s.EnvVar:
+    return k8s.EnvVar(
+        name=name, value_from=k8s.EnvVarSource(secret_key_ref=k8s.SecretKeySelector(name=secret, key=key))
+    )
+
+
+# --- volumes ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScratchVolume:
+    """An emptyDir mounted at ``path``: every writable path of every pod is one of these."""
+
+    name: str
+    path: str
+    size_limit: str = "256Mi"
+
+    def volume(self) -> k8s.Volume:
+        return k8s.Volume(name=self.name, empty_dir=k8s.EmptyDirVolumeSource(size_limit=k8s.Quantity.from_string(self.size_limit)))
+
+    def mount(self) -> k8s.VolumeMount:
+        return k8s.VolumeMount(name=self.name, mount_path=self.path)
+
+
+@dataclass(frozen=True)
+class ConfigFiles:
+    """A ConfigMap mounted read-only at ``path`` (optionally just one ``sub_path`` file)."""
+
+    name: str
+    config_map: str
+    path: str
+    sub_path: str | None = None
+
+    def volume(self) -> k8s.Volume:
+        return k8s.Volume(name=self.name, config_map=k8s.ConfigMapVolumeSource(name=self.config_map))
+
+    def mount(self) -> k8s.VolumeMount:
+        return k8s.VolumeMount(name=self.name, mount_path=self.path, read_only=True, sub_path=self.sub_path)
+
+
+# --- waiting for dependencies -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A TCP endpoint a pod must reach before its main container starts."""
+
+    host: str
+    port: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def wait_for(dependencies: list[Dependency], *, image: Image) -> k8s.Container:
+    """An init container that blocks until every dependency accepts TCP connections.
+
+    Uses bash's /dev/tcp from the given image (the PostgreSQL image: already pulled for the stack,
+    so waiting costs no extra image). It loops forever by design: the pod stays in Init with a clear
+    log line ("waiting for floe-postgres:5432") instead of crash-looping, and starts as soon as the
+    dependency is up, whatever order the objects were applied in.
+    """
+    checks = " && ".join(f"timeout 2 bash -c '</dev/tcp/{d.host}/{d.port}'" for d in dependencies)
+    targets = ", ".join(d.label for d in dependencies)
+    script = (
+        f"until {checks}; do echo 'waiting for {targets}'; sleep 2; done 2>/dev/null; "
+        f"echo 'reached {targets}'"
+    )
+    return k8s.Container(
+        name="wait-for-deps",
+        image=image.ref,
+        image_pull_policy=image.pull_policy,
+        command=["bash", "-c", script],
+        resources=resources(Resources(cpu_request="10m", memory_request="16Mi", cpu_limit="100m", memory_limit="64Mi")),
+        security_context=container_security(),
+    )
+
+
+# --- workloads ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ServicePort:
+    name: str
+    port: int
+    target_port: int
+    # Preferred local port for `make port-forward` (None: not forwarded).
+    forward_to: int | None = None
+
+
+@dataclass
+class ExposedService:
+    """A Service in front of (some of) a workload's ports."""
+
+    name: str
+    ports: list[ServicePort]
+    description: str = ""
+    headless: bool = False
+
+
+@dataclass
+class WorkloadProps:
+    name: str
+    component: str
+    layer: str
+    version: str
+    containers: list[k8s.Container]
+    run_as: RunAs
+    init_containers: list[k8s.Container] = field(default_factory=list)
+    volumes: list[k8s.Volume] = field(default_factory=list)
+    services: list[ExposedService] = field(default_factory=list)
+    replicas: int = 1
+    # Recreate: a single-replica stateful pod must not overlap with its successor.
+    strategy: str = "Recreate"
+    enable_service_links: bool = False
+    termination_grace_period: int = 30
+
+
+def pod_spec(props: WorkloadProps) -> k8s.PodSpec:
+    return k8s.PodSpec(
+        containers=props.containers,
+        init_containers=props.init_containers or None,
+        volumes=props.volumes or None,
+        security_context=pod_security(props.run_as),
+        automount_service_account_token=False,
+        enable_service_links=props.enable_service_links,
+        termination_grace_period_seconds=props.termination_grace_period,
+    )
+
+
+class Workload(Construct):
+    """A Deployment and the Services in front of it, labelled and selected consistently."""
+
+    def __init__(self, scope: Construct, id: str, *, props: WorkloadProps) -> None:
+        super().__init__(scope, id)
+        pod_labels = labels(props.name, component=props.component, layer=props.layer, version=props.version)
+        self.deployment = k8s.KubeDeployment(
+            self,
+            "deployment",
+            metadata=meta(props.name, pod_labels),
+            spec=k8s.DeploymentSpec(
+                replicas=props.replicas,
+                selector=k8s.LabelSelector(match_labels=selector_labels(props.name)),
+                strategy=k8s.DeploymentStrategy(type=props.strategy),
+                template=k8s.PodTemplateSpec(metadata=k8s.ObjectMeta(labels=pod_labels), spec=pod_spec(props)),
+            ),
+        )
+        for service in props.services:
+            expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
+
+
+def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str], lbls: dict[str, str]) -> k8s.KubeService:
+    annotations: dict[str, str] = {}
+    if service.description:
+        annotations[DESCRIPTION_ANNOTATION] = service.description
+    forwarded = [p for p in service.ports if p.forward_to is not None]
+    if forwarded:
+        # One forwarded port per Service keeps `make port-forward` one line per UI.
+        annotations[PORT_FORWARD_ANNOTATION] = str(forwarded[0].forward_to)
+        annotations[PORT_FORWARD_PORT_ANNOTATION] = forwarded[0].name
+    return k8s.KubeService(
+        scope,
+        f"service-{service.name}",
+        metadata=meta(service.name, lbls, annotations),
+        spec=k8s.ServiceSpec(
+            type="ClusterIP",
+            cluster_ip="None" if service.headless else None,
+            selector=selector,
+            ports=[
+                k8s.ServicePort(name=p.name, port=p.port, target_port=k8s.IntOrString.from_number(p.target_port), protocol="TCP")
+                for p in service.ports
+            ],
+        ),
+    )
+
+
+def container_ports(ports: dict[str, int]) -> list[k8s.ContainerPort]:
+    return [k8s.ContainerPort(name=name, container_port=port, protocol="TCP") for name, port in ports.items()]
+
+
+def config_map(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeConfigMap:
+    return k8s.KubeConfigMap(scope, id, metadata=meta(name, lbls), data=data)
+
+
+def secret(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeSecret:
+    return k8s.KubeSecret(scope, id, metadata=meta(name, lbls), type="Opaque", string_data=data)
+
+
+def job(
+    scope: Construct,
+    id: str,
+    *,
+    name: str,
+    lbls: dict[str, str],
+    container: k8s.Container,
+    run_as: RunAs,
+    init_containers: list[k8s.Container] | None = None,
+    volumes: list[k8s.Volume] | None = None,
+    backoff_limit: int = 20,
+    active_deadline_seconds: int = 1800,
+) -> k8s.KubeJob:
+    """A bootstrap Job: idempotent by contract, retried (with backoff) until its dependency is up.
+
+    No ttlSecondsAfterFinished: a completed Job stays, so re-applying dist/ does not re-run it and
+    `make status` can show it. To re-run, delete the Job and apply again (it is idempotent).
+    """
+    return k8s.KubeJob(
+        scope,
+        id,
+        metadata=meta(name, lbls),
+        spec=k8s.JobSpec(
+            backoff_limit=backoff_limit,
+            active_deadline_seconds=active_deadline_seconds,
+            template=k8s.PodTemplateSpec(
+                metadata=k8s.ObjectMeta(labels=lbls),
+                spec=k8s.PodSpec(
+                    restart_policy="OnFailure",
+                    containers=[container],
+                    init_containers=init_containers or None,
+                    volumes=volumes or None,
+                    security_context=pod_security(run_as),
+                    automount_service_account_token=False,
+                    enable_service_links=False,
+                ),
+            ),
+        ),
+    )
+
+
+def image_fields(image: Image) -> dict[str, str]:
+    return {"image": image.ref, "image_pull_policy": image.pull_policy}
+
+
+def stack_version(config: StackConfig) -> str:
+    return config.project_image.tag
+
+
+#: The project image's user (Dockerfile, via demo.bootstrap.image): bootstrap Jobs and Dagster run as it.
+PROJECT_RUN_AS = RunAs(uid=IMAGE_UID, gid=IMAGE_GID)

@@ -1,0 +1,87 @@
+"""The stack's charts, one per layer, applied in dependency order (0000-namespace, 0001-infrastructure, ...)."""
+
+from __future__ import annotations
+
+from cdk8s import App, Chart
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from constructs.jaeger import Jaeger
+from constructs.marquez import Marquez
+from constructs.minio import Minio
+from constructs.polaris import Polaris
+from constructs.postgres import Postgres
+from constructs.secrets import StackSecretObjects
+from floe.config import StackConfig
+from floe.credentials import Credentials
+
+
+class LayerChart(Chart):
+    """A chart whose objects all live in the stack's namespace and carry its layer label."""
+
+    layer: str = ""
+
+    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+        super().__init__(
+            scope,
+            self.layer,
+            namespace=config.namespace,
+            labels={"app.kubernetes.io/part-of": base.PART_OF, base.LAYER_LABEL: self.layer},
+            disable_resource_name_hashes=True,
+        )
+
+
+class NamespaceChart(Chart):
+    layer = "namespace"
+
+    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+        # No `namespace=` here: a Namespace object is cluster-scoped.
+        super().__init__(scope, self.layer, disable_resource_name_hashes=True)
+        k8s.KubeNamespace(
+            self,
+            "namespace",
+            metadata=base.meta(
+                config.namespace,
+                {"app.kubernetes.io/part-of": base.PART_OF, base.LAYER_LABEL: "infrastructure"},
+            ),
+        )
+
+
+class InfrastructureChart(LayerChart):
+    """Credentials, PostgreSQL, MinIO (+ buckets Job), Polaris (+ init Job)."""
+
+    layer = "infrastructure"
+
+    def __init__(self, scope: Construct, *, config: StackConfig, credentials: Credentials | None) -> None:
+        super().__init__(scope, config=config)
+        if credentials is not None:
+            StackSecretObjects(self, "secrets", config=config, credentials=credentials, layer=self.layer)
+        Postgres(self, "postgres", config=config, layer=self.layer)
+        Minio(self, "minio", config=config, layer=self.layer)
+        Polaris(self, "polaris", config=config, layer=self.layer)
+
+
+class ObservabilityChart(LayerChart):
+    """Jaeger (traces) and Marquez (lineage), each switchable."""
+
+    layer = "observability"
+
+    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+        super().__init__(scope, config=config)
+        if config.jaeger.enabled:
+            Jaeger(self, "jaeger", config=config, layer=self.layer)
+        if config.marquez.enabled:
+            Marquez(self, "marquez", config=config, layer=self.layer)
+
+
+def build_app(app: App, config: StackConfig, credentials: Credentials | None) -> list[Chart]:
+    """Add every chart to ``app``, chained so their files sort in apply order."""
+    charts: list[Chart] = [
+        NamespaceChart(app, config=config),
+        InfrastructureChart(app, config=config, credentials=credentials),
+        ObservabilityChart(app, config=config),
+    ]
+    for earlier, later in zip(charts, charts[1:]):
+        later.add_dependency(earlier)
+    return charts

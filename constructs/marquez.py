@@ -1,0 +1,138 @@
+"""Marquez: the OpenLineage API (lineage from Dagster and dbt) and its web UI."""
+
+from __future__ import annotations
+
+import yaml
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from constructs.secrets import StackSecrets
+from floe.config import StackConfig
+
+# Neither image declares a USER (MarquezProject/marquez#3060): we pick non-root ids. The API is a
+# plain `java -jar` and the UI `node setupProxy.js`; both only need a writable /tmp.
+MARQUEZ_RUN_AS = base.RunAs(uid=10000, gid=10000)
+MARQUEZ_WEB_RUN_AS = base.RunAs(uid=1000, gid=1000)
+CONFIG_FILE = "marquez.yml"
+
+
+def marquez_config(config: StackConfig) -> dict:
+    """Our own Dropwizard config (the image's default is a dev config with baked credentials and
+    search on, which needs OpenSearch). No `search:` block: search stays off (SearchConfig default).
+    Keys from marquez.example.yml; ${VAR} is Dropwizard's env substitution, used for credentials."""
+    mq = config.marquez
+    return {
+        "server": {
+            "applicationConnectors": [{"type": "http", "port": mq.api_port, "httpCompliance": "RFC7230_LEGACY"}],
+            "adminConnectors": [{"type": "http", "port": mq.admin_port}],
+        },
+        "db": {
+            "driverClass": "org.postgresql.Driver",
+            "url": config.endpoints.jdbc_url("marquez"),
+            "user": "${POSTGRES_USER}",
+            "password": "${POSTGRES_PASSWORD}",
+        },
+        "migrateOnStartup": True,
+        "graphql": {"enabled": True},
+        "logging": {"level": "INFO", "appenders": [{"type": "console"}]},
+    }
+
+
+class Marquez(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        mq, names = config.marquez, config.names
+        secrets = StackSecrets(config)
+        lbls = base.labels(names.marquez, component="lineage", layer=layer, version=mq.image.tag)
+        config_map_name = f"{names.marquez}-config"
+        base.config_map(self, "config", name=config_map_name, lbls=lbls, data={CONFIG_FILE: yaml.safe_dump(marquez_config(config), sort_keys=False)})
+        files = base.ConfigFiles("config", config_map_name, "/etc/marquez")
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="256Mi")
+        api = k8s.Container(
+            name="marquez",
+            **base.image_fields(mq.image),
+            ports=base.container_ports({"api": mq.api_port, "admin": mq.admin_port}),
+            env=[
+                base.env("MARQUEZ_CONFIG", f"{files.path}/{CONFIG_FILE}"),
+                secrets.database_user("marquez").env("POSTGRES_USER"),
+                secrets.database_password("marquez").env("POSTGRES_PASSWORD"),
+            ],
+            resources=base.resources(mq.resources),
+            readiness_probe=base.http_get("/healthcheck", "admin", base.READINESS),
+            liveness_probe=base.http_get("/healthcheck", "admin", base.LIVENESS),
+            # JVM start plus Flyway migrations on first start.
+            startup_probe=base.http_get("/healthcheck", "admin", base.STARTUP),
+            volume_mounts=[files.mount(), tmp.mount()],
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "api",
+            props=base.WorkloadProps(
+                name=names.marquez,
+                component="lineage",
+                layer=layer,
+                version=mq.image.tag,
+                containers=[api],
+                init_containers=[base.wait_for([base.Dependency(names.postgres, config.postgres.port)], image=config.postgres.image)],
+                run_as=MARQUEZ_RUN_AS,
+                volumes=[files.volume(), tmp.volume()],
+                services=[
+                    base.ExposedService(
+                        names.marquez,
+                        # Local 5001: macOS keeps 5000 for AirPlay.
+                        [base.ServicePort("api", mq.api_port, mq.api_port, forward_to=5001)],
+                        description="Marquez OpenLineage API (POST /api/v1/lineage)",
+                    )
+                ],
+            ),
+        )
+        MarquezWeb(self, "web", config=config, layer=layer)
+
+
+class MarquezWeb(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        mq, web, names = config.marquez, config.marquez.web, config.names
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+        container = k8s.Container(
+            name="marquez-web",
+            **base.image_fields(web.image),
+            ports=base.container_ports({"http": web.port}),
+            # setupProxy.js exits unless all three are set (web/setupProxy.js).
+            env=[
+                base.env("MARQUEZ_HOST", names.marquez),
+                base.env("MARQUEZ_PORT", mq.api_port),
+                base.env("WEB_PORT", web.port),
+                base.env("HOME", tmp.path),
+            ],
+            resources=base.resources(web.resources),
+            readiness_probe=base.http_get("/healthcheck", "http", base.READINESS),
+            liveness_probe=base.http_get("/healthcheck", "http", base.LIVENESS),
+            volume_mounts=[tmp.mount()],
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "workload",
+            props=base.WorkloadProps(
+                name=names.marquez_web,
+                component="lineage-ui",
+                layer=layer,
+                version=web.image.tag,
+                containers=[container],
+                init_containers=[base.wait_for([base.Dependency(names.marquez, mq.api_port)], image=config.postgres.image)],
+                run_as=MARQUEZ_WEB_RUN_AS,
+                volumes=[tmp.volume()],
+                strategy="RollingUpdate",
+                services=[
+                    base.ExposedService(
+                        names.marquez_web,
+                        # Local 3001: 3000 is Dagster's.
+                        [base.ServicePort("http", web.port, web.port, forward_to=3001)],
+                        description="Marquez web UI (lineage graph)",
+                    )
+                ],
+            ),
+        )

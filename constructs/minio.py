@@ -1,0 +1,109 @@
+"""MinIO: the S3 object store behind the Iceberg warehouse and Cube Store, plus its bucket Job."""
+
+from __future__ import annotations
+
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from constructs.secrets import StackSecrets
+from demo.bootstrap.settings import BucketSettings
+from floe.config import StackConfig
+
+# MinIO runs as any uid; 1000 is what its own operator uses. /data is an emptyDir it owns via fsGroup.
+MINIO_RUN_AS = base.RunAs(uid=1000, gid=1000)
+
+
+class Minio(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        m, names = config.minio, config.names
+        secrets = StackSecrets(config)
+        data = base.ScratchVolume("data", "/data", size_limit="10Gi")
+        # MinIO keeps certs and a config cache under $HOME/.minio: give it a writable HOME.
+        home = base.ScratchVolume("home", "/tmp", size_limit="64Mi")
+        container = k8s.Container(
+            name="minio",
+            **base.image_fields(m.image),
+            # --certs-dir: the default ${HOME}/.minio/certs fails on a read-only root filesystem.
+            args=[
+                "server", data.path,
+                "--address", f":{m.api_port}",
+                "--console-address", f":{m.console_port}",
+                "--certs-dir", f"{home.path}/certs",
+            ],
+            ports=base.container_ports({"s3": m.api_port, "console": m.console_port}),
+            env=[
+                secrets.minio_user.env("MINIO_ROOT_USER"),
+                secrets.minio_password.env("MINIO_ROOT_PASSWORD"),
+                base.env("MINIO_REGION", m.region),
+                base.env("HOME", home.path),
+            ],
+            resources=base.resources(m.resources),
+            readiness_probe=base.http_get("/minio/health/ready", "s3", base.READINESS),
+            liveness_probe=base.http_get("/minio/health/live", "s3", base.LIVENESS),
+            volume_mounts=[data.mount(), home.mount()],
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "workload",
+            props=base.WorkloadProps(
+                name=names.minio,
+                component="object-store",
+                layer=layer,
+                version=m.image.tag,
+                containers=[container],
+                run_as=MINIO_RUN_AS,
+                volumes=[data.volume(), home.volume()],
+                services=[
+                    base.ExposedService(
+                        names.minio,
+                        [base.ServicePort("s3", m.api_port, m.api_port)],
+                        description="MinIO S3 API",
+                    ),
+                    base.ExposedService(
+                        names.minio_console,
+                        [base.ServicePort("console", m.console_port, m.console_port, forward_to=9001)],
+                        description="MinIO console (log in with the floe-minio-root Secret)",
+                    ),
+                ],
+            ),
+        )
+        BucketJob(self, "buckets", config=config, layer=layer)
+
+
+class BucketJob(Construct):
+    """Creates the warehouse and Cube Store buckets; idempotent, retried until MinIO answers."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        m, names = config.minio, config.names
+        secrets = StackSecrets(config)
+        setting = BucketSettings.env_name
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+        container = k8s.Container(
+            name="buckets",
+            **base.image_fields(config.project_image),
+            command=["python", "-m", "demo.bootstrap", "buckets"],
+            env=[
+                base.env(setting("s3_endpoint"), config.endpoints.s3_url),
+                secrets.minio_user.env(setting("s3_admin_access_key_id")),
+                secrets.minio_password.env(setting("s3_admin_secret_access_key")),
+                base.env(setting("s3_region"), m.region),
+                base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket}"),
+            ],
+            resources=base.resources(base.Resources()),
+            volume_mounts=[tmp.mount()],
+            security_context=base.container_security(),
+        )
+        base.job(
+            self,
+            "job",
+            name=names.minio_buckets_job,
+            lbls=base.labels(names.minio_buckets_job, component="bootstrap", layer=layer, version=config.project_image.tag),
+            container=container,
+            run_as=base.PROJECT_RUN_AS,
+            init_containers=[base.wait_for([base.Dependency(names.minio, m.api_port)], image=config.postgres.image)],
+            volumes=[tmp.volume()],
+        )

@@ -1,0 +1,154 @@
+"""Apache Polaris: the Iceberg REST catalog, persisted in PostgreSQL, plus its init Job."""
+
+from __future__ import annotations
+
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from constructs.secrets import StackSecrets
+from demo.bootstrap.settings import PolarisInitSettings
+from floe.config import StackConfig
+
+# The image's `polaris` user (runtime/server/src/main/docker/Dockerfile.jvm): uid 10000, gid 10001.
+POLARIS_RUN_AS = base.RunAs(uid=10000, gid=10001)
+
+
+def persistence_env(config: StackConfig) -> list[k8s.EnvVar]:
+    """Relational-JDBC persistence: the catalog survives a Polaris restart (default is in-memory)."""
+    secrets = StackSecrets(config)
+    return [
+        base.env("POLARIS_PERSISTENCE_TYPE", "relational-jdbc"),
+        base.env("QUARKUS_DATASOURCE_JDBC_URL", config.endpoints.jdbc_url("polaris")),
+        secrets.database_user("polaris").env("QUARKUS_DATASOURCE_USERNAME"),
+        secrets.database_password("polaris").env("QUARKUS_DATASOURCE_PASSWORD"),
+    ]
+
+
+class Polaris(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        p, names = config.polaris, config.names
+        secrets = StackSecrets(config)
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="256Mi")
+        wait = base.wait_for([base.Dependency(names.postgres, config.postgres.port)], image=config.postgres.image)
+        # Realm bootstrap with the admin tool: idempotent since 1.7.0 ("Realm ... is already
+        # bootstrapped; skipping", apache/polaris#4996), unlike the server's auto-bootstrap on a
+        # persistent backend, which fails on the second start (apache/polaris#2324).
+        bootstrap = k8s.Container(
+            name="bootstrap-realm",
+            **base.image_fields(p.admin_tool_image),
+            args=["bootstrap", "-r", p.realm, "-c", "$(FLOE_POLARIS_BOOTSTRAP_CREDENTIALS)"],
+            env=[
+                *persistence_env(config),
+                secrets.polaris_bootstrap_credentials.env("FLOE_POLARIS_BOOTSTRAP_CREDENTIALS"),
+            ],
+            resources=base.resources(p.resources),
+            volume_mounts=[tmp.mount()],
+            security_context=base.container_security(),
+        )
+        otel = (
+            [
+                base.env("QUARKUS_OTEL_SDK_DISABLED", "false"),
+                base.env("QUARKUS_OTEL_EXPORTER_OTLP_ENDPOINT", f"http://{names.jaeger}:{config.jaeger.otlp_grpc_port}"),
+            ]
+            if config.jaeger.enabled
+            else [base.env("QUARKUS_OTEL_SDK_DISABLED", "true")]
+        )
+        server = k8s.Container(
+            name="polaris",
+            **base.image_fields(p.image),
+            ports=base.container_ports({"catalog": p.port, "management": p.management_port}),
+            env=[
+                *persistence_env(config),
+                base.env("POLARIS_REALM_CONTEXT_REALMS", p.realm),
+                # The default also logs to ./logs/polaris.log under /home/polaris: the root
+                # filesystem is read-only here, and the console log is what `kubectl logs` shows.
+                base.env("QUARKUS_LOG_FILE_ENABLE", "false"),
+                *otel,
+            ],
+            resources=base.resources(p.resources),
+            readiness_probe=base.http_get("/q/health/ready", "management", base.READINESS),
+            liveness_probe=base.http_get("/q/health/live", "management", base.LIVENESS),
+            startup_probe=base.http_get("/q/health/live", "management", base.STARTUP),
+            volume_mounts=[tmp.mount()],
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "workload",
+            props=base.WorkloadProps(
+                name=names.polaris,
+                component="catalog",
+                layer=layer,
+                version=p.image.tag,
+                containers=[server],
+                init_containers=[wait, bootstrap],
+                run_as=POLARIS_RUN_AS,
+                volumes=[tmp.volume()],
+                services=[
+                    base.ExposedService(
+                        names.polaris,
+                        [
+                            base.ServicePort("catalog", p.port, p.port, forward_to=8181),
+                            base.ServicePort("management", p.management_port, p.management_port),
+                        ],
+                        description="Polaris Iceberg REST catalog (/api/catalog) and management API",
+                    )
+                ],
+            ),
+        )
+        PolarisInitJob(self, "init", config=config, layer=layer)
+
+
+class PolarisInitJob(Construct):
+    """Creates the catalog, namespaces, least-privilege principals and grants; idempotent."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        p, m, names, endpoints = config.polaris, config.minio, config.names, config.endpoints
+        secrets = StackSecrets(config)
+        setting = PolarisInitSettings.env_name
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+        container = k8s.Container(
+            name="polaris-init",
+            **base.image_fields(config.project_image),
+            command=["python", "-m", "demo.bootstrap", "polaris"],
+            env=[
+                base.env(setting("polaris_url"), endpoints.polaris_base_url),
+                base.env(setting("polaris_realm"), p.realm),
+                secrets.polaris_root_client_id.env(setting("polaris_root_client_id")),
+                secrets.polaris_root_client_secret.env(setting("polaris_root_client_secret")),
+                base.env(setting("catalog_warehouse"), p.catalog),
+                base.env(setting("catalog_base_location"), f"s3://{m.warehouse_bucket}/"),
+                base.env(setting("s3_endpoint"), endpoints.s3_url),
+                base.env(setting("s3_endpoint_internal"), endpoints.s3_url),
+                base.env(setting("s3_region"), m.region),
+                base.env(setting("namespace_raw"), p.namespaces["raw"]),
+                base.env(setting("namespace_staging"), p.namespaces["staging"]),
+                base.env(setting("namespace_marts"), p.namespaces["marts"]),
+                base.env(setting("writer_principal"), p.writer_principal),
+                base.env(setting("writer_principal_role"), p.writer_principal),
+                base.env(setting("writer_catalog_role"), p.writer_principal),
+                secrets.catalog_writer_client_id.env(setting("writer_client_id")),
+                secrets.catalog_writer_client_secret.env(setting("writer_client_secret")),
+                base.env(setting("reader_principal"), p.reader_principal),
+                base.env(setting("reader_principal_role"), p.reader_principal),
+                base.env(setting("reader_catalog_role"), p.reader_principal),
+                secrets.catalog_reader_client_id.env(setting("reader_client_id")),
+                secrets.catalog_reader_client_secret.env(setting("reader_client_secret")),
+            ],
+            resources=base.resources(base.Resources()),
+            volume_mounts=[tmp.mount()],
+            security_context=base.container_security(),
+        )
+        base.job(
+            self,
+            "job",
+            name=names.polaris_init_job,
+            lbls=base.labels(names.polaris_init_job, component="bootstrap", layer=layer, version=config.project_image.tag),
+            container=container,
+            run_as=base.PROJECT_RUN_AS,
+            init_containers=[base.wait_for([base.Dependency(names.polaris, p.port)], image=config.postgres.image)],
+            volumes=[tmp.volume()],
+        )

@@ -1,0 +1,415 @@
+"""The stack's typed configuration: the single source of truth for every image, port, name and URL.
+
+A YAML profile (``config/local.yaml`` by default, another via ``--config`` or ``FLOE_CONFIG``) is
+validated into :class:`StackConfig`; environment variables ``FLOE__<FIELD>__<SUBFIELD>`` override it
+(``FLOE__POLARIS__RESOURCES__MEMORY_LIMIT=2Gi``). Unknown keys are rejected. Everything one service
+uses to reach another (Service names, host:port pairs, URLs) is derived by :class:`Endpoints`, so a
+service is renamed or re-ported in one place.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from floe.quantities import cpu_millicores, memory_bytes
+
+DEFAULT_CONFIG_PATH = Path("config/local.yaml")
+CONFIG_PATH_ENV = "FLOE_CONFIG"
+OVERRIDE_PREFIX = "FLOE__"
+OVERRIDE_DELIMITER = "__"
+
+# RFC 1123 label: what Kubernetes requires of namespaces and Service names.
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+DnsLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+# Iceberg namespace / Polaris entity names: keep them to identifiers every client quotes the same way.
+Identifier = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")]
+_PATTERN_HELP = {
+    DNS1123_LABEL: "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending alphanumeric",
+    r"^[a-z][a-z0-9_]*$": "must be a lowercase identifier: a letter, then letters, digits or '_'",
+}
+BucketName = Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Image(StrictModel):
+    repository: str = Field(min_length=1)
+    tag: str = Field(min_length=1)
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = "IfNotPresent"
+
+    @field_validator("tag")
+    @classmethod
+    def _pinned(cls, tag: str) -> str:
+        if tag == "latest":
+            raise ValueError("image tags must be pinned; 'latest' is not allowed")
+        return tag
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+class Resources(StrictModel):
+    """Requests and limits of one container (Kubernetes quantity syntax)."""
+
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "512Mi"
+
+    @field_validator("cpu_request", "cpu_limit")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        cpu_millicores(value)  # raises ValueError naming the accepted forms
+        return value
+
+    @field_validator("memory_request", "memory_limit")
+    @classmethod
+    def _memory(cls, value: str) -> str:
+        memory_bytes(value)
+        return value
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Resources:
+        if cpu_millicores(self.cpu_limit) < cpu_millicores(self.cpu_request):
+            raise ValueError(f"cpu_limit {self.cpu_limit} is below cpu_request {self.cpu_request}")
+        if memory_bytes(self.memory_limit) < memory_bytes(self.memory_request):
+            raise ValueError(f"memory_limit {self.memory_limit} is below memory_request {self.memory_request}")
+        return self
+
+
+class PostgresConfig(StrictModel):
+    image: Image = Image(repository="postgres", tag="18.1")
+    resources: Resources = Resources()
+    port: Port = 5432
+    # One database (owned by its own user) per application that keeps state in PostgreSQL.
+    databases: tuple[Identifier, ...] = ("dagster", "marquez", "polaris")
+
+
+class MinioConfig(StrictModel):
+    image: Image = Image(repository="quay.io/minio/minio", tag="RELEASE.2025-09-07T16-13-09Z")
+    resources: Resources = Resources()
+    api_port: Port = 9000
+    console_port: Port = 9001
+    region: str = Field(default="us-east-1", min_length=1)
+    warehouse_bucket: BucketName = "warehouse"
+    cubestore_bucket: BucketName = "cubestore"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> MinioConfig:
+        if self.api_port == self.console_port:
+            raise ValueError("api_port and console_port must differ")
+        if self.warehouse_bucket == self.cubestore_bucket:
+            raise ValueError("warehouse_bucket and cubestore_bucket must differ")
+        return self
+
+
+class PolarisConfig(StrictModel):
+    image: Image = Image(repository="apache/polaris", tag="1.7.0")
+    # Bootstraps the realm in PostgreSQL before the server starts; keep its tag equal to the server's.
+    admin_tool_image: Image = Image(repository="apache/polaris-admin-tool", tag="1.7.0")
+    # The JVM needs more than the 256Mi baseline: heap + metaspace of a Quarkus app.
+    resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    port: Port = 8181
+    management_port: Port = 8182
+    realm: Identifier = "floe"
+    catalog: Identifier = "floe"
+    writer_principal: Identifier = "floe_writer"
+    reader_principal: Identifier = "floe_reader"
+    namespaces: dict[Literal["raw", "staging", "marts"], Identifier] = Field(
+        default_factory=lambda: {"raw": "raw", "staging": "staging", "marts": "marts"}
+    )
+
+    @field_validator("namespaces")
+    @classmethod
+    def _all_layers(cls, value: dict[str, str]) -> dict[str, str]:
+        missing = {"raw", "staging", "marts"} - value.keys()
+        if missing:
+            raise ValueError(f"namespaces must name all of raw, staging, marts (missing: {', '.join(sorted(missing))})")
+        return value
+
+
+class JaegerConfig(StrictModel):
+    enabled: bool = True
+    image: Image = Image(repository="jaegertracing/jaeger", tag="2.20.0")
+    resources: Resources = Resources()
+    ui_port: Port = 16686
+    otlp_grpc_port: Port = 4317
+    otlp_http_port: Port = 4318
+    health_port: Port = 13133
+    # In-memory store: bounded so it fits the memory limit (upstream default is 100 000 traces).
+    max_traces: int = Field(default=10_000, ge=100, le=1_000_000)
+
+
+class MarquezWebConfig(StrictModel):
+    image: Image = Image(repository="marquezproject/marquez-web", tag="0.51.1")
+    resources: Resources = Resources()
+    port: Port = 3000
+
+
+class MarquezConfig(StrictModel):
+    enabled: bool = True
+    image: Image = Image(repository="marquezproject/marquez", tag="0.51.1")
+    resources: Resources = Resources(cpu_request="200m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    api_port: Port = 5000
+    admin_port: Port = 5001
+    web: MarquezWebConfig = MarquezWebConfig()
+    # OpenLineage namespace the pipeline reports its jobs under.
+    lineage_namespace: str = Field(default="floe", min_length=1)
+
+
+class CredentialsConfig(StrictModel):
+    """Where passwords and keys come from.
+
+    ``generated``: random per install, made on first synth and kept in ``store`` (git-ignored) so a
+    re-synth never rotates them. ``existing``: the Secrets already exist in the namespace (created by
+    you); we only reference them by name and synthesize none.
+    """
+
+    source: Literal["generated", "existing"] = "generated"
+    store: Path = Path(".floe/credentials.json")
+
+
+class StackConfig(StrictModel):
+    namespace: DnsLabel = "floe"
+    # Prefix of every object name; Services become <prefix>-postgres, <prefix>-minio, ...
+    name_prefix: DnsLabel = "floe"
+    # The project image (bootstrap Jobs, Dagster, dbt). Built locally by `make image`.
+    project_image: Image = Image(repository="floe-project", tag="0.1.0", pull_policy="IfNotPresent")
+    postgres: PostgresConfig = PostgresConfig()
+    minio: MinioConfig = MinioConfig()
+    polaris: PolarisConfig = PolarisConfig()
+    jaeger: JaegerConfig = JaegerConfig()
+    marquez: MarquezConfig = MarquezConfig()
+    credentials: CredentialsConfig = CredentialsConfig()
+
+    @model_validator(mode="after")
+    def _name_lengths(self) -> StackConfig:
+        # Longest derived Service name must still be a DNS-1123 label (<= 63 characters).
+        longest = max(len(n) for n in Names.of(self).all().values())
+        if longest > 63:
+            raise ValueError(f"name_prefix '{self.name_prefix}' makes Service names longer than 63 characters")
+        return self
+
+    @cached_property
+    def names(self) -> Names:
+        return Names.of(self)
+
+    @cached_property
+    def endpoints(self) -> Endpoints:
+        return Endpoints(self)
+
+
+class Names:
+    """Object names of every component, derived from ``name_prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @classmethod
+    def of(cls, config: StackConfig) -> Names:
+        return cls(config.name_prefix)
+
+    def _n(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+    postgres = property(lambda self: self._n("postgres"))
+    minio = property(lambda self: self._n("minio"))
+    minio_console = property(lambda self: self._n("minio-console"))
+    minio_buckets_job = property(lambda self: self._n("minio-buckets"))
+    polaris = property(lambda self: self._n("polaris"))
+    polaris_init_job = property(lambda self: self._n("polaris-init"))
+    jaeger = property(lambda self: self._n("jaeger"))
+    marquez = property(lambda self: self._n("marquez"))
+    marquez_web = property(lambda self: self._n("marquez-web"))
+    # Secrets
+    postgres_secret = property(lambda self: self._n("postgres-superuser"))
+    minio_secret = property(lambda self: self._n("minio-root"))
+    polaris_root_secret = property(lambda self: self._n("polaris-root"))
+    catalog_writer_secret = property(lambda self: self._n("catalog-writer"))
+    catalog_reader_secret = property(lambda self: self._n("catalog-reader"))
+
+    def database_secret(self, database: str) -> str:
+        return self._n(f"db-{database}")
+
+    def all(self) -> dict[str, str]:
+        return {
+            attr: getattr(self, attr)
+            for attr, value in type(self).__dict__.items()
+            if isinstance(value, property)
+        }
+
+
+class Endpoints:
+    """Every in-cluster address, derived from the config. Same-namespace DNS: the Service name."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self._c = config
+        self._n = config.names
+
+    def _url(self, service: str, port: int, path: str = "") -> str:
+        return f"http://{service}:{port}{path}"
+
+    # PostgreSQL
+    @property
+    def postgres_host(self) -> str:
+        return self._n.postgres
+
+    @property
+    def postgres_port(self) -> int:
+        return self._c.postgres.port
+
+    def jdbc_url(self, database: str) -> str:
+        return f"jdbc:postgresql://{self._n.postgres}:{self._c.postgres.port}/{database}"
+
+    # MinIO
+    @property
+    def s3_url(self) -> str:
+        return self._url(self._n.minio, self._c.minio.api_port)
+
+    # Polaris
+    @property
+    def polaris_base_url(self) -> str:
+        return self._url(self._n.polaris, self._c.polaris.port)
+
+    @property
+    def catalog_uri(self) -> str:
+        return self._url(self._n.polaris, self._c.polaris.port, "/api/catalog")
+
+    @property
+    def catalog_oauth2_uri(self) -> str:
+        return self._url(self._n.polaris, self._c.polaris.port, "/api/catalog/v1/oauth/tokens")
+
+    @property
+    def polaris_management_uri(self) -> str:
+        return self._url(self._n.polaris, self._c.polaris.port, "/api/management/v1")
+
+    # Jaeger (None when disabled: clients then run with tracing off)
+    @property
+    def otlp_http_url(self) -> str | None:
+        if not self._c.jaeger.enabled:
+            return None
+        return self._url(self._n.jaeger, self._c.jaeger.otlp_http_port)
+
+    # Marquez
+    @property
+    def openlineage_url(self) -> str | None:
+        if not self._c.marquez.enabled:
+            return None
+        return self._url(self._n.marquez, self._c.marquez.api_port)
+
+
+class ConfigError(Exception):
+    """An invalid configuration: the message names the file or variable, the field and the fix."""
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Field names accepted at ``loc``'s parent, for 'unknown key' messages."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel) and part in current.model_fields:
+            annotation = current.model_fields[part].annotation
+            current = annotation
+        else:
+            return None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return None
+
+
+def env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """Nested dict of ``FLOE__A__B=value`` overrides, and which variable set each path."""
+    nested: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
+    for key, raw in environ.items():
+        if not key.startswith(OVERRIDE_PREFIX):
+            continue
+        path = tuple(p.lower() for p in key[len(OVERRIDE_PREFIX) :].split(OVERRIDE_DELIMITER))
+        if not all(path):
+            raise ConfigError(f"environment variable {key}: malformed override (use FLOE__SECTION__FIELD=value)")
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {key}: conflicts with another override")
+        # YAML parsing gives numbers/booleans/lists their types ("8181" -> 8181, "false" -> False).
+        node[path[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        sources[path] = key
+    return nested, sources
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_errors(exc: ValidationError, path: Path, sources: dict[tuple[str, ...], str]) -> str:
+    lines = [f"invalid configuration in {path} ({exc.error_count()} error{'s' if exc.error_count() > 1 else ''}):"]
+    for error in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in error["loc"])
+        field = ".".join(loc) or "(top level)"
+        origin = next((sources[p] for p in sources if loc[: len(p)] == p), None)
+        where = f"environment variable {origin}" if origin else str(path)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_fields(StackConfig, error["loc"])
+            message = f"unknown key '{loc[-1]}'" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+        elif error["type"] == "string_pattern_mismatch" and error["ctx"]["pattern"] in _PATTERN_HELP:
+            message = f"{_PATTERN_HELP[error['ctx']['pattern']]} (got {error['input']!r})"
+        elif "input" in error and not isinstance(error["input"], (dict, list)):
+            message += f" (got {error['input']!r})"
+        lines.append(f"  {where}: {field}: {message}")
+    return "\n".join(lines)
+
+
+def config_path(explicit: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    if explicit is not None:
+        return explicit
+    return Path(environ[CONFIG_PATH_ENV]) if environ.get(CONFIG_PATH_ENV) else DEFAULT_CONFIG_PATH
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> StackConfig:
+    """Read, merge env overrides into, and validate a profile; raise :class:`ConfigError` if invalid."""
+    environ = os.environ if environ is None else environ
+    path = config_path(path, environ)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found (set {CONFIG_PATH_ENV} or pass --config)") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (namespace, postgres, ...)")
+    overrides, sources = env_overrides(environ)
+    try:
+        return StackConfig.model_validate(_deep_merge(data, overrides))
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, path, sources)) from None
+
+
+def to_schema() -> dict[str, Any]:
+    """JSON schema of the config (what editors and reviewers read)."""
+    return StackConfig.model_json_schema()
+
+

@@ -1,0 +1,203 @@
+"""Checks before anything is applied: the right cluster, reachable, the image built, enough room.
+
+Each decision is a pure function over what kubectl/docker returned, so every branch is tested
+without a cluster; :func:`run_preflight` only gathers the inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from floe.deploy.kubectl import CommandError, Docker, Kubectl
+from floe.deploy.manifests import Phase, Stack
+from floe.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
+
+# Contexts the usual local clusters create (Docker Desktop, kind, k3d, minikube, Rancher Desktop, OrbStack, colima).
+LOCAL_CONTEXT_NAMES = {"docker-desktop", "docker-for-desktop", "minikube", "rancher-desktop", "orbstack", "colima"}
+LOCAL_CONTEXT_PREFIXES = ("kind-", "k3d-", "colima-")
+# Docker Desktop's API server certificate name; host.docker.internal from inside containers.
+LOCAL_HOSTS = {"localhost", "kubernetes.docker.internal", "host.docker.internal"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+    # A warning is reported but does not stop the deploy.
+    blocking: bool = True
+
+    @property
+    def symbol(self) -> str:
+        return "ok" if self.ok else ("FAIL" if self.blocking else "warn")
+
+
+def _is_local_host(host: str) -> bool:
+    if host in LOCAL_HOSTS or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_context(context: str | None, server: str | None, allowed: Iterable[str] = ()) -> Check:
+    """Refuse a context that is not a local cluster, unless explicitly allowed by name."""
+    if not context:
+        return Check("kubectl context", False, "no current kubectl context: enable Kubernetes in Docker Desktop (Settings > Kubernetes)")
+    host = urlsplit(server or "").hostname or ""
+    where = f"context '{context}' (server {server or 'unknown'})"
+    if context in set(allowed):
+        return Check("kubectl context", True, f"{where}: allowed explicitly")
+    if _is_local_host(host):
+        return Check("kubectl context", True, f"{where} is a local cluster")
+    if context in LOCAL_CONTEXT_NAMES or context.startswith(LOCAL_CONTEXT_PREFIXES):
+        # kind/minikube API servers can sit on a VM or docker-network address: the name is the signal.
+        return Check("kubectl context", True, f"{where}: a local-cluster context name")
+    return Check(
+        "kubectl context",
+        False,
+        f"{where} does not look like a local cluster; refusing to deploy there. "
+        f"Switch with `kubectl config use-context docker-desktop`, or pass --allow-context {context} if you mean it.",
+    )
+
+
+def check_reachable(result_code: int, stderr: str) -> Check:
+    if result_code == 0:
+        return Check("cluster reachable", True, "API server answers /readyz")
+    detail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {result_code}"
+    return Check("cluster reachable", False, f"the API server does not answer ({detail}): is Docker Desktop running with Kubernetes enabled?")
+
+
+def check_images(images: Iterable[str], exists: Mapping[str, bool]) -> Check:
+    missing = [i for i in images if not exists.get(i, False)]
+    if missing:
+        return Check("project image", False, f"not built: {', '.join(missing)}. Run `make image` first.")
+    shown = ", ".join(images) or "none needed"
+    return Check("project image", True, f"present locally: {shown}")
+
+
+def check_pull_policies(images: Mapping[str, str], local_images: Iterable[str]) -> Check:
+    """A local-only image with imagePullPolicy Always would be pulled from a registry and fail."""
+    bad = [i for i in local_images if images.get(i) == "Always" or (images.get(i, "") == "" and i.endswith(":latest"))]
+    if bad:
+        return Check("pull policy", False, f"{', '.join(bad)} would be pulled from a registry (policy Always): use IfNotPresent or Never")
+    return Check("pull policy", True, "local images are used without pulling")
+
+
+def node_allocatable(nodes: Mapping[str, Any]) -> tuple[int, int]:
+    cpu = mem = 0
+    for node in nodes.get("items") or []:
+        spec = node.get("spec") or {}
+        if spec.get("unschedulable"):
+            continue
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        cpu += cpu_millicores(allocatable.get("cpu", "0"))
+        mem += memory_bytes(allocatable.get("memory", "0"))
+    return cpu, mem
+
+
+def requests_of_other_pods(pods: Mapping[str, Any], namespace: str) -> tuple[int, int]:
+    """What pods outside our namespace already hold (kube-system, other apps): not available to us."""
+    from floe.deploy.manifests import pod_effective_requests
+
+    cpu = mem = 0
+    for pod in pods.get("items") or []:
+        if pod.get("metadata", {}).get("namespace") == namespace:
+            continue  # ours: replaced by what we apply
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue  # finished pods hold no requests
+        c, m = pod_effective_requests(pod.get("spec") or {})
+        cpu, mem = cpu + c, mem + m
+    return cpu, mem
+
+
+def check_capacity(
+    allocatable: tuple[int, int], used_by_others: tuple[int, int], steady: tuple[int, int], peak: tuple[int, int]
+) -> Check:
+    free_cpu, free_mem = allocatable[0] - used_by_others[0], allocatable[1] - used_by_others[1]
+    summary = (
+        f"stack requests {format_cpu(steady[0])} CPU / {format_memory(steady[1])} "
+        f"(with bootstrap Jobs {format_cpu(peak[0])} / {format_memory(peak[1])}); "
+        f"node free {format_cpu(free_cpu)} CPU / {format_memory(free_mem)} "
+        f"(allocatable {format_cpu(allocatable[0])} / {format_memory(allocatable[1])}, "
+        f"other pods hold {format_cpu(used_by_others[0])} / {format_memory(used_by_others[1])})"
+    )
+    short = [what for what, need, have in (("memory", steady[1], free_mem), ("CPU", steady[0], free_cpu)) if need > have]
+    if short:
+        return Check(
+            "capacity",
+            False,
+            f"not enough {' and '.join(short)}: {summary}. Raise Docker Desktop's limits in Settings > Resources "
+            "(Advanced), or lower the stack's requests in its config.",
+        )
+    if peak[0] > free_cpu or peak[1] > free_mem:
+        return Check("capacity", False, f"tight: {summary}; Jobs may wait for room until earlier ones finish", blocking=False)
+    return Check("capacity", True, summary)
+
+
+@dataclass(frozen=True)
+class PreflightInputs:
+    context: str | None
+    server: str | None
+    reachable: tuple[int, str]
+    images_present: dict[str, bool]
+    nodes: dict[str, Any] | None
+    pods: dict[str, Any] | None
+
+
+def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str]) -> PreflightInputs:
+    current = kubectl.run("config", "current-context", check=False, timeout=10)
+    context = current.stdout.strip() or None if current.returncode == 0 else None
+    server = None
+    if context:
+        view = kubectl.run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
+        if view.returncode == 0:
+            clusters = json.loads(view.stdout).get("clusters") or []
+            server = clusters[0].get("cluster", {}).get("server") if clusters else None
+    ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15) if context else None
+    nodes = pods = None
+    if ready is not None and ready.returncode == 0:
+        try:
+            nodes = kubectl.get_json("nodes")
+            pods = kubectl.get_json("pods", "--all-namespaces")
+        except CommandError:
+            pass
+    return PreflightInputs(
+        context=context,
+        server=server,
+        reachable=(ready.returncode, ready.stderr) if ready is not None else (1, "no context"),
+        images_present={image: docker.image_exists(image) for image in local_images},
+        nodes=nodes,
+        pods=pods,
+    )
+
+
+def decide(inputs: PreflightInputs, stack: Stack, phases: list[Phase], local_images: list[str], allowed_contexts: Iterable[str] = ()) -> list[Check]:
+    """Every check, in the order a person fixes them."""
+    checks = [check_context(inputs.context, inputs.server, allowed_contexts)]
+    if not checks[0].ok:
+        return checks  # never even talk to a cluster we refuse
+    checks.append(check_reachable(*inputs.reachable))
+    checks.append(check_images(local_images, inputs.images_present))
+    checks.append(check_pull_policies(stack.images(phases), local_images))
+    if inputs.nodes is not None and inputs.pods is not None:
+        # The phases being deployed must fit next to what other namespaces already hold.
+        checks.append(
+            check_capacity(
+                node_allocatable(inputs.nodes),
+                requests_of_other_pods(inputs.pods, stack.namespace),
+                stack.pod_requests(phases, include_jobs=False),
+                stack.pod_requests(phases, include_jobs=True),
+            )
+        )
+    return checks
+
+
+def passed(checks: list[Check]) -> bool:
+    return all(c.ok or not c.blocking for c in checks)

@@ -1,0 +1,520 @@
+"""Checks over the whole of ``dist/``: schema, wiring and policy — what a cluster would reject or
+what would only break at run time, found before anything is applied.
+
+Each check is a named function from a :class:`Manifests` index to violations, so synthesis refuses
+to publish a broken ``dist/`` and each check has a mutation test proving it fires.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import kubernetes_validate
+
+from floe.quantities import cpu_millicores, memory_bytes
+
+#: Kubernetes versions every object is validated against: the one Docker Desktop's API was
+#: generated from for our L1 classes, and the newest schema kubernetes-validate ships.
+SCHEMA_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+DETECTION_BUDGET_SECONDS = 30
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
+POD_OWNER_KINDS = WORKLOAD_KINDS | {"Job"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# scheme://host:port or jdbc:postgresql://host:port in any string value.
+URL_HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*:)?//(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
+BARE_HOSTPORT = re.compile(r"^(?P<host>[a-z0-9][a-z0-9.-]*):(?P<port>\d+)$")
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}
+
+# Kubernetes defaults when a probe leaves a field out.
+PROBE_DEFAULTS = {"periodSeconds": 10, "failureThreshold": 3, "timeoutSeconds": 1}
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    obj: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.obj}: {self.message}"
+
+
+@dataclass
+class Pod:
+    """A pod template and the object that owns it."""
+
+    owner: dict
+    spec: dict
+    labels: dict
+
+    @property
+    def ref(self) -> str:
+        return ref(self.owner)
+
+    @property
+    def long_running(self) -> bool:
+        return self.owner["kind"] in WORKLOAD_KINDS
+
+    def containers(self, *, init: bool = True) -> Iterator[tuple[str, dict]]:
+        for key in ("initContainers", "containers") if init else ("containers",):
+            for c in self.spec.get(key) or []:
+                yield key, c
+
+
+def ref(doc: dict) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+@dataclass
+class Manifests:
+    documents: list[dict]
+    namespace: str
+    # Secrets that exist outside dist/ (credentials.source: existing): references to them are fine.
+    external_secrets: set[str] = field(default_factory=set)
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [d for d in self.documents if d.get("kind") == kind]
+
+    @cached_property
+    def pods(self) -> list[Pod]:
+        found = []
+        for doc in self.documents:
+            if doc.get("kind") in POD_OWNER_KINDS:
+                template = doc["spec"]["template"]
+                found.append(Pod(doc, template.get("spec", {}), template.get("metadata", {}).get("labels") or {}))
+        return found
+
+    @cached_property
+    def services(self) -> dict[str, dict]:
+        return {d["metadata"]["name"]: d for d in self.of_kind("Service")}
+
+    @cached_property
+    def config_maps(self) -> dict[str, dict]:
+        return {d["metadata"]["name"]: d for d in self.of_kind("ConfigMap")}
+
+    @cached_property
+    def secrets(self) -> dict[str, dict]:
+        return {d["metadata"]["name"]: d for d in self.of_kind("Secret")}
+
+    def selected_pods(self, service: dict) -> list[Pod]:
+        selector = service["spec"].get("selector") or {}
+        if not selector:
+            return []
+        return [p for p in self.pods if p.long_running and selector.items() <= p.labels.items()]
+
+    def service_ports(self, name: str) -> set[int]:
+        return {p["port"] for p in self.services[name]["spec"].get("ports", [])}
+
+
+Check = Callable[[Manifests], Iterable[Violation]]
+CHECKS: dict[str, Check] = {}
+
+
+def check(name: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+# --- schema and API-server rules ----------------------------------------------------------------
+
+
+@check("schema")
+def _schema(m: Manifests) -> Iterator[Violation]:
+    for doc in m.documents:
+        for version in SCHEMA_VERSIONS:
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                path = "/".join(str(p) for p in exc.path)
+                yield Violation("schema", ref(doc), f"Kubernetes {version}: {exc.message} at {path or '(root)'}")
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                yield Violation("schema", ref(doc), f"Kubernetes {version}: no schema for this kind ({exc})")
+
+
+@check("namespace")
+def _namespace(m: Manifests) -> Iterator[Violation]:
+    for doc in m.documents:
+        ns = doc.get("metadata", {}).get("namespace")
+        if doc.get("kind") in CLUSTER_SCOPED:
+            if ns:
+                yield Violation("namespace", ref(doc), "cluster-scoped object must not set metadata.namespace")
+        elif ns != m.namespace:
+            yield Violation("namespace", ref(doc), f"metadata.namespace is {ns!r}, expected {m.namespace!r}")
+
+
+@check("names")
+def _names(m: Manifests) -> Iterator[Violation]:
+    for doc in m.documents:
+        name = doc.get("metadata", {}).get("name", "")
+        # Services and Namespaces need a DNS label (they become DNS names); the rest a subdomain.
+        label_only = doc.get("kind") in {"Service", "Namespace"}
+        pattern, limit = (DNS1123_LABEL, 63) if label_only else (DNS1123_SUBDOMAIN, 253)
+        if not pattern.match(name) or len(name) > limit:
+            kind = "DNS-1123 label" if label_only else "DNS-1123 subdomain"
+            yield Violation("names", ref(doc), f"name {name!r} is not a {kind} (max {limit} characters)")
+    for pod in m.pods:
+        port_names: dict[str, str] = {}
+        for _, c in pod.containers():
+            if not DNS1123_LABEL.match(c.get("name", "")):
+                yield Violation("names", pod.ref, f"container name {c.get('name')!r} is not a DNS-1123 label")
+            for port in c.get("ports") or []:
+                pname = port.get("name")
+                if pname is None:
+                    continue
+                if len(pname) > 15 or not IANA_SVC_NAME.match(pname) or "--" in pname or not re.search("[a-z]", pname):
+                    yield Violation("names", pod.ref, f"port name {pname!r} is not an IANA service name (<= 15 chars, a-z0-9-)")
+                if pname in port_names:
+                    yield Violation("names", pod.ref, f"port name {pname!r} used by both {port_names[pname]} and {c['name']}")
+                port_names[pname] = c["name"]
+    for svc in m.services.values():
+        for port in svc["spec"].get("ports", []):
+            pname = port.get("name", "")
+            if len(pname) > 15 or not IANA_SVC_NAME.match(pname):
+                yield Violation("names", ref(svc), f"service port name {pname!r} is not an IANA service name")
+
+
+def _label_problems(labels: dict) -> Iterator[str]:
+    for key, value in (labels or {}).items():
+        prefix, _, name = key.rpartition("/")
+        if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+            yield f"label key {key!r}: prefix is not a DNS subdomain"
+        if not name or len(name) > 63 or not LABEL_NAME.match(name):
+            yield f"label key {key!r}: name part is not a valid label name"
+        if not isinstance(value, str) or len(value) > 63 or (value and not LABEL_NAME.match(value)):
+            yield f"label {key}={value!r}: value must be <= 63 chars of [A-Za-z0-9-_.], alphanumeric at both ends"
+
+
+@check("labels")
+def _labels(m: Manifests) -> Iterator[Violation]:
+    required = ("app.kubernetes.io/name", "app.kubernetes.io/part-of")
+    for doc in m.documents:
+        lbls = doc.get("metadata", {}).get("labels") or {}
+        for problem in _label_problems(lbls):
+            yield Violation("labels", ref(doc), problem)
+        for key in required:
+            if doc.get("kind") != "Namespace" and key not in lbls:
+                yield Violation("labels", ref(doc), f"missing standard label {key}")
+    for pod in m.pods:
+        for problem in _label_problems(pod.labels):
+            yield Violation("labels", pod.ref, f"pod template: {problem}")
+
+
+@check("env-names")
+def _env_names(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        for _, c in pod.containers():
+            seen: set[str] = set()
+            for var in c.get("env") or []:
+                name = var.get("name", "")
+                if not ENV_VAR_NAME.match(name):
+                    yield Violation("env-names", pod.ref, f"container {c['name']}: env var name {name!r} is invalid")
+                if name in seen:
+                    yield Violation("env-names", pod.ref, f"container {c['name']}: env var {name} set twice")
+                seen.add(name)
+
+
+# --- wiring -------------------------------------------------------------------------------------
+
+
+@check("selectors")
+def _selectors(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        if not pod.long_running:
+            continue
+        match = pod.owner["spec"].get("selector", {}).get("matchLabels") or {}
+        if not match or not match.items() <= pod.labels.items():
+            yield Violation("selectors", pod.ref, f"selector {match} does not match its pod template labels")
+        if pod.owner["kind"] == "StatefulSet":
+            governing = pod.owner["spec"].get("serviceName")
+            svc = m.services.get(governing)
+            if svc is None or svc["spec"].get("clusterIP") != "None":
+                yield Violation("selectors", pod.ref, f"serviceName {governing!r} is not a headless Service in dist/")
+    for name, svc in m.services.items():
+        if not m.selected_pods(svc):
+            yield Violation("selectors", ref(svc), f"selector {svc['spec'].get('selector')} selects no pod template")
+
+
+@check("service-ports")
+def _service_ports(m: Manifests) -> Iterator[Violation]:
+    for svc in m.services.values():
+        pods = m.selected_pods(svc)
+        if not pods:
+            continue  # reported by the selectors check
+        for port in svc["spec"].get("ports", []):
+            target = port.get("targetPort", port["port"])
+            for pod in pods:
+                declared = [p for _, c in pod.containers(init=False) for p in c.get("ports") or []]
+                ok = any(
+                    (p.get("name") == target) if isinstance(target, str) else (p["containerPort"] == target)
+                    for p in declared
+                )
+                if not ok:
+                    yield Violation(
+                        "service-ports", ref(svc), f"port {port.get('name')} targets {target!r}, which {pod.ref} does not expose"
+                    )
+
+
+def _references(pod: Pod) -> Iterator[tuple[str, str, str | None, bool]]:
+    """(kind, name, key or None, optional) of every ConfigMap/Secret a pod template uses."""
+    for _, c in pod.containers():
+        for var in c.get("env") or []:
+            source = var.get("valueFrom") or {}
+            for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                if key in source:
+                    r = source[key]
+                    yield kind, r["name"], r["key"], bool(r.get("optional"))
+        for source in c.get("envFrom") or []:
+            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                if key in source:
+                    yield kind, source[key]["name"], None, bool(source[key].get("optional"))
+    for volume in pod.spec.get("volumes") or []:
+        if "configMap" in volume:
+            cm = volume["configMap"]
+            for item in cm.get("items") or [{"key": None}]:
+                yield "ConfigMap", cm["name"], item["key"], bool(cm.get("optional"))
+        if "secret" in volume:
+            s = volume["secret"]
+            for item in s.get("items") or [{"key": None}]:
+                yield "Secret", s["secretName"], item["key"], bool(s.get("optional"))
+
+
+@check("references")
+def _references_resolve(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        for kind, name, key, optional in _references(pod):
+            if kind == "Secret" and name in m.external_secrets:
+                continue
+            objects = m.secrets if kind == "Secret" else m.config_maps
+            obj = objects.get(name)
+            if obj is None:
+                if not optional:
+                    yield Violation("references", pod.ref, f"{kind} {name!r} is not in dist/")
+                continue
+            data = {**(obj.get("data") or {}), **(obj.get("stringData") or {})}
+            if key is not None and key not in data:
+                yield Violation("references", pod.ref, f"{kind} {name} has no key {key!r} (has: {', '.join(sorted(data))})")
+        for _, c in pod.containers():
+            declared = {v["name"] for v in pod.spec.get("volumes") or []}
+            for mount in c.get("volumeMounts") or []:
+                if mount["name"] not in declared:
+                    yield Violation("references", pod.ref, f"container {c['name']} mounts undeclared volume {mount['name']!r}")
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _resolve_host(m: Manifests, host: str) -> tuple[str, str] | None:
+    """(service name, pod or '') an in-cluster host names, or None if it is not in-cluster."""
+    if host in LOCAL_HOSTS or re.match(r"^\d+\.\d+\.\d+\.\d+$", host):
+        return None
+    parts = host.split(".")
+    suffixes = [[], [m.namespace], [m.namespace, "svc"], [m.namespace, "svc", "cluster", "local"]]
+    for suffix in suffixes:
+        n = len(suffix)
+        if n and parts[-n:] != suffix:
+            continue
+        base = parts[: len(parts) - n] if n else parts
+        if len(base) == 1:
+            return base[0], ""
+        if len(base) == 2 and base[1] in m.services:  # <pod>.<headless service>
+            return base[1], base[0]
+    # Dotted names outside the cluster's (e.g. a public host) are not ours to check.
+    return ("", "") if len(parts) == 1 else None
+
+
+def _endpoint_problems(m: Manifests, host: str, port: int) -> str | None:
+    resolved = _resolve_host(m, host)
+    if resolved is None:
+        return None
+    service, pod_name = resolved
+    if service not in m.services:
+        return f"{host}:{port} names no Service in dist/"
+    svc = m.services[service]
+    if pod_name:  # a StatefulSet pod behind a headless Service: the container port must exist
+        pods = m.selected_pods(svc)
+        ports = {p["containerPort"] for pod in pods for _, c in pod.containers(init=False) for p in c.get("ports") or []}
+        owners = {pod.owner["metadata"]["name"] for pod in pods}
+        ordinal = re.match(r"^(?P<set>.+)-(?P<n>\d+)$", pod_name)
+        if not ordinal or ordinal["set"] not in owners:
+            return f"{host}:{port}: {pod_name!r} is not a pod of {', '.join(sorted(owners)) or 'any workload'}"
+        replicas = next(int(p.owner["spec"].get("replicas", 1)) for p in pods if p.owner["metadata"]["name"] == ordinal["set"])
+        if int(ordinal["n"]) >= replicas:
+            return f"{host}:{port}: {ordinal['set']} has only {replicas} replica(s)"
+        return None if port in ports else f"{host}:{port}: no container of {service}'s pods listens on {port}"
+    if port not in m.service_ports(service):
+        return f"{host}:{port}: Service {service} exposes {sorted(m.service_ports(service))}, not {port}"
+    return None
+
+
+def _hostports(text: str) -> Iterator[tuple[str, int]]:
+    for match in URL_HOSTPORT.finditer(text):
+        yield match["host"], int(match["port"])
+    for piece in re.split(r"[,\s]+", text):
+        match = BARE_HOSTPORT.match(piece)
+        if match:
+            yield match["host"], int(match["port"])
+
+
+@check("endpoints")
+def _endpoints(m: Manifests) -> Iterator[Violation]:
+    """Every host:port or URL in env or ConfigMap data names a Service (and port) we synthesize."""
+    for pod in m.pods:
+        for _, c in pod.containers():
+            values = {v["name"]: v.get("value") for v in c.get("env") or [] if v.get("value") is not None}
+            for name, value in values.items():
+                for host, port in _hostports(value):
+                    problem = _endpoint_problems(m, host, port)
+                    if problem:
+                        yield Violation("endpoints", pod.ref, f"container {c['name']} env {name}: {problem}")
+                # FOO_HOST=<service> with FOO_PORT=<port>: the pair must resolve too.
+                if name.endswith("_HOST") and f"{name[:-5]}_PORT" in values and _resolve_host(m, value):
+                    port = values[f"{name[:-5]}_PORT"]
+                    problem = _endpoint_problems(m, value, int(port)) if str(port).isdigit() else f"port {port!r} is not a number"
+                    if problem:
+                        yield Violation("endpoints", pod.ref, f"container {c['name']} env {name}/{name[:-5]}_PORT: {problem}")
+            for arg in [*(c.get("command") or []), *(c.get("args") or [])]:
+                for host, port in _hostports(arg):
+                    problem = _endpoint_problems(m, host, port)
+                    if problem:
+                        yield Violation("endpoints", pod.ref, f"container {c['name']} command: {problem}")
+    for name, cm in m.config_maps.items():
+        for text in _strings(cm.get("data") or {}):
+            for host, port in _hostports(text):
+                problem = _endpoint_problems(m, host, port)
+                if problem:
+                    yield Violation("endpoints", ref(cm), problem)
+
+
+# --- policy -------------------------------------------------------------------------------------
+
+
+def detection_seconds(probe: dict) -> int:
+    p = {**PROBE_DEFAULTS, **probe}
+    return p["failureThreshold"] * p["periodSeconds"] + p["timeoutSeconds"]
+
+
+@check("probes")
+def _probes(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        if not pod.long_running:
+            continue
+        for _, c in pod.containers(init=False):
+            for kind in ("readinessProbe", "livenessProbe"):
+                probe = c.get(kind)
+                if not probe:
+                    yield Violation("probes", pod.ref, f"container {c['name']} has no {kind}")
+                    continue
+                seconds = detection_seconds(probe)
+                if seconds > DETECTION_BUDGET_SECONDS:
+                    yield Violation(
+                        "probes", pod.ref, f"container {c['name']} {kind} detects a failure in {seconds}s (> {DETECTION_BUDGET_SECONDS}s)"
+                    )
+                port = (probe.get("httpGet") or probe.get("tcpSocket") or {}).get("port")
+                names = {p.get("name") for p in c.get("ports") or []}
+                numbers = {p["containerPort"] for p in c.get("ports") or []}
+                if isinstance(port, str) and port not in names:
+                    yield Violation("probes", pod.ref, f"container {c['name']} {kind} uses unknown port name {port!r}")
+                if isinstance(port, int) and port not in numbers and kind == "readinessProbe" and numbers:
+                    yield Violation("probes", pod.ref, f"container {c['name']} {kind} probes port {port}, which it does not declare")
+
+
+@check("resources")
+def _resources(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        for _, c in pod.containers():
+            res = c.get("resources") or {}
+            for bound in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in (res.get(bound) or {}):
+                        yield Violation("resources", pod.ref, f"container {c['name']} has no {resource} {bound[:-1]}")
+            req, lim = res.get("requests") or {}, res.get("limits") or {}
+            if "cpu" in req and "cpu" in lim and cpu_millicores(lim["cpu"]) < cpu_millicores(req["cpu"]):
+                yield Violation("resources", pod.ref, f"container {c['name']}: cpu limit below request")
+            if "memory" in req and "memory" in lim and memory_bytes(lim["memory"]) < memory_bytes(req["memory"]):
+                yield Violation("resources", pod.ref, f"container {c['name']}: memory limit below request")
+
+
+@check("security")
+def _security(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        psc = pod.spec.get("securityContext") or {}
+        if psc.get("runAsNonRoot") is not True:
+            yield Violation("security", pod.ref, "pod securityContext.runAsNonRoot is not true")
+        if psc.get("runAsUser") == 0:
+            yield Violation("security", pod.ref, "pod runs as uid 0")
+        if pod.spec.get("automountServiceAccountToken") is not False:
+            yield Violation("security", pod.ref, "automountServiceAccountToken is not false")
+        if pod.spec.get("hostNetwork") or pod.spec.get("hostPID") or pod.spec.get("hostIPC"):
+            yield Violation("security", pod.ref, "uses the host's network/PID/IPC namespace")
+        pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
+        for _, c in pod.containers():
+            sc = c.get("securityContext") or {}
+            name = c["name"]
+            if sc.get("allowPrivilegeEscalation") is not False:
+                yield Violation("security", pod.ref, f"container {name}: allowPrivilegeEscalation is not false")
+            if sc.get("privileged"):
+                yield Violation("security", pod.ref, f"container {name} is privileged")
+            caps = sc.get("capabilities") or {}
+            if "ALL" not in (caps.get("drop") or []):
+                yield Violation("security", pod.ref, f"container {name} does not drop ALL capabilities")
+            if caps.get("add"):
+                yield Violation("security", pod.ref, f"container {name} adds capabilities {caps['add']}")
+            if sc.get("runAsUser") == 0:
+                yield Violation("security", pod.ref, f"container {name} runs as uid 0")
+            if ((sc.get("seccompProfile") or {}).get("type") or pod_seccomp) != "RuntimeDefault":
+                yield Violation("security", pod.ref, f"container {name}: seccomp profile is not RuntimeDefault")
+
+
+@check("images")
+def _images(m: Manifests) -> Iterator[Violation]:
+    for pod in m.pods:
+        for _, c in pod.containers():
+            image = c.get("image", "")
+            name, _, tag = image.rpartition(":")
+            pinned = "@sha256:" in image or (name and tag and "/" not in tag and tag != "latest")
+            if not pinned:
+                yield Violation("images", pod.ref, f"container {c['name']}: image {image!r} is not pinned to a tag or digest")
+            if not c.get("imagePullPolicy"):
+                yield Violation("images", pod.ref, f"container {c['name']}: imagePullPolicy not set")
+
+
+@check("volumes")
+def _volumes(m: Manifests) -> Iterator[Violation]:
+    for doc in m.documents:
+        if doc.get("kind") == "PersistentVolumeClaim":
+            yield Violation("volumes", ref(doc), "PersistentVolumeClaims are not used by this stack (emptyDir only)")
+        if doc.get("kind") == "StatefulSet" and doc["spec"].get("volumeClaimTemplates"):
+            yield Violation("volumes", ref(doc), "volumeClaimTemplates are not used by this stack (emptyDir only)")
+    for pod in m.pods:
+        for volume in pod.spec.get("volumes") or []:
+            for forbidden in ("hostPath", "persistentVolumeClaim"):
+                if forbidden in volume:
+                    yield Violation("volumes", pod.ref, f"volume {volume['name']} uses {forbidden}")
+
+
+def check_manifests(
+    documents: list[dict], *, namespace: str, external_secrets: set[str] | None = None, only: Iterable[str] | None = None
+) -> list[Violation]:
+    m = Manifests(documents, namespace, external_secrets or set())
+    names = list(only) if only is not None else list(CHECKS)
+    return [v for name in names for v in CHECKS[name](m)]

@@ -1,0 +1,162 @@
+"""Synthesize the stack into ``dist/``: validate the config, build, check every manifest, then swap.
+
+The output is built in a temporary folder beside ``dist/`` and only replaces it once every check
+has passed, so an invalid config or a broken manifest never leaves a half-written ``dist/``: the
+previous one stays as it was. (``npx cdk8s synth`` deletes the output folder before running the
+app — upstream behaviour — so ``make synth``, which runs this directly, is the safe path.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from floe.config import ConfigError, StackConfig, config_path, load_config
+from floe.credentials import Credentials, load_or_create
+from floe.manifest_checks import check_manifests
+from floe.quantities import format_cpu, format_memory
+from floe.resources_total import totals
+
+EXIT_OK, EXIT_CHECKS_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
+
+
+@dataclass
+class SynthResult:
+    out_dir: Path
+    files: list[Path]
+    documents: list[dict]
+    seconds: float
+
+
+def load_documents(folder: Path) -> list[dict]:
+    docs: list[dict] = []
+    for path in sorted(folder.glob("*.yaml")):
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return docs
+
+
+def credentials_for(config: StackConfig, root: Path) -> Credentials | None:
+    if config.credentials.source == "existing":
+        return None
+    store = config.credentials.store
+    return load_or_create(store if store.is_absolute() else root / store, config.postgres.databases)
+
+
+def synth_to(folder: Path, config: StackConfig, credentials: Credentials | None) -> None:
+    """Run the cdk8s app into ``folder`` (imports cdk8s lazily: it starts a node process)."""
+    import cdk8s
+
+    from constructs.charts import build_app
+
+    app = cdk8s.App(outdir=str(folder), yaml_output_type=cdk8s.YamlOutputType.FILE_PER_CHART)
+    build_app(app, config, credentials)
+    app.synth()
+
+
+def synthesize(config: StackConfig, out_dir: Path, *, root: Path) -> SynthResult:
+    """Build, check and atomically publish the manifests. Raises :class:`ChecksFailed`."""
+    started = time.perf_counter()
+    credentials = credentials_for(config, root)
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    try:
+        synth_to(staging, config, credentials)
+        documents = load_documents(staging)
+        external = set() if credentials is not None else set(_secret_names(config))
+        violations = check_manifests(documents, namespace=config.namespace, external_secrets=external)
+        if violations:
+            raise ChecksFailed(violations)
+        _swap(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = sorted(out_dir.glob("*.yaml"))
+    return SynthResult(out_dir, files, documents, time.perf_counter() - started)
+
+
+def _secret_names(config: StackConfig) -> list[str]:
+    from constructs.secrets import StackSecrets
+
+    return list(StackSecrets(config).contents(Credentials()).keys())
+
+
+def _swap(new: Path, target: Path) -> None:
+    """Replace ``target`` with ``new``: two renames, so readers see the old or the new, never a mix."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    new.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+class ChecksFailed(Exception):
+    def __init__(self, violations: list) -> None:
+        self.violations = violations
+        super().__init__(f"{len(violations)} manifest check(s) failed")
+
+
+def print_summary(result: SynthResult, config: StackConfig, console: Console) -> None:
+    table = Table(title=f"floe: synthesized {len(result.documents)} objects into {result.out_dir}", title_justify="left")
+    table.add_column("file")
+    table.add_column("objects", justify="right")
+    table.add_column("kinds")
+    for path in result.files:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        kinds: dict[str, int] = {}
+        for d in docs:
+            kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
+        table.add_row(path.name, str(len(docs)), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    console.print(table)
+    t = totals(result.documents)
+    console.print(
+        f"namespace [bold]{config.namespace}[/]; requests {format_cpu(t.cpu_request)} / {format_memory(t.memory_request)}, "
+        f"limits {format_cpu(t.cpu_limit)} / {format_memory(t.memory_limit)} across {t.containers} long-running containers; "
+        f"all checks passed in {result.seconds:.1f}s"
+    )
+    if config.credentials.source == "generated":
+        console.print(f"credentials: generated once, kept in {config.credentials.store} (git-ignored); Secrets in dist/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python main.py", description="Synthesize the floe stack into dist/.")
+    parser.add_argument("--config", type=Path, default=None, help="stack profile (default: $FLOE_CONFIG or config/local.yaml)")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("CDK8S_OUTDIR", "dist")), help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="print only errors")
+    args = parser.parse_args(argv)
+    console = Console(stderr=False)
+    err = Console(stderr=True)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        err.print(f"[red]floe: {exc}[/]", highlight=False)
+        err.print(f"dist/ left untouched. Fix {config_path(args.config)} (or the variable named) and run again.")
+        return EXIT_BAD_CONFIG
+    try:
+        result = synthesize(config, args.out, root=Path.cwd())
+    except ChecksFailed as exc:
+        err.print(f"[red]floe: {exc}; {args.out} left untouched:[/]")
+        for violation in exc.violations:
+            err.print(f"  {violation}", highlight=False)
+        return EXIT_CHECKS_FAILED
+    except ValueError as exc:  # unreadable credentials store
+        err.print(f"[red]floe: {exc}[/]", highlight=False)
+        return EXIT_BAD_CONFIG
+    if not args.quiet:
+        print_summary(result, config, console)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
