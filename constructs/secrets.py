@@ -51,6 +51,11 @@ class StackSecrets:
     def database_password(self, database: str) -> SecretKey:
         return SecretKey(self._config.names.database_secret(database), "password")
 
+    def names(self) -> set[str]:
+        """Every Secret name the stack references (what `credentials.source: existing` expects)."""
+        fixed = {ref.secret for ref in vars(self).values() if isinstance(ref, SecretKey)}
+        return fixed | {self.database_user(db).secret for db in self._config.postgres.databases}
+
     def contents(self, credentials: Credentials) -> dict[str, dict[str, str]]:
         """Secret name -> key -> value, for synthesis."""
         c, realm = credentials, self._config.polaris.realm

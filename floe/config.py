@@ -10,13 +10,14 @@ service is renamed or re-ported in one place.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from floe.quantities import cpu_millicores, memory_bytes
 
@@ -29,7 +30,17 @@ OVERRIDE_DELIMITER = "__"
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
-DnsLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+
+
+def _dns_label(value: str) -> str:
+    if not re.match(DNS1123_LABEL, value) or len(value) > 63:
+        raise ValueError(
+            "must be a DNS-1123 label: 1-63 lowercase letters, digits and '-', starting and ending alphanumeric"
+        )
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 # Iceberg namespace / Polaris entity names: keep them to identifiers every client quotes the same way.
 Identifier = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")]
 _PATTERN_HELP = {

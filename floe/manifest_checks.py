@@ -185,6 +185,42 @@ def _names(m: Manifests) -> Iterator[Violation]:
                 yield Violation("names", ref(svc), f"service port name {pname!r} is not an IANA service name")
 
 
+def _valid_port(value: object) -> bool:
+    return isinstance(value, int) and 1 <= value <= 65535
+
+
+@check("ports")
+def _ports(m: Manifests) -> Iterator[Violation]:
+    """Port numbers in range and unique where the API server requires it (the schema does neither)."""
+    for pod in m.pods:
+        seen: dict[tuple[int, str], str] = {}
+        for _, c in pod.containers():
+            for port in c.get("ports") or []:
+                number, protocol = port.get("containerPort"), port.get("protocol", "TCP")
+                if not _valid_port(number):
+                    yield Violation("ports", pod.ref, f"container {c['name']}: containerPort {number!r} is not in 1-65535")
+                elif (number, protocol) in seen and seen[(number, protocol)] != c["name"]:
+                    yield Violation("ports", pod.ref, f"containerPort {number}/{protocol} declared by {seen[(number, protocol)]} and {c['name']}")
+                seen[(number, protocol)] = c["name"]
+    for svc in m.services.values():
+        names: set[str] = set()
+        numbers: set[tuple[int, str]] = set()
+        for port in svc["spec"].get("ports", []):
+            number, target = port.get("port"), port.get("targetPort", port.get("port"))
+            if not _valid_port(number):
+                yield Violation("ports", ref(svc), f"port {number!r} is not in 1-65535")
+            if isinstance(target, int) and not _valid_port(target):
+                yield Violation("ports", ref(svc), f"targetPort {target!r} is not in 1-65535")
+            if len(svc["spec"]["ports"]) > 1 and not port.get("name"):
+                yield Violation("ports", ref(svc), "every port of a multi-port Service needs a name")
+            if port.get("name") in names:
+                yield Violation("ports", ref(svc), f"port name {port['name']!r} used twice")
+            if (number, port.get("protocol", "TCP")) in numbers:
+                yield Violation("ports", ref(svc), f"port {number} used twice")
+            names.add(port.get("name"))
+            numbers.add((number, port.get("protocol", "TCP")))
+
+
 def _label_problems(labels: dict) -> Iterator[str]:
     for key, value in (labels or {}).items():
         prefix, _, name = key.rpartition("/")

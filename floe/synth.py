@@ -73,7 +73,7 @@ def synthesize(config: StackConfig, out_dir: Path, *, root: Path) -> SynthResult
     try:
         synth_to(staging, config, credentials)
         documents = load_documents(staging)
-        external = set() if credentials is not None else set(_secret_names(config))
+        external = set() if credentials is not None else secret_names(config)
         violations = check_manifests(documents, namespace=config.namespace, external_secrets=external)
         if violations:
             raise ChecksFailed(violations)
@@ -84,10 +84,10 @@ def synthesize(config: StackConfig, out_dir: Path, *, root: Path) -> SynthResult
     return SynthResult(out_dir, files, documents, time.perf_counter() - started)
 
 
-def _secret_names(config: StackConfig) -> list[str]:
+def secret_names(config: StackConfig) -> set[str]:
     from constructs.secrets import StackSecrets
 
-    return list(StackSecrets(config).contents(Credentials()).keys())
+    return StackSecrets(config).names()
 
 
 def _swap(new: Path, target: Path) -> None:

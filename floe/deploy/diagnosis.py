@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from floe.deploy.readiness import Evaluation, Failure, Problem, WorkloadView, parse_time
-from floe.quantities import format_cpu, format_memory
+from floe.deploy.manifests import describe_cpu
+from floe.quantities import format_memory
 
 MAX_EVENTS = 6
 LOG_TAIL = 20
@@ -109,8 +110,8 @@ def _log_targets(workload: WorkloadView) -> list[tuple[str, str, bool]]:
         for container in containers:
             key = (problem.pod, container)
             targets[key] = targets.get(key, False) or problem.wants_previous_logs
-    if not targets:
-        # A failed Job has no pod-level problem of its own: read its newest pod.
+    if not targets and not any(p.pod for p in workload.all_problems):
+        # A failed Job whose pods show nothing (already cleaned up, or exited 0 then failed): read its newest pod.
         if workload.ref.kind == "Job" and workload.pods:
             targets[(workload.pods[-1].name, "*")] = False
     return [(pod, container, previous) for (pod, container), previous in targets.items()]
@@ -168,14 +169,14 @@ def render_report(report: Report) -> str:
         for label, text in item.logs:
             lines.append(f"    last log lines of {label}:")
             lines.append(_indent(text))
-    hints = list(dict.fromkeys(HINT for HINT in (p.hint for item in report.items for p in item.workload.all_problems)))
+    hints = list(dict.fromkeys(p.hint for item in report.items for p in item.workload.all_problems))
     if Failure.INSUFFICIENT_RESOURCES in report.failures and report.capacity:
         c = report.capacity
-        note = f"The stack requests {format_cpu(c.requested_cpu_m)} CPU and {format_memory(c.requested_memory)} memory"
+        note = f"The stack requests {describe_cpu(c.requested_cpu_m)} and {format_memory(c.requested_memory)} memory"
         if c.allocatable_memory is not None and c.allocatable_cpu_m is not None:
-            note += f"; the node offers {format_cpu(c.allocatable_cpu_m)} CPU and {format_memory(c.allocatable_memory)}"
+            note += f"; the node offers {describe_cpu(c.allocatable_cpu_m)} and {format_memory(c.allocatable_memory)}"
         hints.append(note + ".")
-    if report.outcome == "timed out" and not report.failures:
+    if report.outcome == "timed out" and not any(p.fatal for item in report.items for p in item.workload.all_problems):
         hints.append(
             "Nothing failed outright: the services are slow to start (first image pulls take minutes). "
             "Re-run with a longer --timeout, or watch `kubectl get pods -n <ns> -w`."

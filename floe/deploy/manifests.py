@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from floe.quantities import cpu_millicores, memory_bytes
+from floe.quantities import cpu_millicores, format_cpu, memory_bytes
 
 LAYER_LABEL = "floe.dev/layer"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
@@ -27,6 +27,12 @@ DEFAULT_NAMESPACE = "floe"
 # Kinds the tool waits for, in the order a person reads them.
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "DaemonSet", "Job")
 _FILE_NAME = re.compile(r"^(?:\d+-)?(?P<chart>.+?)\.k8s\.ya?ml$")
+
+
+def describe_cpu(millicores: int) -> str:
+    """``"2 CPU"`` / ``"250m CPU"``: floe.quantities.format_cpu names whole cores only."""
+    text = format_cpu(millicores)
+    return text if text.endswith("CPU") else f"{text} CPU"
 
 
 class ManifestError(Exception):

@@ -157,7 +157,7 @@ def diagnose(
 ) -> Report:
     try:
         events = kubectl.events(namespace)
-    except CommandError:
+    except (CommandError, ValueError):  # the report still names pods and reasons without events
         events = []
     return build_report(
         evaluation,

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from floe.deploy.kubectl import CommandError, Docker, Kubectl
-from floe.deploy.manifests import Phase, Stack
-from floe.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
+from floe.deploy.manifests import Phase, Stack, pod_effective_requests
+from floe.deploy.manifests import describe_cpu
+from floe.quantities import cpu_millicores, format_memory, memory_bytes
 
 # Contexts the usual local clusters create (Docker Desktop, kind, k3d, minikube, Rancher Desktop, OrbStack, colima).
 LOCAL_CONTEXT_NAMES = {"docker-desktop", "docker-for-desktop", "minikube", "rancher-desktop", "orbstack", "colima"}
@@ -104,8 +105,6 @@ def node_allocatable(nodes: Mapping[str, Any]) -> tuple[int, int]:
 
 def requests_of_other_pods(pods: Mapping[str, Any], namespace: str) -> tuple[int, int]:
     """What pods outside our namespace already hold (kube-system, other apps): not available to us."""
-    from floe.deploy.manifests import pod_effective_requests
-
     cpu = mem = 0
     for pod in pods.get("items") or []:
         if pod.get("metadata", {}).get("namespace") == namespace:
@@ -122,11 +121,11 @@ def check_capacity(
 ) -> Check:
     free_cpu, free_mem = allocatable[0] - used_by_others[0], allocatable[1] - used_by_others[1]
     summary = (
-        f"stack requests {format_cpu(steady[0])} CPU / {format_memory(steady[1])} "
-        f"(with bootstrap Jobs {format_cpu(peak[0])} / {format_memory(peak[1])}); "
-        f"node free {format_cpu(free_cpu)} CPU / {format_memory(free_mem)} "
-        f"(allocatable {format_cpu(allocatable[0])} / {format_memory(allocatable[1])}, "
-        f"other pods hold {format_cpu(used_by_others[0])} / {format_memory(used_by_others[1])})"
+        f"stack requests {describe_cpu(steady[0])} / {format_memory(steady[1])} "
+        f"(with bootstrap Jobs {describe_cpu(peak[0])} / {format_memory(peak[1])}); "
+        f"node free {describe_cpu(free_cpu)} / {format_memory(free_mem)} "
+        f"(allocatable {describe_cpu(allocatable[0])} / {format_memory(allocatable[1])}, "
+        f"other pods hold {describe_cpu(used_by_others[0])} / {format_memory(used_by_others[1])})"
     )
     short = [what for what, need, have in (("memory", steady[1], free_mem), ("CPU", steady[0], free_cpu)) if need > have]
     if short:

@@ -1,0 +1,56 @@
+# floe — the two commands that matter:
+#   make main   fresh clone -> deps installed, dist/ synthesized + validated, demo pipeline run locally
+#   make test   the whole test suite (what .ci/run runs)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON_VERSION ?= 3.11
+UV_VERSION ?= 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+export UV_PYTHON_DOWNLOADS := never
+# jsii prints a large end-of-life banner for Node 20 on every start.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help setup synth synth-cdk8s main ui test test-fast bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([^:]*):.*## /  make \1\t/' | sort -u
+
+$(UV):
+	python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python "$$(command -v python$(PYTHON_VERSION) || command -v python3)"
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	@touch $@
+
+setup: .venv/.synced node_modules/.installed ## install Python (uv, locked) and node (cdk8s-cli) deps
+
+synth: setup ## synthesize + check dist/ (atomic: a failure leaves the previous dist/ untouched)
+	$(PY) main.py
+
+synth-cdk8s: setup ## the same through the cdk8s CLI (note: the CLI deletes dist/ before running the app)
+	npx cdk8s synth --check-upgrade false
+
+main: synth ## first command: deps, dist/, then the demo pipeline on the embedded lakehouse
+	$(PY) -m demo.local run
+
+ui: setup ## Dagster UI on the same local lakehouse
+	$(PY) -m demo.local ui
+
+test: setup ## the whole test suite
+	$(PY) -m pytest
+
+test-fast: setup ## manifest tests only
+	$(PY) -m pytest tests/infra -q
+
+bench: setup ## benchmarks: synth time, resource totals, pipeline figures
+	$(PY) -m bench
+
+clean:
+	rm -rf dist .pytest_cache
+
+-include make/deploy.mk

@@ -1,0 +1,3 @@
+from floe.deploy.cli import app
+
+app(prog_name="python -m floe.deploy")

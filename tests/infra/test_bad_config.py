@@ -1,0 +1,108 @@
+"""Bad input gets a clear error naming the field, the file (or variable) and the allowed values,
+exits non-zero, and leaves the previous dist/ exactly as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.infra.conftest import REPO, write_fake_credentials
+
+CASES = {
+    "wrong type": ("polaris:\n  port: eighty\n", ["polaris.port", "valid integer", "'eighty'"]),
+    "unknown key": ("minio:\n  consol_port: 9001\n", ["minio.consol_port", "unknown key", "allowed keys:", "console_port"]),
+    "unknown top-level key": ("namespce: floe\n", ["namespce", "allowed keys:", "namespace"]),
+    "port out of range": ("jaeger:\n  ui_port: 70000\n", ["jaeger.ui_port", "less than or equal to 65535", "70000"]),
+    "empty namespace": ("namespace: ''\n", ["namespace", "DNS-1123 label"]),
+    "bad namespace": ("namespace: Lake_House\n", ["namespace", "DNS-1123 label", "'Lake_House'"]),
+    "enum value": ("credentials:\n  source: vault\n", ["credentials.source", "'generated' or 'existing'", "'vault'"]),
+    "latest tag": ("minio:\n  image:\n    repository: quay.io/minio/minio\n    tag: latest\n", ["minio.image.tag", "pinned"]),
+    "pull policy": ("postgres:\n  image:\n    repository: postgres\n    tag: '18.1'\n    pull_policy: Sometimes\n", ["pull_policy", "'IfNotPresent', 'Always' or 'Never'"]),
+    "limit below request": ("polaris:\n  resources:\n    memory_request: 2Gi\n    memory_limit: 1Gi\n", ["polaris.resources", "below memory_request"]),
+    "bad quantity": ("marquez:\n  resources:\n    cpu_request: lots\n", ["marquez.resources.cpu_request", "not a CPU quantity"]),
+    "same ports": ("minio:\n  api_port: 9000\n  console_port: 9000\n", ["minio", "must differ"]),
+    "not yaml": ("polaris: [unclosed\n", ["not valid YAML"]),
+    "not a mapping": ("- a\n- b\n", ["top level must be a mapping"]),
+}
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def run_synth(config: Path, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "main.py"), "--config", str(config), "--out", str(out)],
+        cwd=config.parent,
+        env={**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def previous_dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A good dist/ from a valid config: every bad run below must leave it byte-for-byte intact."""
+    folder = tmp_path_factory.mktemp("bad-config")
+    store = write_fake_credentials(folder)
+    good = folder / "good.yaml"
+    good.write_text(f"credentials:\n  store: {store}\n")
+    out = folder / "dist"
+    result = run_synth(good, out)
+    assert result.returncode == 0, result.stderr
+    return out, digest(out)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_is_refused_clearly(previous_dist: tuple[Path, dict[str, str]], case: str) -> None:
+    out, before = previous_dist
+    text, expected = CASES[case]
+    config = out.parent / f"bad-{case.replace(' ', '-')}.yaml"
+    config.write_text(text)
+    result = run_synth(config, out)
+    assert result.returncode == 2, result.stdout + result.stderr
+    message = " ".join(result.stderr.split())
+    assert str(config) in message or "YAML" in message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} missing from: {message}"
+    assert digest(out) == before
+
+
+def test_env_override_error_names_the_variable(previous_dist: tuple[Path, dict[str, str]]) -> None:
+    out, before = previous_dist
+    config = out.parent / "good.yaml"
+    result = run_synth(config, out, FLOE__POLARIS__PORT="0")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2
+    assert "environment variable FLOE__POLARIS__PORT" in message and "polaris.port" in message
+    assert digest(out) == before
+
+
+def test_env_override_applies(tmp_path: Path) -> None:
+    from floe.config import load_config
+
+    config = tmp_path / "c.yaml"
+    config.write_text("namespace: floe\n")
+    loaded = load_config(config, environ={"FLOE__JAEGER__ENABLED": "false", "FLOE__POLARIS__RESOURCES__MEMORY_LIMIT": "2Gi"})
+    assert loaded.jaeger.enabled is False and loaded.polaris.resources.memory_limit == "2Gi"
+    assert loaded.endpoints.otlp_http_url is None
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    from floe.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(None, environ={"FLOE_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_missing_config_file(previous_dist: tuple[Path, dict[str, str]]) -> None:
+    out, before = previous_dist
+    result = run_synth(out.parent / "nope.yaml", out)
+    assert result.returncode == 2 and "not found" in result.stderr
+    assert digest(out) == before

@@ -1,0 +1,188 @@
+"""Every manifest check passes on what we synthesize (in every supported variant), and each check
+fires on a manifest broken in the way it exists to catch (mutation tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from floe.config import StackConfig
+from floe.manifest_checks import CHECKS, SCHEMA_VERSIONS, check_manifests
+from floe.synth import secret_names
+from tests.infra.conftest import synth
+
+NAMESPACE = "floe"
+
+
+def test_schema_versions_cover_127_and_newest() -> None:
+    assert SCHEMA_VERSIONS[0] == "1.27.0"
+    assert tuple(int(x) for x in SCHEMA_VERSIONS[1].split(".")) >= (1, 37, 0)
+
+
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_check_passes_on_default_stack(documents: list[dict], check: str) -> None:
+    assert check_manifests(documents, namespace=NAMESPACE, only=[check]) == []
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"jaeger__enabled": False},
+        {"marquez__enabled": False},
+        {"namespace": "lakehouse-dev", "name_prefix": "lh"},
+        {"polaris__port": 18181, "minio__api_port": 19000, "postgres__port": 15432},
+    ],
+    ids=["no-jaeger", "no-marquez", "renamed", "re-ported"],
+)
+def test_variants_pass_every_check(tmp_path: Path, overrides: dict) -> None:
+    # synthesize() itself refuses to publish on a violation; assert on the result too.
+    result = synth(tmp_path, **overrides)
+    namespace = overrides.get("namespace", NAMESPACE)
+    assert check_manifests(result.documents, namespace=namespace) == []
+    names = {d["metadata"]["name"] for d in result.documents}
+    prefix = overrides.get("name_prefix", "floe")
+    assert f"{prefix}-postgres" in names and f"{prefix}-polaris" in names
+    if overrides.get("jaeger__enabled") is False:
+        assert f"{prefix}-jaeger" not in names
+        assert not any("jaeger" in str(d) for d in result.documents if d["kind"] in ("Deployment", "Job"))
+    if overrides.get("marquez__enabled") is False:
+        assert f"{prefix}-marquez" not in names
+
+
+def test_existing_credentials_synthesize_no_secrets(tmp_path: Path) -> None:
+    result = synth(tmp_path, credentials__source="existing")
+    assert [d for d in result.documents if d["kind"] == "Secret"] == []
+    # References to the user's Secrets are allowed only for the names we document.
+    assert check_manifests(result.documents, namespace=NAMESPACE, only=["references"]) != []
+    external = secret_names(StackConfig())
+    assert check_manifests(result.documents, namespace=NAMESPACE, external_secrets=external) == []
+    assert {"floe-postgres-superuser", "floe-db-polaris", "floe-catalog-reader"} <= external
+
+
+# --- mutations ------------------------------------------------------------------------------------
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def pod(docs: list[dict], kind: str, name: str) -> dict:
+    return find(docs, kind, name)["spec"]["template"]["spec"]
+
+
+def container(docs: list[dict], name: str, index: int = 0) -> dict:
+    return pod(docs, "Deployment", name)["containers"][index]
+
+
+def env_var(c: dict, name: str) -> dict:
+    return next(v for v in c["env"] if v["name"] == name)
+
+
+def _set(path_fn: Callable[[list[dict]], None]) -> Callable[[list[dict]], None]:
+    return path_fn
+
+
+MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
+    "schema": [
+        ("unknown container field", lambda d: container(d, "floe-minio").update(imagePolicy="Always")),
+        ("replicas not an integer", lambda d: find(d, "Deployment", "floe-minio")["spec"].update(replicas="one")),
+        ("port number as a string", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][0].update(port="8181")),
+    ],
+    "ports": [
+        ("service port out of range", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][0].update(port=70000)),
+        ("container port out of range", lambda d: container(d, "floe-minio")["ports"][0].update(containerPort=0)),
+        ("two service ports share a number", lambda d: find(d, "Service", "floe-jaeger")["spec"]["ports"][1].update(port=16686)),
+        ("unnamed port in multi-port service", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][1].pop("name")),
+    ],
+    "namespace": [
+        ("object in another namespace", lambda d: find(d, "ConfigMap", "floe-jaeger-config")["metadata"].update(namespace="default")),
+        ("namespace missing", lambda d: find(d, "Service", "floe-minio")["metadata"].pop("namespace")),
+    ],
+    "names": [
+        ("service name not a DNS label", lambda d: find(d, "Service", "floe-minio")["metadata"].update(name="floe.minio")),
+        ("port name longer than 15", lambda d: container(d, "floe-polaris")["ports"][0].update(name="catalog-http-port")),
+        ("duplicate port name in a pod", lambda d: container(d, "floe-minio")["ports"][1].update(name="s3")),
+        ("uppercase container name", lambda d: container(d, "floe-jaeger").update(name="Jaeger")),
+    ],
+    "labels": [
+        ("label value with a space", lambda d: find(d, "Deployment", "floe-postgres")["metadata"]["labels"].update({"app.kubernetes.io/version": "18 1"})),
+        ("label value over 63 chars", lambda d: find(d, "Service", "floe-minio")["metadata"]["labels"].update({"x": "a" * 64})),
+        ("pod label invalid", lambda d: find(d, "Deployment", "floe-postgres")["spec"]["template"]["metadata"]["labels"].update({"bad": "-x"})),
+        ("standard label missing", lambda d: find(d, "Secret", "floe-minio-root")["metadata"]["labels"].pop("app.kubernetes.io/name")),
+    ],
+    "env-names": [
+        ("env name starting with a digit", lambda d: container(d, "floe-polaris")["env"].append({"name": "1BAD", "value": "x"})),
+        ("env var set twice", lambda d: container(d, "floe-polaris")["env"].append({"name": "POLARIS_PERSISTENCE_TYPE", "value": "in-memory"})),
+    ],
+    "selectors": [
+        ("service selects nothing", lambda d: find(d, "Service", "floe-polaris")["spec"]["selector"].update({"app.kubernetes.io/name": "floe-polaris-typo"})),
+        ("deployment selector misses template", lambda d: find(d, "Deployment", "floe-minio")["spec"]["selector"]["matchLabels"].update({"tier": "x"})),
+    ],
+    "service-ports": [
+        ("targetPort not exposed", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][0].update(targetPort=8080)),
+        ("named targetPort unknown", lambda d: find(d, "Service", "floe-minio")["spec"]["ports"][0].update(targetPort="http")),
+    ],
+    "references": [
+        ("secret key missing", lambda d: env_var(container(d, "floe-minio"), "MINIO_ROOT_USER")["valueFrom"]["secretKeyRef"].update(key="user")),
+        ("secret missing", lambda d: d.remove(find(d, "Secret", "floe-db-polaris"))),
+        ("configmap missing", lambda d: d.remove(find(d, "ConfigMap", "floe-marquez-config"))),
+        ("undeclared volume mount", lambda d: container(d, "floe-jaeger")["volumeMounts"].append({"name": "cache", "mountPath": "/cache"})),
+    ],
+    "endpoints": [
+        ("URL names no Service", lambda d: env_var(container(d, "floe-polaris"), "QUARKUS_DATASOURCE_JDBC_URL").update(value="jdbc:postgresql://floe-postgress:5432/polaris")),
+        ("URL with a port the Service lacks", lambda d: env_var(container(d, "floe-polaris"), "QUARKUS_DATASOURCE_JDBC_URL").update(value="jdbc:postgresql://floe-postgres:5433/polaris")),
+        ("host/port pair mismatched", lambda d: env_var(container(d, "floe-marquez-web"), "MARQUEZ_PORT").update(value="5001")),
+        ("config file URL broken", lambda d: find(d, "ConfigMap", "floe-marquez-config")["data"].update({"marquez.yml": "db:\n  url: jdbc:postgresql://floe-pg:5432/marquez\n"})),
+        ("job env URL broken", lambda d: env_var(pod(d, "Job", "floe-polaris-init")["containers"][0], "FLOE_POLARIS_URL").update(value="http://floe-polaris:8080")),
+        ("fully-qualified name, wrong service", lambda d: env_var(container(d, "floe-polaris"), "QUARKUS_OTEL_EXPORTER_OTLP_ENDPOINT").update(value="http://floe-jaegr.floe.svc.cluster.local:4317")),
+    ],
+    "probes": [
+        ("no readiness probe", lambda d: container(d, "floe-minio").pop("readinessProbe")),
+        ("no liveness probe", lambda d: container(d, "floe-postgres").pop("livenessProbe")),
+        ("detection over 30 s", lambda d: container(d, "floe-polaris")["livenessProbe"].update(failureThreshold=5)),
+        ("probe on unknown port name", lambda d: container(d, "floe-marquez")["readinessProbe"]["httpGet"].update(port="adm")),
+    ],
+    "resources": [
+        ("no limits", lambda d: container(d, "floe-jaeger")["resources"].pop("limits")),
+        ("init container without requests", lambda d: pod(d, "Deployment", "floe-polaris")["initContainers"][0]["resources"].pop("requests")),
+        ("memory limit below request", lambda d: container(d, "floe-minio")["resources"]["limits"].update(memory="128Mi")),
+        ("job without cpu request", lambda d: pod(d, "Job", "floe-minio-buckets")["containers"][0]["resources"]["requests"].pop("cpu")),
+    ],
+    "security": [
+        ("runAsNonRoot false", lambda d: pod(d, "Deployment", "floe-minio")["securityContext"].update(runAsNonRoot=False)),
+        ("privilege escalation", lambda d: container(d, "floe-postgres")["securityContext"].update(allowPrivilegeEscalation=True)),
+        ("capabilities kept", lambda d: container(d, "floe-jaeger")["securityContext"]["capabilities"].update(drop=["NET_RAW"])),
+        ("service account token", lambda d: pod(d, "Job", "floe-polaris-init").update(automountServiceAccountToken=True)),
+        ("privileged", lambda d: container(d, "floe-marquez")["securityContext"].update(privileged=True)),
+        ("seccomp unconfined", lambda d: (pod(d, "Deployment", "floe-minio")["securityContext"].pop("seccompProfile"), container(d, "floe-minio")["securityContext"].update(seccompProfile={"type": "Unconfined"}))),
+    ],
+    "images": [
+        ("latest tag", lambda d: container(d, "floe-minio").update(image="quay.io/minio/minio:latest")),
+        ("no tag", lambda d: container(d, "floe-jaeger").update(image="jaegertracing/jaeger")),
+        ("registry port mistaken for tag", lambda d: container(d, "floe-jaeger").update(image="localhost:5000/jaeger")),
+        ("no pull policy", lambda d: container(d, "floe-polaris").pop("imagePullPolicy")),
+    ],
+    "volumes": [
+        ("hostPath volume", lambda d: pod(d, "Deployment", "floe-postgres")["volumes"].append({"name": "host", "hostPath": {"path": "/var"}})),
+        ("PVC volume", lambda d: pod(d, "Deployment", "floe-minio")["volumes"][0].update(persistentVolumeClaim={"claimName": "x"})),
+        ("PVC object", lambda d: d.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "floe"}})),
+    ],
+}
+
+
+def test_every_check_has_mutations() -> None:
+    assert set(MUTATIONS) == set(CHECKS)
+
+
+@pytest.mark.parametrize(
+    ("check", "mutate"),
+    [pytest.param(check, fn, id=f"{check}: {label}") for check, cases in MUTATIONS.items() for label, fn in cases],
+)
+def test_check_fires_on_broken_manifest(documents: list[dict], check: str, mutate: Callable[[list[dict]], None]) -> None:
+    assert check_manifests(documents, namespace=NAMESPACE, only=[check]) == []
+    mutate(documents)
+    violations = check_manifests(documents, namespace=NAMESPACE, only=[check])
+    assert violations, f"check {check!r} did not notice the mutation"
+    assert all(v.check == check for v in violations)

@@ -1,0 +1,28 @@
+"""The synthesized manifests, held for review: a change to dist/ shows up as a snapshot diff.
+
+Regenerate on purpose only (`pytest tests/infra/test_snapshots.py --snapshot-update`) and read the diff.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from floe.synth import SynthResult
+
+
+def chart_files(result: SynthResult) -> dict[str, str]:
+    return {path.name: path.read_text() for path in result.files}
+
+
+def test_chart_files_are_in_apply_order(default_synth: SynthResult) -> None:
+    names = [p.name for p in default_synth.files]
+    assert names == sorted(names)
+    assert [n.split("-", 1)[1] for n in names][:3] == ["namespace.k8s.yaml", "infrastructure.k8s.yaml", "observability.k8s.yaml"]
+
+
+@pytest.mark.parametrize("chart", ["namespace", "infrastructure", "observability", "orchestration", "semantic"])
+def test_chart_snapshot(default_synth: SynthResult, chart: str, snapshot) -> None:
+    files = {name.split("-", 1)[1].removesuffix(".k8s.yaml"): text for name, text in chart_files(default_synth).items()}
+    if chart not in files:
+        pytest.skip(f"chart {chart} is not synthesized yet")
+    assert files[chart] == snapshot

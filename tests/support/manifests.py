@@ -1,0 +1,50 @@
+"""Read containers out of synthesized manifests the way the kubelet would run them."""
+
+from __future__ import annotations
+
+import re
+
+
+def find(documents: list[dict], kind: str, name: str) -> dict:
+    matches = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert matches, f"no {kind}/{name} in the manifests"
+    return matches[0]
+
+
+def pod_spec(documents: list[dict], kind: str, name: str) -> dict:
+    return find(documents, kind, name)["spec"]["template"]["spec"]
+
+
+def container(documents: list[dict], kind: str, name: str, container_name: str | None = None) -> dict:
+    spec = pod_spec(documents, kind, name)
+    containers = spec["containers"] + (spec.get("initContainers") or [])
+    if container_name is None:
+        return spec["containers"][0]
+    return next(c for c in containers if c["name"] == container_name)
+
+
+def resolve_env(c: dict, documents: list[dict]) -> dict[str, str]:
+    """The container's environment with Secret/ConfigMap references and $(VAR) expanded."""
+    secrets = {d["metadata"]["name"]: {**(d.get("stringData") or {})} for d in documents if d["kind"] == "Secret"}
+    config_maps = {d["metadata"]["name"]: d.get("data") or {} for d in documents if d["kind"] == "ConfigMap"}
+    env: dict[str, str] = {}
+    for var in c.get("env") or []:
+        if "value" in var:
+            # Kubernetes expands $(NAME) of variables defined earlier in the list.
+            env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), var["value"])
+            continue
+        source = var["valueFrom"]
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[var["name"]] = secrets[ref["name"]][ref["key"]]
+        elif "configMapKeyRef" in source:
+            ref = source["configMapKeyRef"]
+            env[var["name"]] = config_maps[ref["name"]][ref["key"]]
+        else:
+            raise AssertionError(f"unsupported env source in {c['name']}: {source}")
+    return env
+
+
+def expand_args(c: dict, env: dict[str, str]) -> list[str]:
+    """command + args with $(VAR) references expanded as the kubelet does."""
+    return [re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), part) for part in (c.get("command") or []) + (c.get("args") or [])]
