@@ -308,6 +308,35 @@ class Workload(Construct):
             expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
 
 
+class StatefulWorkload(Construct):
+    """A StatefulSet, its governing headless Service and any other Services in front of it.
+
+    Pods get stable DNS names ``<name>-N.<governing service>``. No volumeClaimTemplates: like every
+    pod of the stack, state lives in emptyDirs (``props.volumes``). ``props.strategy`` is unused.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, props: WorkloadProps, governing_service: ExposedService) -> None:
+        super().__init__(scope, id)
+        if not governing_service.headless:
+            raise ValueError(f"governing Service {governing_service.name} of {props.name} must be headless")
+        pod_labels = labels(props.name, component=props.component, layer=props.layer, version=props.version)
+        self.stateful_set = k8s.KubeStatefulSet(
+            self,
+            "statefulset",
+            metadata=meta(props.name, pod_labels),
+            spec=k8s.StatefulSetSpec(
+                replicas=props.replicas,
+                service_name=governing_service.name,
+                # Parallel: members find each other by DNS and retry; ordered start only slows recovery.
+                pod_management_policy="Parallel",
+                selector=k8s.LabelSelector(match_labels=selector_labels(props.name)),
+                template=k8s.PodTemplateSpec(metadata=k8s.ObjectMeta(labels=pod_labels), spec=pod_spec(props)),
+            ),
+        )
+        for service in [governing_service, *props.services]:
+            expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
+
+
 def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str], lbls: dict[str, str]) -> k8s.KubeService:
     annotations: dict[str, str] = {}
     if service.description:

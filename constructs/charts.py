@@ -7,6 +7,9 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.dagster import Dagster
+from constructs.cube import Cube
+from constructs.cubestore import CubeStore
 from constructs.jaeger import Jaeger
 from constructs.marquez import Marquez
 from constructs.minio import Minio
@@ -75,12 +78,36 @@ class ObservabilityChart(LayerChart):
             Marquez(self, "marquez", config=config, layer=self.layer)
 
 
+class OrchestrationChart(LayerChart):
+    """Dagster: webserver, daemon and the user-code server running the demo pipeline."""
+
+    layer = "orchestration"
+
+    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+        super().__init__(scope, config=config)
+        Dagster(self, "dagster", config=config, layer=self.layer)
+
+
+class SemanticChart(LayerChart):
+    """Cube (API, SQL API, refresh worker) and Cube Store (router + workers)."""
+
+    layer = "semantic"
+
+    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+        super().__init__(scope, config=config)
+        # SEMANTIC-LAYER: constructs are added here.
+        CubeStore(self, "cubestore", config=config, layer=self.layer)
+        Cube(self, "cube", config=config, layer=self.layer)
+
+
 def build_app(app: App, config: StackConfig, credentials: Credentials | None) -> list[Chart]:
     """Add every chart to ``app``, chained so their files sort in apply order."""
     charts: list[Chart] = [
         NamespaceChart(app, config=config),
         InfrastructureChart(app, config=config, credentials=credentials),
         ObservabilityChart(app, config=config),
+        OrchestrationChart(app, config=config),
+        SemanticChart(app, config=config),
     ]
     for earlier, later in zip(charts, charts[1:]):
         later.add_dependency(earlier)

@@ -62,6 +62,12 @@ class Polaris(Construct):
             env=[
                 *persistence_env(config),
                 base.env("POLARIS_REALM_CONTEXT_REALMS", p.realm),
+                # Nothing is vended (stsUnavailable): Polaris writes table metadata to MinIO with its
+                # own keys, read by the AWS SDK's default chain from its environment — never from
+                # catalog properties, which every client can read.
+                secrets.minio_user.env("AWS_ACCESS_KEY_ID"),
+                secrets.minio_password.env("AWS_SECRET_ACCESS_KEY"),
+                base.env("AWS_REGION", config.minio.region),
                 # The default also logs to ./logs/polaris.log under /home/polaris: the root
                 # filesystem is read-only here, and the console log is what `kubectl logs` shows.
                 base.env("QUARKUS_LOG_FILE_ENABLE", "false"),

@@ -44,6 +44,9 @@ class StackSecrets:
         self.catalog_writer_client_secret = SecretKey(n.catalog_writer_secret, "client-secret")
         self.catalog_reader_client_id = SecretKey(n.catalog_reader_secret, "client-id")
         self.catalog_reader_client_secret = SecretKey(n.catalog_reader_secret, "client-secret")
+        self.cube_api_secret = SecretKey(n.cube_secret, "api-secret")
+        self.cube_sql_user = SecretKey(n.cube_secret, "sql-user")
+        self.cube_sql_password = SecretKey(n.cube_secret, "sql-password")
 
     def database_user(self, database: str) -> SecretKey:
         return SecretKey(self._config.names.database_secret(database), "username")
@@ -71,6 +74,9 @@ class StackSecrets:
             self.catalog_writer_client_secret: c.catalog_writer_client_secret,
             self.catalog_reader_client_id: c.catalog_reader_client_id,
             self.catalog_reader_client_secret: c.catalog_reader_client_secret,
+            self.cube_api_secret: c.cube_api_secret,
+            self.cube_sql_user: self._config.cube.sql_user,
+            self.cube_sql_password: c.cube_sql_password,
         }
         for database in self._config.postgres.databases:
             values[self.database_user(database)] = database

@@ -182,6 +182,53 @@ class MarquezConfig(StrictModel):
     lineage_namespace: str = Field(default="floe", min_length=1)
 
 
+class DagsterConfig(StrictModel):
+    """Webserver, daemon and the user-code gRPC server, all from the project image."""
+
+    webserver_port: Port = 3000
+    # The Service maps 80 -> webserver_port, as Dagster's own chart does.
+    service_port: Port = 80
+    grpc_port: Port = 3030
+    location_name: DnsLabel = "floe-demo"
+    module: str = Field(default="demo.orchestration.definitions", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+    webserver_resources: Resources = Resources(cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="768Mi")
+    daemon_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="500m", memory_limit="512Mi")
+    # Runs execute inside the user-code pod (default run launcher): dbt + DuckDB need room.
+    user_code_resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi")
+    # Cadence of the schedule that appends orders and rebuilds the marts (Cube follows it).
+    schedule_cron: str = Field(default="*/5 * * * *", min_length=9)
+    orders_per_tick: int = Field(default=50, ge=1, le=100_000)
+    max_concurrent_runs: int = Field(default=1, ge=1, le=10)
+
+
+class CubeConfig(StrictModel):
+    """Cube API (REST/GraphQL on api_port, Postgres-wire SQL on sql_port) and its refresh worker."""
+
+    # Cube 1.7.43 embeds DuckDB 1.5.5 (@duckdb/node-api 1.5.5-r.5): the extension files we ship
+    # are built for exactly that version. Check before moving.
+    image: Image = Image(repository="cubejs/cube", tag="v1.7.43")
+    api_replicas: int = Field(default=1, ge=1, le=5)
+    api_resources: Resources = Resources(cpu_request="100m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    refresh_worker_resources: Resources = Resources(cpu_request="100m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    api_port: Port = 4000
+    sql_port: Port = 15432
+    sql_user: Identifier = "floe"
+    # bundled: extensions copied from the project image (no egress); download: DuckDB fetches them.
+    duckdb_extensions: Literal["bundled", "download"] = "bundled"
+    duckdb_memory_limit: str = Field(default="512MB", pattern=r"^\d+(KB|MB|GB)$")
+
+
+class CubeStoreConfig(StrictModel):
+    image: Image = Image(repository="cubejs/cubestore", tag="v1.7.43")
+    workers: int = Field(default=2, ge=1, le=8)
+    router_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
+    worker_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
+    http_port: Port = 3030
+    meta_port: Port = 9999
+    worker_port: Port = 9001
+    status_port: Port = 3031
+
+
 class CredentialsConfig(StrictModel):
     """Where passwords and keys come from.
 
@@ -205,7 +252,18 @@ class StackConfig(StrictModel):
     polaris: PolarisConfig = PolarisConfig()
     jaeger: JaegerConfig = JaegerConfig()
     marquez: MarquezConfig = MarquezConfig()
+    dagster: DagsterConfig = DagsterConfig()
+    cube: CubeConfig = CubeConfig()
+    cubestore: CubeStoreConfig = CubeStoreConfig()
     credentials: CredentialsConfig = CredentialsConfig()
+
+    @model_validator(mode="after")
+    def _cube_versions_match(self) -> StackConfig:
+        if self.cube.image.tag != self.cubestore.image.tag:
+            raise ValueError(
+                f"cube.image.tag ({self.cube.image.tag}) and cubestore.image.tag ({self.cubestore.image.tag}) must be the same Cube release"
+            )
+        return self
 
     @model_validator(mode="after")
     def _name_lengths(self) -> StackConfig:
@@ -246,6 +304,21 @@ class Names:
     jaeger = property(lambda self: self._n("jaeger"))
     marquez = property(lambda self: self._n("marquez"))
     marquez_web = property(lambda self: self._n("marquez-web"))
+    dagster_webserver = property(lambda self: self._n("dagster-webserver"))
+    dagster_daemon = property(lambda self: self._n("dagster-daemon"))
+    dagster_user_code = property(lambda self: self._n("dagster-user-code"))
+    dagster_instance_config = property(lambda self: self._n("dagster-instance"))
+    dagster_workspace_config = property(lambda self: self._n("dagster-workspace"))
+    cube = property(lambda self: self._n("cube"))
+    cube_sql = property(lambda self: self._n("cube-sql"))
+    cube_refresh_worker = property(lambda self: self._n("cube-refresh-worker"))
+    cube_config = property(lambda self: self._n("cube-config"))
+    cube_model = property(lambda self: self._n("cube-model"))
+    cubestore_router = property(lambda self: self._n("cubestore-router"))
+    cubestore_worker = property(lambda self: self._n("cubestore-worker"))
+    # Governing (headless) Service of the worker StatefulSet: pods are <worker>-N.<this>.
+    cubestore_workers = property(lambda self: self._n("cubestore-workers"))
+    cube_secret = property(lambda self: self._n("cube"))
     # Secrets
     postgres_secret = property(lambda self: self._n("postgres-superuser"))
     minio_secret = property(lambda self: self._n("minio-root"))
@@ -314,6 +387,21 @@ class Endpoints:
         if not self._c.jaeger.enabled:
             return None
         return self._url(self._n.jaeger, self._c.jaeger.otlp_http_port)
+
+    # Dagster
+    @property
+    def dagster_webserver_url(self) -> str:
+        return self._url(self._n.dagster_webserver, self._c.dagster.service_port)
+
+    # Cube Store: the router's meta port, and each worker by its stable StatefulSet DNS name.
+    @property
+    def cubestore_meta_addr(self) -> str:
+        return f"{self._n.cubestore_router}:{self._c.cubestore.meta_port}"
+
+    @property
+    def cubestore_workers(self) -> list[str]:
+        cs = self._c.cubestore
+        return [f"{self._n.cubestore_worker}-{i}.{self._n.cubestore_workers}:{cs.worker_port}" for i in range(cs.workers)]
 
     # Marquez
     @property

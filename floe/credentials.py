@@ -49,6 +49,9 @@ class Credentials(BaseModel):
     catalog_writer_client_secret: str = Field(default_factory=_client_secret)
     catalog_reader_client_id: str = Field(default_factory=_client_id)
     catalog_reader_client_secret: str = Field(default_factory=_client_secret)
+    # Signs Cube API tokens (JWT, HS256): long and random.
+    cube_api_secret: str = Field(default_factory=lambda: _token(48))
+    cube_sql_password: str = Field(default_factory=_token)
 
     def with_databases(self, databases: tuple[str, ...]) -> Credentials:
         """A copy holding a password for each database, generating only the missing ones."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import kubernetes_validate
+import yaml
 
 from floe.quantities import cpu_millicores, memory_bytes
 
@@ -411,6 +412,25 @@ def _hostports(text: str) -> Iterator[tuple[str, int]]:
             yield match["host"], int(match["port"])
 
 
+def _structured_hostports(text: str) -> Iterator[tuple[str, int]]:
+    """host/port pairs in YAML/JSON config files (e.g. Dagster's workspace.yaml grpc_server)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            host = node.get("host", node.get("hostname"))
+            port = node.get("port")
+            if isinstance(host, str) and isinstance(port, int):
+                yield host, port
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
 @check("endpoints")
 def _endpoints(m: Manifests) -> Iterator[Violation]:
     """Every host:port or URL in env or ConfigMap data names a Service (and port) we synthesize."""
@@ -435,7 +455,7 @@ def _endpoints(m: Manifests) -> Iterator[Violation]:
                         yield Violation("endpoints", pod.ref, f"container {c['name']} command: {problem}")
     for name, cm in m.config_maps.items():
         for text in _strings(cm.get("data") or {}):
-            for host, port in _hostports(text):
+            for host, port in [*_hostports(text), *_structured_hostports(text)]:
                 problem = _endpoint_problems(m, host, port)
                 if problem:
                     yield Violation("endpoints", ref(cm), problem)

@@ -86,6 +86,7 @@ def access_lines(stack: Stack, assignments: Sequence[Assignment]) -> list[str]:
     )
     query = json.dumps({"measures": [f"{EXAMPLE_CUBE}.{EXAMPLE_MEASURE}"]}, separators=(",", ":"))
     if api:
+        # Cube REST API docs: the JWT goes in the Authorization header as is; GraphQL is <base path>/graphql.
         lines += [
             "",
             "Cube REST API (token: `python -m floe.deploy cube-token`, signed with CUBEJS_API_SECRET):",
@@ -96,6 +97,8 @@ def access_lines(stack: Stack, assignments: Sequence[Assignment]) -> list[str]:
             f"-d '{{\"query\":\"{{ cube {{ {EXAMPLE_CUBE} {{ {EXAMPLE_MEASURE} }} }} }}\"}}'",
         ]
     if sql:
+        # Cube Core SQL API docs (cube.dev/docs/product/apis-integrations/sql-api): `psql -h … -p 15432 -U user cube`,
+        # measures queried as MEASURE(cube.measure).
         user = refs.get("CUBEJS_SQL_USER")
         password = refs.get("CUBEJS_SQL_PASSWORD")
         user_cmd = f"$({kubectl_secret_command(ns, user)})" if user else "<CUBEJS_SQL_USER>"
@@ -103,10 +106,10 @@ def access_lines(stack: Stack, assignments: Sequence[Assignment]) -> list[str]:
         lines += [
             "Cube SQL API (Postgres wire protocol):",
             f"  PGPASSWORD={pw_cmd} psql -h 127.0.0.1 -p {sql.local_port} -U {user_cmd} -d cube "
-            f"-c 'SELECT MEASURE({EXAMPLE_MEASURE}) FROM {EXAMPLE_CUBE}'",
+            f"-c 'SELECT MEASURE({EXAMPLE_CUBE}.{EXAMPLE_MEASURE}) FROM {EXAMPLE_CUBE}'",
             "  python: psycopg2.connect(host='127.0.0.1', port="
             f"{sql.local_port}, user=USER, password=PASSWORD, dbname='cube')"
-            f" then cursor.execute('SELECT MEASURE({EXAMPLE_MEASURE}) FROM {EXAMPLE_CUBE}')",
+            f" then cursor.execute('SELECT MEASURE({EXAMPLE_CUBE}.{EXAMPLE_MEASURE}) FROM {EXAMPLE_CUBE}')",
         ]
     return lines
 

@@ -72,14 +72,17 @@ def _print_checks(checks: list[preflight.Check]) -> None:
     table = Table("check", "result", "detail", title="Preflight", title_justify="left")
     colors = {"ok": "green", "warn": "yellow", "FAIL": "red"}
     for c in checks:
-        table.add_row(c.name, f"[{colors[c.symbol]}]{c.symbol}[/]", c.message)
+        table.add_row(c.name, f"[{colors[c.symbol]}]{c.symbol}[/]", c.message if c.ok else "see below")
     console.print(table)
+    for c in checks:
+        if not c.ok:  # unwrapped, so the commands in it can be copied
+            console.print(f"{c.symbol} {c.name}: {c.message}", markup=False, soft_wrap=True)
 
 
 def _run_preflight(kubectl: Kubectl, stack: Stack, phases: list[Phase], allow_context: list[str], image: str | None) -> str | None:
     """Print the checks; raise Exit(1) if one blocks; return the context to pin kubectl to."""
     images = project_images(stack, phases, image)
-    inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), images)
+    inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), images, allow_context)
     checks = preflight.decide(inputs, stack, phases, images, allow_context)
     _print_checks(checks)
     if not preflight.passed(checks):
@@ -112,7 +115,7 @@ def _access_table(stack: Stack) -> None:
         table.add_row(a.spec.service, a.url, a.spec.description)
     console.print(table)
     for line in access.access_lines(stack, assignments):
-        console.print(line, markup=False)
+        console.print(line, markup=False, soft_wrap=True)
 
 
 @app.command("deploy")
@@ -142,7 +145,7 @@ def deploy_command(
         line = progress_line(evaluation)
         if last_line.get(name) != line:  # print changes only: readable in a terminal and in CI logs
             last_line[name] = line
-            console.print(f"  [{elapsed:5.0f}s] {line}", markup=False)
+            console.print(f"  [{elapsed:5.0f}s] {line}", markup=False, soft_wrap=True)
 
     def on_start(p: Phase) -> None:
         console.print(f"[bold]phase {p.name}[/]: applying {', '.join(f.name for f in p.files)}; waiting for {len(p.workloads)} workload(s)")
@@ -151,7 +154,7 @@ def deploy_command(
         if r.error:
             err.print(f"[red]phase {r.phase}: apply failed:[/] {r.error}")
         elif r.report:
-            err.print(render_report(r.report), markup=False, highlight=False)
+            err.print(render_report(r.report), markup=False, highlight=False, soft_wrap=True)
         else:
             console.print(f"[green]phase {r.phase} ready[/] in {r.seconds:.1f}s")
 
@@ -207,7 +210,7 @@ def undeploy_command(
     stack = Stack.load(dist) if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else None
     ns = namespace or (stack.namespace if stack else "floe")
     kubectl = Kubectl(kubectl_bin, context)
-    inputs = preflight.gather(kubectl, Docker(), [])
+    inputs = preflight.gather(kubectl, Docker(), [], allow_context)
     check = preflight.check_context(inputs.context, inputs.server, allow_context)
     if not check.ok:
         raise _fail(check.message)

@@ -21,7 +21,7 @@ from floe.deploy.kubectl import Kubectl
 from floe.deploy.ports import BIND_ADDRESS, any_free_port, wait_listening
 
 # The demo's job names (demo/orchestration/definitions.py). One place to change them.
-JOBS = {"seed": "seed_raw_job", "generate": "generate_orders_job"}
+JOBS = {"seed": "seed_raw_tables", "generate": "generate_and_build"}
 WEBSERVER_SERVICE = "floe-dagster-webserver"
 WEBSERVER_PORT = 80
 TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}

@@ -150,7 +150,8 @@ class PreflightInputs:
     pods: dict[str, Any] | None
 
 
-def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str]) -> PreflightInputs:
+def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = ()) -> PreflightInputs:
+    """Read the context first; contact the API server only if that context is one we would deploy to."""
     current = kubectl.run("config", "current-context", check=False, timeout=10)
     context = current.stdout.strip() or None if current.returncode == 0 else None
     server = None
@@ -159,7 +160,10 @@ def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str]) -> Pre
         if view.returncode == 0:
             clusters = json.loads(view.stdout).get("clusters") or []
             server = clusters[0].get("cluster", {}).get("server") if clusters else None
-    ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15) if context else None
+    acceptable = check_context(context, server, allowed_contexts).ok
+    if acceptable:
+        kubectl = Kubectl(kubectl.binary, context, kubectl.runner, kubectl.request_timeout)  # pin what we checked
+    ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15) if acceptable else None
     nodes = pods = None
     if ready is not None and ready.returncode == 0:
         try:
@@ -170,7 +174,7 @@ def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str]) -> Pre
     return PreflightInputs(
         context=context,
         server=server,
-        reachable=(ready.returncode, ready.stderr) if ready is not None else (1, "no context"),
+        reachable=(ready.returncode, ready.stderr) if ready is not None else (1, "not contacted: context refused"),
         images_present={image: docker.image_exists(image) for image in local_images},
         nodes=nodes,
         pods=pods,

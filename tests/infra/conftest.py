@@ -27,6 +27,8 @@ FAKE_CREDENTIALS = {
     "catalog_writer_client_secret": "00000000000000000000000000000002",
     "catalog_reader_client_id": "0000000000000003",
     "catalog_reader_client_secret": "00000000000000000000000000000003",
+    "cube_api_secret": "test-cube-api-secret",
+    "cube_sql_password": "test-cube-sql-password",
 }
 
 

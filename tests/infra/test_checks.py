@@ -136,6 +136,9 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("host/port pair mismatched", lambda d: env_var(container(d, "floe-marquez-web"), "MARQUEZ_PORT").update(value="5001")),
         ("config file URL broken", lambda d: find(d, "ConfigMap", "floe-marquez-config")["data"].update({"marquez.yml": "db:\n  url: jdbc:postgresql://floe-pg:5432/marquez\n"})),
         ("job env URL broken", lambda d: env_var(pod(d, "Job", "floe-polaris-init")["containers"][0], "FLOE_POLARIS_URL").update(value="http://floe-polaris:8080")),
+        ("workspace grpc host typo", lambda d: find(d, "ConfigMap", "floe-dagster-workspace")["data"].update({"workspace.yaml": "load_from:\n- grpc_server: {host: floe-dagster-usercode, port: 3030, location_name: x}\n"})),
+        ("workspace grpc port wrong", lambda d: find(d, "ConfigMap", "floe-dagster-workspace")["data"].update({"workspace.yaml": "load_from:\n- grpc_server: {host: floe-dagster-user-code, port: 4000, location_name: x}\n"})),
+        ("dagster pg host/port pair", lambda d: env_var(container(d, "floe-dagster-daemon"), "FLOE_DAGSTER_PG_PORT").update(value="5433")),
         ("fully-qualified name, wrong service", lambda d: env_var(container(d, "floe-polaris"), "QUARKUS_OTEL_EXPORTER_OTLP_ENDPOINT").update(value="http://floe-jaegr.floe.svc.cluster.local:4317")),
     ],
     "probes": [

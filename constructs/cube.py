@@ -1,0 +1,222 @@
+"""Cube: the API (REST + GraphQL on api_port, Postgres-wire SQL API on sql_port) and the refresh
+worker that builds pre-aggregations into Cube Store.
+
+Both run the same static configuration from demo/cube (cube.js + lakehouse.js, and the YAML data
+model), mounted from ConfigMaps. DuckDB inside Cube attaches the Iceberg catalog as the READ-ONLY
+principal, with the FLOE_* variables of :class:`demo.lakehouse.settings.LakehouseSettings`. Env
+names are Cube's own (packages/cubejs-backend-shared/src/env.ts) or ours (FLOE_*, read by
+lakehouse.js); tests/semantic/upstream_env.py lists each with its source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from constructs.secrets import StackSecrets
+from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
+from demo.lakehouse.duckdb import EXTENSIONS
+from demo.lakehouse.settings import LakehouseSettings
+from floe.config import StackConfig
+
+CUBE_DIR = Path(__file__).resolve().parents[1] / "demo" / "cube"
+CONFIG_FILES = ("cube.js", "lakehouse.js")
+MODEL_DIR = CUBE_DIR / "model"
+# Cube's image: WORKDIR /cube/conf, data model under ./model (CUBEJS_SCHEMA_PATH default "model").
+CONF_DIR = "/cube/conf"
+# Where Cube's DuckDB finds the extension files (layout v<duckdb>/<platform>/<name>.duckdb_extension).
+EXTENSION_DIR = "/cube/duckdb-extensions"
+# The image is node:<v>-slim without a USER (runs as root by default); `node` (uid 1000) exists
+# in every node base image. Cube writes nothing outside /tmp in production mode; HOME=/tmp too.
+# Not yet run on a cluster (docs/semantic.md).
+CUBE_RUN_AS = base.RunAs(uid=1000, gid=1000)
+
+
+def config_files() -> dict[str, str]:
+    return {name: (CUBE_DIR / name).read_text() for name in CONFIG_FILES}
+
+
+def model_files() -> dict[str, str]:
+    return {path.name: path.read_text() for path in sorted(MODEL_DIR.glob("*.yml"))}
+
+
+def model_tables() -> set[str]:
+    """Every ``sql_table`` of the data model (``lake.<namespace>.<table>``)."""
+    return {
+        cube["sql_table"]
+        for text in model_files().values()
+        for cube in (yaml.safe_load(text) or {}).get("cubes", [])
+    }
+
+
+def _check_model_namespace(config: StackConfig) -> None:
+    marts = config.polaris.namespaces["marts"]
+    wrong = sorted(t for t in model_tables() if t.split(".")[1] != marts)
+    if wrong:
+        raise ValueError(
+            f"the Cube data model (demo/cube/model) reads {', '.join(wrong)} but polaris.namespaces.marts "
+            f"is {marts!r}: keep them equal (the model is static YAML)"
+        )
+
+
+def lakehouse_env(config: StackConfig, *, extension_directory: str | None) -> list[k8s.EnvVar]:
+    """LakehouseSettings as the reader principal: Cube only ever reads the marts."""
+    secrets, endpoints, setting = StackSecrets(config), config.endpoints, LakehouseSettings.env_name
+    result = [
+        base.env(setting("catalog_uri"), endpoints.catalog_uri),
+        base.env(setting("catalog_warehouse"), config.polaris.catalog),
+        base.env(setting("catalog_oauth2_uri"), endpoints.catalog_oauth2_uri),
+        secrets.catalog_reader_client_id.env(setting("catalog_client_id")),
+        secrets.catalog_reader_client_secret.env(setting("catalog_client_secret")),
+        base.env(setting("s3_endpoint"), endpoints.s3_url),
+        # MinIO root is the only S3 identity the stack has (no per-client MinIO users yet).
+        secrets.minio_user.env(setting("s3_access_key_id")),
+        secrets.minio_password.env(setting("s3_secret_access_key")),
+        base.env(setting("s3_region"), config.minio.region),
+    ]
+    if extension_directory:
+        result.append(base.env(setting("duckdb_extension_directory"), extension_directory))
+    return result
+
+
+def common_env(config: StackConfig, *, bundled: bool) -> list[k8s.EnvVar]:
+    c, secrets = config.cube, StackSecrets(config)
+    download = [] if bundled else [
+        # Upstream's own switch: the driver runs INSTALL + LOAD for each (needs internet egress).
+        base.env("CUBEJS_DB_DUCKDB_EXTENSIONS", ",".join(EXTENSIONS)),
+    ]
+    return [
+        # Production mode everywhere: no dev server, no playground; refresh only where asked.
+        base.env("NODE_ENV", "production"),
+        base.env("PORT", c.api_port),
+        # cube.js returns a driver instance, so the dialect comes from CUBEJS_DB_TYPE.
+        base.env("CUBEJS_DB_TYPE", "duckdb"),
+        base.env("CUBEJS_DB_DUCKDB_MEMORY_LIMIT", c.duckdb_memory_limit),
+        *download,
+        secrets.cube_api_secret.env("CUBEJS_API_SECRET"),
+        base.env("CUBEJS_CUBESTORE_HOST", config.names.cubestore_router),
+        base.env("CUBEJS_CUBESTORE_PORT", config.cubestore.http_port),
+        base.env("CUBEJS_CACHE_AND_QUEUE_DRIVER", "cubestore"),
+        base.env("CUBEJS_TELEMETRY", "false"),
+        # DuckDB's default extension directory is ~/.duckdb/extensions (used in download mode).
+        base.env("HOME", "/tmp"),
+        *lakehouse_env(config, extension_directory=EXTENSION_DIR if bundled else None),
+    ]
+
+
+class Cube(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        _check_model_namespace(config)
+        c, names, secrets = config.cube, config.names, StackSecrets(config)
+        bundled = c.duckdb_extensions == "bundled"
+        lbls = base.labels(names.cube, component="semantic-api", layer=layer, version=c.image.tag)
+        base.config_map(self, "config", name=names.cube_config, lbls=lbls, data=config_files())
+        base.config_map(self, "model", name=names.cube_model, lbls=lbls, data=model_files())
+
+        conf = [base.ConfigFiles("config", names.cube_config, f"{CONF_DIR}/{f}", sub_path=f) for f in CONFIG_FILES]
+        model = base.ConfigFiles("model", names.cube_model, f"{CONF_DIR}/model")
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="512Mi")
+        extensions = base.ScratchVolume("duckdb-extensions", EXTENSION_DIR, size_limit="256Mi")
+        volumes = [conf[0].volume(), model.volume(), tmp.volume(), *([extensions.volume()] if bundled else [])]
+        mounts = [*(f.mount() for f in conf), model.mount(), tmp.mount(), *([extensions.mount()] if bundled else [])]
+
+        init = [base.wait_for([base.Dependency(names.cubestore_router, config.cubestore.http_port)], image=config.postgres.image)]
+        if bundled:
+            # No egress needed: the project image ships the extension files for DuckDB 1.5.5
+            # (demo.bootstrap.image.DUCKDB_EXTENSION_DIR), the version Cube's DuckDB embeds.
+            init.append(
+                k8s.Container(
+                    name="copy-duckdb-extensions",
+                    **base.image_fields(config.project_image),
+                    command=["cp", "-R", f"{DUCKDB_EXTENSION_DIR}/.", extensions.path],
+                    resources=base.resources(base.Resources(cpu_request="10m", memory_request="16Mi", cpu_limit="200m", memory_limit="64Mi")),
+                    volume_mounts=[extensions.mount()],
+                    security_context=base.container_security(),
+                )
+            )
+
+        api = k8s.Container(
+            name="cube",
+            **base.image_fields(c.image),
+            ports=base.container_ports({"http": c.api_port, "pg-sql": c.sql_port}),
+            env=[
+                *common_env(config, bundled=bundled),
+                base.env("CUBEJS_PG_SQL_PORT", c.sql_port),
+                secrets.cube_sql_user.env("CUBEJS_SQL_USER"),
+                secrets.cube_sql_password.env("CUBEJS_SQL_PASSWORD"),
+            ],
+            resources=base.resources(c.api_resources),
+            # /readyz checks the data source and Cube Store: right for readiness, wrong for liveness
+            # (a Cube Store outage would restart every API pod), so liveness is TCP.
+            readiness_probe=base.http_get("/readyz", "http", base.READINESS),
+            liveness_probe=base.tcp("http", base.LIVENESS),
+            startup_probe=base.tcp("http", base.STARTUP),
+            volume_mounts=mounts,
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "api",
+            props=base.WorkloadProps(
+                name=names.cube,
+                component="semantic-api",
+                layer=layer,
+                version=c.image.tag,
+                containers=[api],
+                init_containers=init,
+                run_as=CUBE_RUN_AS,
+                volumes=volumes,
+                replicas=c.api_replicas,
+                strategy="RollingUpdate",
+                services=[
+                    base.ExposedService(
+                        names.cube,
+                        [base.ServicePort("http", c.api_port, c.api_port, forward_to=4000)],
+                        description="Cube REST (/cubejs-api/v1/load) and GraphQL (/cubejs-api/graphql) API",
+                    ),
+                    base.ExposedService(
+                        names.cube_sql,
+                        [base.ServicePort("pg-sql", c.sql_port, c.sql_port, forward_to=15432)],
+                        description="Cube SQL API (Postgres wire protocol; user/password in the floe-cube Secret)",
+                    ),
+                ],
+            ),
+        )
+
+        refresh = k8s.Container(
+            name="cube-refresh-worker",
+            **base.image_fields(c.image),
+            ports=base.container_ports({"http": c.api_port}),
+            env=[
+                *common_env(config, bundled=bundled),
+                # Builds and refreshes pre-aggregations on their refresh_key schedule (every 5 minutes).
+                base.env("CUBEJS_REFRESH_WORKER", "true"),
+            ],
+            resources=base.resources(c.refresh_worker_resources),
+            readiness_probe=base.tcp("http", base.READINESS),
+            liveness_probe=base.tcp("http", base.LIVENESS),
+            startup_probe=base.tcp("http", base.STARTUP),
+            volume_mounts=mounts,
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "refresh-worker",
+            props=base.WorkloadProps(
+                name=names.cube_refresh_worker,
+                component="semantic-refresh-worker",
+                layer=layer,
+                version=c.image.tag,
+                containers=[refresh],
+                init_containers=init,
+                run_as=CUBE_RUN_AS,
+                volumes=volumes,
+                # One refresh worker: two would build the same pre-aggregations twice.
+                strategy="Recreate",
+            ),
+        )

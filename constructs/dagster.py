@@ -1,0 +1,292 @@
+"""Dagster: webserver, daemon and the user-code gRPC server running the demo pipeline.
+
+All three run the project image. ``dagster.yaml`` (PostgreSQL storage, daemon scheduler, queued run
+coordinator, telemetry off) and ``workspace.yaml`` are rendered from the typed config into
+ConfigMaps. Runs are launched by the default run launcher inside the user-code pod, so no RBAC is
+needed and that pod is sized for dbt + DuckDB.
+"""
+
+from __future__ import annotations
+
+import yaml
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from constructs.secrets import StackSecrets
+from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
+from demo.lakehouse.settings import LakehouseSettings
+from demo.orchestration.settings import PipelineSettings
+from floe.config import StackConfig
+
+DAGSTER_HOME = "/opt/dagster/home"
+WORKSPACE_DIR = "/opt/dagster/workspace"
+INSTANCE_FILE = "dagster.yaml"
+WORKSPACE_FILE = "workspace.yaml"
+# Variables our dagster.yaml reads ({env: ...}): the connection to its PostgreSQL database.
+PG_ENV = {
+    "host": "FLOE_DAGSTER_PG_HOST",
+    "port": "FLOE_DAGSTER_PG_PORT",
+    "db": "FLOE_DAGSTER_PG_DB",
+    "user": "FLOE_DAGSTER_PG_USERNAME",
+    "password": "FLOE_DAGSTER_PG_PASSWORD",
+}
+
+
+def instance_config(config: StackConfig) -> dict:
+    """dagster.yaml. Credentials and endpoints come from env (never written into the ConfigMap)."""
+    return {
+        "storage": {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": {"env": PG_ENV["host"]},
+                    "port": {"env": PG_ENV["port"]},
+                    "db_name": {"env": PG_ENV["db"]},
+                    "username": {"env": PG_ENV["user"]},
+                    "password": {"env": PG_ENV["password"]},
+                    # dagster-postgres ships psycopg2, but SQLAlchemy 2.1 maps a bare `postgresql://`
+                    # to psycopg 3 (not installed): name the driver, or every process fails at start.
+                    "scheme": "postgresql+psycopg2",
+                }
+            }
+        },
+        "scheduler": {"module": "dagster._core.scheduler", "class": "DagsterDaemonScheduler"},
+        "run_coordinator": {
+            "module": "dagster._core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {"max_concurrent_runs": config.dagster.max_concurrent_runs},
+        },
+        # Default run launcher: each run is a subprocess of the user-code server.
+        "run_launcher": {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"},
+        # Compute logs and artifacts on the pod's scratch volume (the image is read-only).
+        "compute_logs": {
+            "module": "dagster._core.storage.local_compute_log_manager",
+            "class": "LocalComputeLogManager",
+            "config": {"base_dir": "/tmp/dagster/compute_logs"},
+        },
+        "local_artifact_storage": {
+            "module": "dagster._core.storage.root",
+            "class": "LocalArtifactStorage",
+            "config": {"base_dir": "/tmp/dagster/storage"},
+        },
+        "telemetry": {"enabled": False},
+    }
+
+
+def workspace_config(config: StackConfig) -> dict:
+    d = config.dagster
+    return {
+        "load_from": [
+            {"grpc_server": {"host": config.names.dagster_user_code, "port": d.grpc_port, "location_name": d.location_name}}
+        ]
+    }
+
+
+def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
+    """What every Dagster process needs to open the instance."""
+    secrets = StackSecrets(config)
+    return [
+        base.env("DAGSTER_HOME", DAGSTER_HOME),
+        base.env(PG_ENV["host"], config.endpoints.postgres_host),
+        base.env(PG_ENV["port"], config.endpoints.postgres_port),
+        base.env(PG_ENV["db"], "dagster"),
+        secrets.database_user("dagster").env(PG_ENV["user"]),
+        secrets.database_password("dagster").env(PG_ENV["password"]),
+    ]
+
+
+def observability_env(config: StackConfig, service_name: str) -> list[k8s.EnvVar]:
+    """OTLP and OpenLineage endpoints, derived from the config; absent when the service is off
+    (the pipeline then logs once that tracing/lineage is off instead of sending to nowhere)."""
+    endpoints = config.endpoints
+    result: list[k8s.EnvVar] = []
+    if endpoints.otlp_http_url:
+        result += [
+            base.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoints.otlp_http_url),
+            base.env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            base.env("OTEL_SERVICE_NAME", service_name),
+            base.env("OTEL_METRICS_EXPORTER", "none"),
+            base.env("OTEL_LOGS_EXPORTER", "none"),
+        ]
+    if endpoints.openlineage_url:
+        result += [
+            base.env("OPENLINEAGE_URL", endpoints.openlineage_url),
+            base.env("OPENLINEAGE_NAMESPACE", config.marquez.lineage_namespace),
+        ]
+    return result
+
+
+def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
+    """The writer principal's view of the lakehouse: Polaris + MinIO (LakehouseSettings fields)."""
+    secrets, endpoints, p = StackSecrets(config), config.endpoints, config.polaris
+    name = LakehouseSettings.env_name
+    return [
+        base.env(name("catalog_uri"), endpoints.catalog_uri),
+        base.env(name("catalog_warehouse"), p.catalog),
+        base.env(name("catalog_oauth2_uri"), endpoints.catalog_oauth2_uri),
+        secrets.catalog_writer_client_id.env(name("catalog_client_id")),
+        secrets.catalog_writer_client_secret.env(name("catalog_client_secret")),
+        base.env(name("s3_endpoint"), endpoints.s3_url),
+        secrets.minio_user.env(name("s3_access_key_id")),
+        secrets.minio_password.env(name("s3_secret_access_key")),
+        base.env(name("s3_region"), config.minio.region),
+        base.env(name("namespace_raw"), p.namespaces["raw"]),
+        base.env(name("namespace_staging"), p.namespaces["staging"]),
+        base.env(name("namespace_marts"), p.namespaces["marts"]),
+        # Pre-installed in the image from the duckdb-extension-* wheels: nothing is downloaded.
+        base.env(name("duckdb_extension_directory"), DUCKDB_EXTENSION_DIR),
+    ]
+
+
+def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
+    d = config.dagster
+    name = lambda field: f"{PipelineSettings.model_config['env_prefix']}{field}".upper()  # noqa: E731
+    for field in ("schedule_cron", "orders_per_tick", "dbt_target"):
+        assert field in PipelineSettings.model_fields, field
+    return [
+        base.env(name("schedule_cron"), d.schedule_cron),
+        base.env(name("orders_per_tick"), d.orders_per_tick),
+        base.env(name("dbt_target"), "cluster"),
+        # dbt's local DuckDB file (staging views) on the scratch volume.
+        base.env("FLOE_DBT_DUCKDB_PATH", "/tmp/floe-dbt.duckdb"),
+    ]
+
+
+class Dagster(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        d, names, image = config.dagster, config.names, config.project_image
+        lbls = base.labels(names.dagster_webserver, component="orchestration", layer=layer, version=image.tag)
+        base.config_map(
+            self, "instance", name=names.dagster_instance_config, lbls=lbls,
+            data={INSTANCE_FILE: yaml.safe_dump(instance_config(config), sort_keys=False)},
+        )
+        base.config_map(
+            self, "workspace", name=names.dagster_workspace_config, lbls=lbls,
+            data={WORKSPACE_FILE: yaml.safe_dump(workspace_config(config), sort_keys=False)},
+        )
+        postgres = base.Dependency(names.postgres, config.postgres.port)
+        user_code = base.Dependency(names.dagster_user_code, d.grpc_port)
+        workspace_file = f"{WORKSPACE_DIR}/{WORKSPACE_FILE}"
+
+        self.user_code = DagsterProcess(
+            self, "user-code", config=config, layer=layer, name=names.dagster_user_code, component="user-code",
+            command=[
+                "dagster", "api", "grpc",
+                "--host", "0.0.0.0", "--port", str(d.grpc_port),
+                "--module-name", d.module, "--working-directory", APP_DIR,
+                "--location-name", d.location_name,
+            ],
+            env=[
+                base.env("DAGSTER_CURRENT_IMAGE", image.ref),
+                *lakehouse_env(config),
+                *pipeline_env(config),
+                *observability_env(config, names.dagster_user_code),
+            ],
+            ports={"grpc": d.grpc_port},
+            # The stock chart's gRPC health probe (20 s x 15) cannot meet 30 s detection: TCP can.
+            readiness=base.tcp("grpc", base.READINESS),
+            liveness=base.tcp("grpc", base.LIVENESS),
+            startup=base.tcp("grpc", base.STARTUP),
+            resources=d.user_code_resources,
+            depends_on=[postgres],
+            scratch_size="2Gi",
+            services=[
+                base.ExposedService(
+                    names.dagster_user_code,
+                    [base.ServicePort("grpc", d.grpc_port, d.grpc_port)],
+                    description="Dagster code server (gRPC) for the demo definitions",
+                )
+            ],
+        )
+        self.webserver = DagsterProcess(
+            self, "webserver", config=config, layer=layer, name=names.dagster_webserver, component="webserver",
+            command=["dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file],
+            env=[],  # the webserver runs none of our code: it only needs the instance
+            ports={"http": d.webserver_port},
+            readiness=base.http_get("/server_info", "http", base.READINESS),
+            liveness=base.http_get("/server_info", "http", base.LIVENESS),
+            startup=base.http_get("/server_info", "http", base.STARTUP),
+            resources=d.webserver_resources,
+            depends_on=[postgres, user_code],
+            services=[
+                base.ExposedService(
+                    names.dagster_webserver,
+                    [base.ServicePort("http", d.service_port, d.webserver_port, forward_to=3000)],
+                    description="Dagster UI and GraphQL API (/graphql)",
+                )
+            ],
+        )
+        liveness_check = ["dagster-daemon", "liveness-check"]
+        self.daemon = DagsterProcess(
+            self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
+            command=["dagster-daemon", "run", "--workspace", workspace_file],
+            env=[],
+            ports={},
+            # `liveness-check` imports Dagster and reads heartbeats: seconds, not milliseconds.
+            readiness=base.exec_command(liveness_check, base.SLOW_COMMAND_LIVENESS),
+            liveness=base.exec_command(liveness_check, base.SLOW_COMMAND_LIVENESS),
+            startup=base.exec_command(liveness_check, base.ProbeTiming(period=10, failure_threshold=30, timeout=12)),
+            resources=d.daemon_resources,
+            depends_on=[postgres, user_code],
+        )
+
+
+class DagsterProcess(Construct):
+    """One Dagster process: the project image, the instance config, scratch space, its probes."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: StackConfig,
+        layer: str,
+        name: str,
+        component: str,
+        command: list[str],
+        env: list[k8s.EnvVar],
+        ports: dict[str, int],
+        readiness: k8s.Probe,
+        liveness: k8s.Probe,
+        startup: k8s.Probe,
+        resources: base.Resources,
+        depends_on: list[base.Dependency],
+        services: list[base.ExposedService] | None = None,
+        scratch_size: str = "512Mi",
+    ) -> None:
+        super().__init__(scope, id)
+        names = config.names
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit=scratch_size)
+        home = base.ScratchVolume("home", DAGSTER_HOME, size_limit="64Mi")
+        instance = base.ConfigFiles("instance", names.dagster_instance_config, f"{DAGSTER_HOME}/{INSTANCE_FILE}", sub_path=INSTANCE_FILE)
+        workspace = base.ConfigFiles("workspace", names.dagster_workspace_config, WORKSPACE_DIR)
+        container = k8s.Container(
+            name=component,
+            **base.image_fields(config.project_image),
+            command=command,
+            working_dir=APP_DIR,
+            ports=base.container_ports(ports) or None,
+            env=[*instance_env(config), *env],
+            resources=base.resources(resources),
+            readiness_probe=readiness,
+            liveness_probe=liveness,
+            startup_probe=startup,
+            volume_mounts=[tmp.mount(), home.mount(), instance.mount(), workspace.mount()],
+            security_context=base.container_security(),
+        )
+        base.Workload(
+            self,
+            "workload",
+            props=base.WorkloadProps(
+                name=name,
+                component=component,
+                layer=layer,
+                version=config.project_image.tag,
+                containers=[container],
+                init_containers=[base.wait_for(depends_on, image=config.postgres.image)],
+                run_as=base.PROJECT_RUN_AS,
+                volumes=[tmp.volume(), home.volume(), instance.volume(), workspace.volume()],
+                services=services or [],
+            ),
+        )
