@@ -36,7 +36,7 @@ class Minio(Construct):
             env=[
                 secrets.minio_user.env("MINIO_ROOT_USER"),
                 secrets.minio_password.env("MINIO_ROOT_PASSWORD"),
-                base.env("MINIO_REGION", m.region),
+                base.env("MINIO_SITE_REGION", m.region),
                 base.env("HOME", home.path),
             ],
             resources=base.resources(m.resources),
