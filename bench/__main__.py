@@ -1,0 +1,16 @@
+"""All benchmarks: `make bench` (or `.venv/bin/python -m bench`). Figures are printed, never asserted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SUITES = ["bench.synth", "bench.deploy", "bench.pipeline"]
+
+if __name__ == "__main__":
+    failed = []
+    for suite in SUITES:
+        print(f"\n=== {suite} ===", flush=True)
+        if subprocess.run([sys.executable, "-m", suite]).returncode != 0:
+            failed.append(suite)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,66 @@
+"""Synth benchmark: wall time of a full synth from a cold process, and the stack's resource totals.
+
+    .venv/bin/python -m bench.synth [--runs N]
+
+Each run is a fresh `python main.py` process (jsii starts its node process anew each time), into a
+scratch output folder with a scratch credential store, so the figures are what a user waits for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from floe.quantities import format_cpu, format_memory
+from floe.resources_total import pod_templates, totals
+from floe.synth import load_documents
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cold_synth(out: Path, store: Path) -> float:
+    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "FLOE__CREDENTIALS__STORE": str(store)}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "main.py", "--out", str(out), "--quiet"], cwd=REPO, env=env, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    console = Console()
+    with tempfile.TemporaryDirectory() as scratch:
+        out, store = Path(scratch) / "dist", Path(scratch) / "credentials.json"
+        times = [cold_synth(out, store) for _ in range(args.runs)]
+        documents = load_documents(out)
+    console.print(
+        f"synth (cold process, {args.runs} runs): median {statistics.median(times):.2f}s, "
+        f"min {min(times):.2f}s, max {max(times):.2f}s; {len(documents)} objects"
+    )
+    table = Table(title="requests / limits per workload (x replicas)", title_justify="left")
+    for column in ("workload", "replicas", "cpu req", "mem req", "cpu lim", "mem lim"):
+        table.add_column(column, justify="right" if column != "workload" else "left")
+    for doc, _, replicas in pod_templates(documents):
+        t = totals([doc])
+        table.add_row(
+            f"{doc['kind']}/{doc['metadata']['name']}", str(replicas),
+            format_cpu(t.cpu_request), format_memory(t.memory_request), format_cpu(t.cpu_limit), format_memory(t.memory_limit),
+        )
+    t = totals(documents)
+    table.add_row("[bold]total[/]", str(t.containers), format_cpu(t.cpu_request), format_memory(t.memory_request),
+                  format_cpu(t.cpu_limit), format_memory(t.memory_limit))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()
