@@ -1,0 +1,89 @@
+"""CLI of the bootstrap Jobs: ``python -m demo.bootstrap {buckets,polaris,duckdb-extensions}``.
+
+Exit codes: 0 done (changes or not), 1 failed (the message says what to do; the Job retries),
+2 settings missing or invalid (named by their environment variable; retrying will not help).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
+from demo.bootstrap.settings import BucketSettings, PolarisInitSettings
+from demo.bootstrap.waiting import BootstrapError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Bootstrap Jobs of floe. Exit codes: 0 done, 1 failed (see the message; the Job retries), 2 bad settings.",
+)
+
+S = TypeVar("S", BucketSettings, PolarisInitSettings)
+
+
+def say(line: str) -> None:
+    typer.echo(line)
+
+
+def load_settings(settings_class: type[S]) -> S:
+    """Read the settings from the environment; on error name the variables, never their values."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = settings_class.env_name(field) if field in settings_class.model_fields else "settings"
+            lines.append(f"  {where}: {error['msg']}")
+        typer.echo(f"ERROR: {settings_class.__name__} is incomplete or invalid:\n" + "\n".join(lines), err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: BootstrapError) -> typer.Exit:
+    typer.echo(f"ERROR: {exc}", err=True)
+    return typer.Exit(1)
+
+
+@app.command()
+def buckets() -> None:
+    """Wait for S3 (MinIO), then create the configured buckets that do not exist yet."""
+    from demo.bootstrap.buckets import ensure_buckets  # each command imports only its own stack
+
+    settings = load_settings(BucketSettings)
+    try:
+        outcomes = ensure_buckets(settings, report=say)
+    except BootstrapError as exc:
+        raise _fail(exc) from None
+    created = sum(1 for outcome in outcomes if outcome.outcome == "created")
+    say(f"buckets done: {created} created, {len(outcomes) - created} already there")
+
+
+@app.command()
+def polaris() -> None:
+    """Wait for Polaris, then create the catalog, namespaces, principals, roles and grants."""
+    from demo.bootstrap.polaris import init_polaris  # the SDK takes seconds to import
+
+    settings = load_settings(PolarisInitSettings)
+    try:
+        init_polaris(settings, report=say)
+    except BootstrapError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("duckdb-extensions")
+def duckdb_extensions(
+    directory: Annotated[Path, typer.Option(help="DuckDB extension_directory to fill")] = Path(DUCKDB_EXTENSION_DIR),
+) -> None:
+    """Install the DuckDB extensions from the installed wheels into DIRECTORY (image build step)."""
+    from demo.bootstrap.duckdb_extensions import EXTENSIONS, install_extensions
+
+    for path in install_extensions(directory, EXTENSIONS):
+        say(f"installed {path}")
+
+
+if __name__ == "__main__":
+    app()
