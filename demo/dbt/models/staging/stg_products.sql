@@ -1,0 +1,7 @@
+select
+    product_id,
+    sku,
+    name as product_name,
+    category,
+    unit_price
+from {{ source('raw', 'products') }}

@@ -1,0 +1,207 @@
+"""DuckDB on the lakehouse: offline extensions, the SQL that attaches the Iceberg REST catalog, a
+connection helper — and the dbt-duckdb plugin that does the same inside dbt.
+
+The SQL is kept as plain strings (:func:`init_sql`) because Cube's DuckDB driver takes the same
+statements as its ``initSql``; Python, dbt and Cube therefore attach the catalog identically:
+
+* ``LOAD avro`` / ``httpfs`` / ``iceberg`` (never auto-installed: the files come from the
+  ``duckdb-extension-*`` wheels, see :func:`install_extensions`; avro before iceberg);
+* a ``TYPE iceberg`` secret (OAuth2 client credentials) and a ``TYPE s3`` secret — neither Polaris
+  (``stsUnavailable``) nor SeaweedFS vends storage credentials, so ``ACCESS_DELEGATION_MODE 'none'``;
+* ``ATTACH '<warehouse>' AS lake (TYPE iceberg, ...)``.
+
+Nothing here is specific to SeaweedFS or Polaris: both are only a :class:`LakehouseSettings`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from demo.lakehouse.settings import LakehouseSettings
+
+#: Extensions the lakehouse needs, in load order (the iceberg extension reads manifests with avro).
+EXTENSIONS: tuple[str, ...] = ("avro", "httpfs", "iceberg")
+
+
+class LakehouseConnectionError(RuntimeError):
+    """The catalog could not be attached (down, wrong credentials, wrong warehouse)."""
+
+
+def _sql_str(value: str) -> str:
+    """A SQL string literal (single quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _wheel_extension_file(name: str) -> Path:
+    """The ``.duckdb_extension`` file shipped by the ``duckdb-extension-<name>`` wheel."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the duckdb-extension-{name} package is not installed")
+    package_dir = Path(next(iter(spec.submodule_search_locations)))
+    found = package_dir / "extensions" / duckdb.__version__ / f"{name}.duckdb_extension"
+    if not found.exists():
+        found = package_dir / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not found.exists():
+        raise FileNotFoundError(
+            f"duckdb-extension-{name} has no file for DuckDB {duckdb.__version__} under {package_dir}"
+        )
+    return found
+
+
+def default_extension_directory() -> str:
+    """DuckDB's own default (``~/.duckdb/extensions``), used when the settings name none."""
+    return str(Path.home() / ".duckdb" / "extensions")
+
+
+def install_extensions(extension_directory: str | None = None) -> str:
+    """``FORCE INSTALL`` avro, httpfs and iceberg from the ``duckdb-extension-*`` wheels (no network).
+
+    Installs into ``extension_directory`` (default: DuckDB's ``~/.duckdb/extensions``, or a folder in
+    the temp dir when the home directory is not writable) and returns that directory — pass it as
+    the connection's ``extension_directory`` (as :func:`connect` and the dbt plugin do). A file
+    already installed with the same size is left alone, so calling this on every start costs a few
+    stat calls. Afterwards ``LOAD <name>`` works offline in any DuckDB of the same version that uses
+    this directory (Cube embeds the same 1.5.5).
+    """
+    directory = extension_directory or default_extension_directory()
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        if extension_directory:
+            raise
+        # No usable home directory (e.g. a container user without one): fall back to the temp dir.
+        directory = str(Path(tempfile.gettempdir()) / "floe-duckdb-extensions")
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"extension_directory": directory, "autoinstall_known_extensions": False})
+    try:
+        for name in EXTENSIONS:
+            source = _wheel_extension_file(name)
+            installed = list(Path(directory).glob(f"v{duckdb.__version__}/*/{name}.duckdb_extension"))
+            if installed and all(p.stat().st_size == source.stat().st_size for p in installed):
+                continue
+            con.execute(f"FORCE INSTALL {_sql_str(str(source))}")
+    finally:
+        con.close()
+    return directory
+
+
+def init_sql(settings: LakehouseSettings, *, alias: str = "lake") -> list[str]:
+    """The statements that make the catalog available as database ``alias`` in a DuckDB session.
+
+    Order matters: settings, extensions (avro before iceberg), secrets, ATTACH. Secrets are named
+    ``<alias>_catalog`` and ``<alias>_s3`` and are in-memory (``CREATE OR REPLACE SECRET``), so the
+    statements can be re-run on the same connection. The extensions must already be installed
+    (:func:`install_extensions`) in the session's ``extension_directory``.
+    """
+    statements: list[str] = ["SET autoinstall_known_extensions = false"]
+    if settings.duckdb_extension_directory:
+        statements.append(f"SET extension_directory = {_sql_str(settings.duckdb_extension_directory)}")
+    statements += [f"LOAD {name}" for name in EXTENSIONS]
+    # Iceberg secret options: https://duckdb.org/docs/stable/core_extensions/iceberg/iceberg_rest_catalogs
+    statements.append(
+        f"CREATE OR REPLACE SECRET {alias}_catalog (TYPE iceberg, "
+        f"CLIENT_ID {_sql_str(settings.catalog_client_id)}, "
+        f"CLIENT_SECRET {_sql_str(settings.catalog_client_secret.get_secret_value())}, "
+        f"OAUTH2_SERVER_URI {_sql_str(settings.catalog_oauth2_uri)}, "
+        f"OAUTH2_SCOPE {_sql_str(settings.catalog_scope)})"
+    )
+    statements.append(
+        f"CREATE OR REPLACE SECRET {alias}_s3 (TYPE s3, "
+        f"KEY_ID {_sql_str(settings.s3_access_key_id)}, "
+        f"SECRET {_sql_str(settings.s3_secret_access_key.get_secret_value())}, "
+        f"ENDPOINT {_sql_str(settings.s3_endpoint_hostport)}, "
+        f"URL_STYLE 'path', USE_SSL {'true' if settings.s3_use_ssl else 'false'}, "
+        f"REGION {_sql_str(settings.s3_region)})"
+    )
+    statements.append(
+        f"ATTACH IF NOT EXISTS {_sql_str(settings.catalog_warehouse)} AS {alias} (TYPE iceberg, "
+        f"SECRET {alias}_catalog, ENDPOINT {_sql_str(settings.catalog_uri)}, "
+        "ACCESS_DELEGATION_MODE 'none')"
+    )
+    return statements
+
+
+def run_init_sql(con: duckdb.DuckDBPyConnection, settings: LakehouseSettings, *, alias: str = "lake") -> None:
+    """Run :func:`init_sql` on ``con``; a failed token request or ATTACH becomes a
+    :class:`LakehouseConnectionError` naming the endpoint and client id (never the secret)."""
+    for statement in init_sql(settings, alias=alias):
+        try:
+            con.execute(statement)
+        except duckdb.Error as exc:
+            # The iceberg secret fetches its OAuth2 token when created; ATTACH then reads the catalog.
+            if statement.startswith("ATTACH") or f"SECRET {alias}_catalog (TYPE iceberg" in statement:
+                raise LakehouseConnectionError(
+                    f"cannot attach Iceberg catalog {settings.catalog_warehouse!r} at {settings.catalog_uri} "
+                    f"(OAuth2 client {settings.catalog_client_id!r} via {settings.catalog_oauth2_uri}): {exc}"
+                ) from exc
+            raise
+
+
+def connect(
+    settings: LakehouseSettings, *, alias: str = "lake", database: str = ":memory:"
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the catalog attached as ``alias`` (extensions installed first).
+
+    Raises :class:`LakehouseConnectionError` with the endpoint and client id when the catalog is
+    unreachable or rejects the credentials.
+    """
+    directory = install_extensions(settings.duckdb_extension_directory)
+    con = duckdb.connect(database, config={"extension_directory": directory, "autoinstall_known_extensions": False})
+    try:
+        run_init_sql(con, settings, alias=alias)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _make_dbt_plugin() -> type:
+    """The dbt-duckdb plugin class (built on first use so importing this module never imports dbt)."""
+    from dbt.adapters.duckdb.plugins import BasePlugin
+
+    class Plugin(BasePlugin):  # type: ignore[misc,valid-type]
+        """dbt-duckdb plugin: offline extensions + :func:`init_sql` on dbt's DuckDB connection.
+
+        Profile: ``plugins: [{module: demo.lakehouse.duckdb, config: {alias: lake}}]``. Hooks are
+        dbt-duckdb 1.11's ``BasePlugin.update_connection_config`` (runs before ``duckdb.connect``)
+        and ``configure_connection`` (runs after, before the profile's own ``attach``).
+        """
+
+        def initialize(self, plugin_config: dict[str, Any]) -> None:
+            self.alias = str(plugin_config.get("alias", "lake"))
+            self.settings = LakehouseSettings()  # FLOE_* from the environment, like everywhere else
+            self.extension_directory = install_extensions(self.settings.duckdb_extension_directory)
+
+        def update_connection_config(self, creds: Any, config: dict[str, Any]) -> None:
+            config["extension_directory"] = self.extension_directory
+            config["autoinstall_known_extensions"] = False
+
+        def configure_connection(self, conn: duckdb.DuckDBPyConnection) -> None:
+            run_init_sql(conn, self.settings, alias=self.alias)
+
+    return Plugin
+
+
+def __getattr__(name: str) -> Any:
+    # dbt-duckdb looks up `Plugin` on the module named in the profile (BasePlugin.create).
+    if name == "Plugin":
+        plugin = _make_dbt_plugin()
+        globals()["Plugin"] = plugin
+        return plugin
+    raise AttributeError(name)
+
+
+__all__ = [
+    "EXTENSIONS",
+    "LakehouseConnectionError",
+    "connect",
+    "default_extension_directory",
+    "init_sql",
+    "install_extensions",
+    "run_init_sql",
+]

@@ -1,0 +1,97 @@
+"""Failure paths on a lakehouse of their own: the catalog goes down in the middle of a write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyiceberg.catalog.rest import RestCatalog
+
+from demo.ingest import (
+    IngestError,
+    append_orders,
+    catalog,
+    committed_run_keys,
+    raw_table_counts,
+    seed_raw_tables,
+    wait_for_catalog,
+)
+from demo.lakehouse.duckdb import LakehouseConnectionError, connect
+from demo.lakehouse.local import LocalLakehouse, local_lakehouse
+from demo.lakehouse.settings import LakehouseSettings
+
+SMALL = {"n_customers": 20, "n_products": 8, "n_orders": 50}
+
+
+@pytest.fixture(scope="module")
+def own_lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLakehouse]:
+    with local_lakehouse(tmp_path_factory.mktemp("lakehouse-down")) as lake:
+        wait_for_catalog(lake.settings)
+        yield lake
+
+
+def _orders_snapshot(settings: LakehouseSettings) -> int | None:
+    snapshot = catalog(settings).load_table((settings.namespace_raw, "orders")).current_snapshot()
+    return snapshot.snapshot_id if snapshot else None
+
+
+def test_catalog_down_mid_write_leaves_table_unchanged_and_retry_succeeds(
+    own_lakehouse: LocalLakehouse, extension_directory: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = own_lakehouse.settings.model_copy(update={"duckdb_extension_directory": extension_directory})
+    seed_raw_tables(settings, seed=9, run_key="seed", **SMALL)
+    counts_before = raw_table_counts(settings)
+    snapshot_before = _orders_snapshot(settings)
+
+    # Stop SeaweedFS (S3 + catalog) after pyiceberg wrote the data files, right before the commit.
+    real_commit = RestCatalog.commit_table
+    commits_attempted = []
+
+    def commit_after_outage(self, table, requirements, updates):  # noqa: ANN001, ANN202
+        commits_attempted.append(table.name())
+        own_lakehouse.stop()
+        return real_commit(self, table, requirements, updates)
+
+    monkeypatch.setattr(RestCatalog, "commit_table", commit_after_outage)
+    with pytest.raises(IngestError) as error:
+        append_orders(settings, run_key="tick-1", n_orders=15)
+    monkeypatch.setattr(RestCatalog, "commit_table", real_commit)
+    assert commits_attempted == [(settings.namespace_raw, "orders")]
+    message = str(error.value)
+    assert "append of 15 rows" in message and "orders" in message and "re-run the same run key" in message
+
+    # while it is down, reads fail clearly too (no hang)
+    with pytest.raises(IngestError, match="cannot open Iceberg REST catalog"):
+        raw_table_counts(settings)
+    with pytest.raises(LakehouseConnectionError):
+        connect(settings)
+
+    # same data dir and ports: the catalog and the tables survive the restart, unchanged
+    own_lakehouse.start()
+    wait_for_catalog(settings)
+    assert raw_table_counts(settings) == counts_before
+    assert _orders_snapshot(settings) == snapshot_before
+    orders = catalog(settings).load_table((settings.namespace_raw, "orders"))
+    assert "tick-1" not in committed_run_keys(orders)
+
+    # the next run with the same key succeeds, once
+    retry = append_orders(settings, run_key="tick-1", n_orders=15)
+    assert retry.rows_written["orders"] == 15 and not retry.skipped
+    assert append_orders(settings, run_key="tick-1", n_orders=15).skipped == ("orders", "order_lines")
+    counts_after = raw_table_counts(settings)
+    assert counts_after["orders"] == counts_before["orders"] + 15
+    con = connect(settings)
+    raw = f"lake.{settings.namespace_raw}"
+    assert con.sql(f"SELECT count(*) - count(DISTINCT order_id) FROM {raw}.orders").fetchone() == (0,)
+    assert con.sql(
+        f"SELECT count(*) FROM {raw}.order_lines l ANTI JOIN {raw}.orders o USING (order_id)"
+    ).fetchone() == (0,)
+
+
+def test_catalog_down_before_the_run_fails_fast(own_lakehouse: LocalLakehouse, tmp_path: Path) -> None:
+    settings = own_lakehouse.settings.model_copy(update={"catalog_uri": "http://127.0.0.1:9"})  # nothing listens
+    with pytest.raises(IngestError, match="http://127.0.0.1:9"):
+        seed_raw_tables(settings, seed=1, run_key="never")
+    with pytest.raises(IngestError, match="not ready"):
+        wait_for_catalog(settings, timeout=1)
