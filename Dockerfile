@@ -33,6 +33,10 @@ COPY demo/ ./demo/
 # container copies (demo/bootstrap/image.py: DUCKDB_EXTENSION_DIR).
 RUN python -m demo.bootstrap duckdb-extensions --directory /opt/floe/duckdb-extensions
 
+# The dbt manifest Dagster loads at import (demo/orchestration/dbt.py, target/dagster), parsed now:
+# the app directory is read-only at run time. dbt runs write under DBT_TARGET_PATH (/tmp) instead.
+RUN python -c "from demo.orchestration.dbt import dbt_project, ensure_manifest; ensure_manifest(dbt_project())"
+
 # Non-root user with fixed ids (demo/bootstrap/image.py: IMAGE_UID / IMAGE_GID); pods set
 # runAsUser/runAsGroup/fsGroup to the same numbers.
 RUN groupadd --gid 10100 floe \

@@ -135,14 +135,25 @@ class LocalLakehouse:
                     timeout=2,
                 )
                 s3 = httpx.get(f"http://127.0.0.1:{self.s3_port}/", timeout=2)
-                if token.status_code == 200 and s3.status_code in (200, 403):
+                if token.status_code == 200 and s3.status_code in (200, 403) and self._warehouse_ready(token.json()["access_token"]):
                     return
-                last_error = f"token {token.status_code}, s3 {s3.status_code}"
+                last_error = f"token {token.status_code}, s3 {s3.status_code}, warehouse not listable yet"
             except httpx.HTTPError as exc:
                 last_error = repr(exc)
             time.sleep(0.25)
         self.stop()
         raise TimeoutError(f"SeaweedFS not ready after {timeout:.0f}s ({last_error}); log: {self.log_path}")
+
+    def _warehouse_ready(self, token: str) -> bool:
+        """The token endpoint answers before the table bucket exists: ready means the warehouse
+        lists its namespaces (a create_namespace right after would otherwise fail)."""
+        base, headers = self.settings_fields()["catalog_uri"], {"Authorization": f"Bearer {token}"}
+        config = httpx.get(f"{base}/v1/config", params={"warehouse": WAREHOUSE}, headers=headers, timeout=2)
+        if config.status_code != 200:
+            return False
+        prefix = config.json().get("overrides", {}).get("prefix", "")
+        path = f"{base}/v1/{prefix}/namespaces" if prefix else f"{base}/v1/namespaces"
+        return httpx.get(path, headers=headers, timeout=2).status_code == 200
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from floe.synth import SynthResult
 from tests.infra.conftest import synth
 from tests.support.manifests import find, resolve_env, container
-from tests.support.pods import pg_env
+from tests.support.pods import build_local_image, interpreter_reachable_by_other_users, pg_env, world_traversable_tmpdir
 from tests.support.postgres import PostgresServer, postgres_server
 
 
@@ -47,5 +48,15 @@ def connect_as(server: PostgresServer, user: str, password: str, database: str):
 
 
 @pytest.fixture(scope="session")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("pods")
+def scratch() -> Iterator[Path]:
+    """Where local 'pods' live: reachable by the pods' non-root uids (pytest's tmp is root-only)."""
+    path = world_traversable_tmpdir("floe-pods-")
+    with interpreter_reachable_by_other_users():
+        yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def local_image(scratch: Path) -> dict[str, Path]:
+    """The project image's files, laid out by the Dockerfile's steps, owned by root."""
+    return build_local_image(scratch / "image")

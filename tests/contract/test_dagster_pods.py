@@ -71,11 +71,16 @@ class Ports:
 
 
 @pytest.fixture(scope="module")
-def pods(stack: SynthResult, stack_postgres: PostgresServer, scratch: Path) -> dict[str, LocalContainer]:
+def pods(stack: SynthResult, stack_postgres: PostgresServer, scratch: Path, local_image: dict[str, Path]) -> dict[str, LocalContainer]:
+    """Each Dagster container as the image's uid (from the pod's securityContext), with the image's
+    files read-only to it and only its emptyDirs writable, as in the pod."""
     docs, image_env = stack.documents, dockerfile_env()
     table = rewrites(stack_postgres, Ports.grpc, Ports.web)
     return {
-        name: materialize(docs, "Deployment", f"floe-dagster-{name}", name, root=scratch / name, rewrites=table, image_env=image_env)
+        name: materialize(
+            docs, "Deployment", f"floe-dagster-{name}", name, root=scratch / name, rewrites=table,
+            image_env=image_env, extra_paths=local_image, as_pod_user=True,
+        )
         for name in ("user-code", "webserver", "daemon")
     }
 
@@ -106,6 +111,16 @@ def webserver(pods: dict[str, LocalContainer], code_server: subprocess.Popen, sc
         yield url
     finally:
         stop(process)
+
+
+def test_pods_run_as_the_image_user_on_a_read_only_image(pods: dict[str, LocalContainer], local_image: dict[str, Path]) -> None:
+    from demo.bootstrap.image import IMAGE_GID, IMAGE_UID
+
+    for pod in pods.values():
+        assert (pod.user, pod.group) == (IMAGE_UID, IMAGE_GID)
+        probe = pod.run(["python", "-c", f"open({str(pod.cwd / 'demo' / 'probe')!r}, 'w')"])
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr
+        assert pod.run(["python", "-c", "import tempfile; tempfile.mkstemp()"]).returncode == 0
 
 
 def test_pods_use_the_generated_instance_and_workspace(pods: dict[str, LocalContainer]) -> None:
@@ -173,8 +188,7 @@ def test_daemon_heartbeats_and_passes_its_liveness_probe(
     try:
 
         def healthy() -> bool:
-            result = subprocess.run(probe, env=daemon.env, cwd=daemon.cwd, capture_output=True, timeout=60)
-            return result.returncode == 0
+            return daemon.run(probe, timeout=60).returncode == 0
 
         wait_for(healthy, "dagster-daemon liveness-check", process, log)
     finally:
@@ -191,9 +205,6 @@ def test_dbt_parses_with_the_user_code_profile_and_env(pods: dict[str, LocalCont
     assert target == "cluster"
     # The image sets DBT_TARGET_PATH/DBT_LOG_PATH under /tmp (the pod's scratch emptyDir).
     assert pod.env["DBT_TARGET_PATH"].startswith(str(pod.local_path("/tmp")))
-    result = subprocess.run(
-        ["dbt", "parse", "--project-dir", "demo/dbt", "--profiles-dir", "demo/dbt", "--target", target],
-        env=pod.env, cwd=pod.cwd, capture_output=True, text=True, timeout=300,
-    )
+    result = pod.run(["dbt", "parse", "--project-dir", "demo/dbt", "--profiles-dir", "demo/dbt", "--target", target], timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (Path(pod.env["DBT_TARGET_PATH"]) / "manifest.json").exists()

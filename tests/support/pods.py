@@ -12,15 +12,20 @@ its rewrites, so a reader sees exactly how the local run differs from the pod.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from demo.bootstrap.image import APP_DIR
+from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
 from tests.support.manifests import expand_args, pod_spec, resolve_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +46,69 @@ def dockerfile_env(dockerfile: Path = REPO / "Dockerfile") -> dict[str, str]:
     return env
 
 
+#: What the Dockerfile puts in the image, mirrored by :func:`build_local_image` (a test checks the
+#: Dockerfile still says the same, so the two cannot drift apart).
+IMAGE_BUILD_STEPS = (
+    "COPY pyproject.toml uv.lock ./",
+    "COPY demo/ ./demo/",
+    "RUN python -m demo.bootstrap duckdb-extensions --directory /opt/floe/duckdb-extensions",
+    'RUN python -c "from demo.orchestration.dbt import dbt_project, ensure_manifest; ensure_manifest(dbt_project())"',
+)
+_NOT_IN_IMAGE = shutil.ignore_patterns("__pycache__", "*.pyc", "target", "logs", "dbt_packages", "*.duckdb", "*.duckdb.wal")
+
+
+def build_local_image(root: Path) -> dict[str, Path]:
+    """Lay out the project image's files under ``root`` as the Dockerfile does, owned by root
+    (so the pod's non-root uid cannot write them, as with a read-only root filesystem).
+    Returns the image path -> local path map."""
+    app = root / APP_DIR.lstrip("/")
+    extensions = root / DUCKDB_EXTENSION_DIR.lstrip("/")
+    app.mkdir(parents=True)
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copy2(REPO / name, app / name)
+    shutil.copytree(REPO / "demo", app / "demo", ignore=_NOT_IN_IMAGE)
+    build_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "HOME": str(root / "build-home")}
+    build_env.pop("DBT_TARGET_PATH", None)
+    subprocess.run([sys.executable, "-m", "demo.bootstrap", "duckdb-extensions", "--directory", str(extensions)],
+                   cwd=app, env=build_env, check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-c", "from demo.orchestration.dbt import dbt_project, ensure_manifest; ensure_manifest(dbt_project())"],
+                   cwd=app, env=build_env, check=True, capture_output=True, timeout=600)
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            os.chown(path, 0, 0)
+            path.chmod(0o755 if path.is_dir() else (path.stat().st_mode & 0o777) & ~0o022)
+    return {APP_DIR: app, DUCKDB_EXTENSION_DIR: extensions}
+
+
+@contextlib.contextmanager
+def interpreter_reachable_by_other_users() -> Iterator[None]:
+    """Let non-root uids reach this venv's interpreter for the duration of the block.
+
+    The venv's python is a link into the interpreter's install (e.g. pyenv under /root, mode 0700):
+    a pod-uid process could not even start. Grant traverse (o+x, not read) on exactly the ancestors
+    that block it, and restore their modes afterwards.
+    """
+    target = Path(os.path.realpath(sys.executable))
+    changed: list[tuple[Path, int]] = []
+    for ancestor in reversed(target.parents):
+        mode = ancestor.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            changed.append((ancestor, mode))
+            ancestor.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for path, mode in reversed(changed):
+            path.chmod(stat.S_IMODE(mode))
+
+
+def world_traversable_tmpdir(prefix: str) -> Path:
+    """A scratch folder other uids can reach (pytest's tmp folders are root-only)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
 @dataclass
 class LocalContainer:
     argv: list[str]
@@ -48,13 +116,28 @@ class LocalContainer:
     cwd: Path
     root: Path
     files: dict[str, Path] = field(default_factory=dict)
+    # uid/gid from the pod's securityContext (None: the caller's own).
+    user: int | None = None
+    group: int | None = None
 
     def local_path(self, container_path: str) -> Path:
         return self.root / container_path.lstrip("/")
 
+    def _identity(self) -> dict:
+        if self.user is None:
+            return {}
+        return {"user": self.user, "group": self.group, "extra_groups": []}
+
     def start(self, log: Path) -> subprocess.Popen[bytes]:
         handle = log.open("wb")
-        return subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            self.argv, env=self.env, cwd=self.cwd, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+            **self._identity(),
+        )
+
+    def run(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run another command in the same 'container' (as a probe's exec does)."""
+        return subprocess.run(argv, env=self.env, cwd=self.cwd, capture_output=True, text=True, timeout=timeout, **self._identity())
 
 
 def _rewrite(text: str, rewrites: dict[str, str], path_map: dict[str, str]) -> str:
@@ -78,6 +161,7 @@ def materialize(
     rewrites: dict[str, str] | None = None,
     image_env: dict[str, str] | None = None,
     extra_paths: dict[str, Path] | None = None,
+    as_pod_user: bool = False,
 ) -> LocalContainer:
     """Lay out ``container_name`` of ``kind/name`` under ``root`` and return how to start it."""
     rewrites = rewrites or {}
@@ -87,6 +171,9 @@ def materialize(
     config_maps = {d["metadata"]["name"]: d.get("data") or {} for d in documents if d["kind"] == "ConfigMap"}
 
     path_map: dict[str, str] = {APP_DIR: str(REPO)}
+    pod_security = spec.get("securityContext") or {}
+    uid = pod_security.get("runAsUser") if as_pod_user else None
+    gid = pod_security.get("fsGroup", pod_security.get("runAsGroup")) if as_pod_user else None
     for container_path, local in (extra_paths or {}).items():
         path_map[container_path] = str(local)
     for mount in container.get("volumeMounts") or []:
@@ -100,6 +187,10 @@ def materialize(
         target = Path(path_map[mount["mountPath"]])
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
+            if uid is not None:
+                # fsGroup: the kubelet makes emptyDirs writable for the pod's group.
+                os.chown(target, uid, gid)
+                target.chmod(0o2775)
         elif "configMap" in volume:
             data = config_maps[volume["configMap"]["name"]]
             if mount.get("subPath"):
@@ -122,10 +213,10 @@ def materialize(
         "LANG": "C.UTF-8",
         **env,
     }
-    if "HOME" in process_env:
+    if "HOME" in process_env and uid is None:
         Path(process_env["HOME"]).mkdir(parents=True, exist_ok=True)
     cwd = Path(_rewrite(container.get("workingDir") or APP_DIR, rewrites, path_map))
-    return LocalContainer(argv=argv, env=process_env, cwd=cwd, root=root, files=files)
+    return LocalContainer(argv=argv, env=process_env, cwd=cwd, root=root, files=files, user=uid, group=gid)
 
 
 def pg_env(server) -> dict[str, str]:  # noqa: ANN001 - tests.support.postgres.PostgresServer
