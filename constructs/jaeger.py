@@ -8,6 +8,7 @@ from constructs import Construct
 
 from constructs import base
 from floe.config import JaegerConfig, StackConfig
+from floe.quantities import memory_bytes
 
 # The image's USER (jaegertracing/jaeger cmd/jaeger/Dockerfile: USER_UID=10001).
 JAEGER_RUN_AS = base.RunAs(uid=10001, gid=10001)
@@ -62,6 +63,9 @@ class Jaeger(Construct):
             ports=base.container_ports(
                 {"ui": j.ui_port, "otlp-grpc": j.otlp_grpc_port, "otlp-http": j.otlp_http_port, "health": j.health_port}
             ),
+            # The Go runtime collects harder as the heap nears GOMEMLIMIT: keep it under the
+            # container limit so the store is trimmed by GC pressure, not by the OOM killer.
+            env=[base.env("GOMEMLIMIT", f"{memory_bytes(j.resources.memory_limit) * 9 // 10 // 2**20}MiB")],
             resources=base.resources(j.resources),
             readiness_probe=base.http_get("/status", "health", base.READINESS),
             liveness_probe=base.http_get("/status", "health", base.LIVENESS),

@@ -162,7 +162,8 @@ class JaegerConfig(StrictModel):
     otlp_http_port: Port = 4318
     health_port: Port = 13133
     # In-memory store: bounded so it fits the memory limit (upstream default is 100 000 traces).
-    max_traces: int = Field(default=10_000, ge=100, le=1_000_000)
+    # A pipeline run's trace is tens of spans (~50 KB): 2 000 traces stay well under 512Mi.
+    max_traces: int = Field(default=2_000, ge=100, le=1_000_000)
 
 
 class MarquezWebConfig(StrictModel):

@@ -57,6 +57,9 @@ UPSTREAM: dict[str, dict[str, str]] = {
         # Ours: only expanded into the container's args as $(FLOE_POLARIS_BOOTSTRAP_CREDENTIALS).
         "FLOE_POLARIS_BOOTSTRAP_CREDENTIALS": "expanded into args by the kubelet",
     },
+    "jaeger": {
+        "GOMEMLIMIT": "Go runtime (pkg.go.dev/runtime: GOMEMLIMIT soft memory limit)",
+    },
     "marquez": {
         "MARQUEZ_CONFIG": "marquez docker/entrypoint.sh",
         # Read by our own marquez.yml through Dropwizard's ${VAR} substitution (checked below).

@@ -84,10 +84,12 @@ def test_jaeger_store_is_bounded(default_synth: SynthResult) -> None:
     docs = default_synth.documents
     config = yaml.safe_load(find(docs, "ConfigMap", "floe-jaeger-config")["data"]["config.yaml"])
     backends = config["extensions"]["jaeger_storage"]["backends"]
-    assert [b["memory"]["max_traces"] for b in backends.values()] == [10_000]
+    assert [b["memory"]["max_traces"] for b in backends.values()] == [2_000]
     assert config["exporters"]["jaeger_storage_exporter"]["trace_storage"] in backends
     c = container(docs, "Deployment", "floe-jaeger")
     assert c["args"] == ["--config", "/etc/jaeger/config.yaml"]
+    # Go heap soft limit at 90 % of the container's 512Mi limit.
+    assert {"name": "GOMEMLIMIT", "value": "460MiB"} in c["env"]
 
 
 def test_plan_services_and_ports(default_synth: SynthResult) -> None:
