@@ -513,3 +513,10 @@ def to_schema() -> dict[str, Any]:
     return StackConfig.model_json_schema()
 
 
+
+
+if __name__ == "__main__":
+    # `python -m floe.config > config/schema.json`: the schema editors use to check profiles.
+    import json
+
+    print(json.dumps(to_schema(), indent=2, sort_keys=True))
