@@ -19,9 +19,10 @@ from floe.deploy.manifests import Stack, pod_spec
 from floe.deploy.ports import Assignment
 
 CREDENTIALS_STORE = ".floe/credentials.json"  # floe.config.CredentialsConfig.store default
-# A cube/measure of the demo's model for the example queries (demo/cube model).
+# A cube, measure and dimension of the demo's Cube model (demo/cube/model/orders.yml) for the examples.
 EXAMPLE_CUBE = "orders"
 EXAMPLE_MEASURE = "count"
+EXAMPLE_DIMENSION = "status"
 CUBE_SQL_PORT_NAME = "sql"
 
 
@@ -46,7 +47,7 @@ def secret_refs(stack: Stack, env_names: Sequence[str]) -> dict[str, SecretRef]:
 
 
 def kubectl_secret_command(namespace: str, ref: SecretRef) -> str:
-    # jsonpath with a bracketed key works for keys with dots or dashes.
+    # kubectl jsonpath: dashes are fine in a field name (dots would need escaping; Secret keys here have none).
     return f"kubectl get secret -n {namespace} {ref.secret} -o jsonpath='{{.data.{ref.key}}}' | base64 -d"
 
 
@@ -84,7 +85,9 @@ def access_lines(stack: Stack, assignments: Sequence[Assignment]) -> list[str]:
     sql = next((a for a in assignments if a.spec.port_name == CUBE_SQL_PORT_NAME and "cube" in a.spec.service), None) or next(
         (a for a in assignments if a.spec.service_port == 15432), None
     )
-    query = json.dumps({"measures": [f"{EXAMPLE_CUBE}.{EXAMPLE_MEASURE}"]}, separators=(",", ":"))
+    measure, dimension = f"{EXAMPLE_CUBE}.{EXAMPLE_MEASURE}", f"{EXAMPLE_CUBE}.{EXAMPLE_DIMENSION}"
+    query = json.dumps({"measures": [measure], "dimensions": [dimension]}, separators=(",", ":"))
+    sql_query = f"SELECT {dimension} AS {EXAMPLE_DIMENSION}, MEASURE({measure}) AS {EXAMPLE_MEASURE} FROM {EXAMPLE_CUBE} GROUP BY 1"
     if api:
         # Cube REST API docs: the JWT goes in the Authorization header as is; GraphQL is <base path>/graphql.
         lines += [
@@ -94,7 +97,7 @@ def access_lines(stack: Stack, assignments: Sequence[Assignment]) -> list[str]:
             f"  curl -s -H \"Authorization: $TOKEN\" -G {api.url}/cubejs-api/v1/load --data-urlencode 'query={query}'",
             "Cube GraphQL API:",
             f"  curl -s -H \"Authorization: $TOKEN\" -H 'Content-Type: application/json' {api.url}/cubejs-api/graphql "
-            f"-d '{{\"query\":\"{{ cube {{ {EXAMPLE_CUBE} {{ {EXAMPLE_MEASURE} }} }} }}\"}}'",
+            f"-d '{{\"query\":\"{{ cube {{ {EXAMPLE_CUBE} {{ {EXAMPLE_MEASURE} {EXAMPLE_DIMENSION} }} }} }}\"}}'",
         ]
     if sql:
         # Cube Core SQL API docs (cube.dev/docs/product/apis-integrations/sql-api): `psql -h … -p 15432 -U user cube`,
@@ -106,10 +109,10 @@ def access_lines(stack: Stack, assignments: Sequence[Assignment]) -> list[str]:
         lines += [
             "Cube SQL API (Postgres wire protocol):",
             f"  PGPASSWORD={pw_cmd} psql -h 127.0.0.1 -p {sql.local_port} -U {user_cmd} -d cube "
-            f"-c 'SELECT MEASURE({EXAMPLE_CUBE}.{EXAMPLE_MEASURE}) FROM {EXAMPLE_CUBE}'",
+            f"-c '{sql_query}'",
             "  python: psycopg2.connect(host='127.0.0.1', port="
             f"{sql.local_port}, user=USER, password=PASSWORD, dbname='cube')"
-            f" then cursor.execute('SELECT MEASURE({EXAMPLE_CUBE}.{EXAMPLE_MEASURE}) FROM {EXAMPLE_CUBE}')",
+            f" then cursor.execute('{sql_query}')",
         ]
     return lines
 

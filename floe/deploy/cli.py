@@ -108,8 +108,8 @@ def _timings(results: tuple[PhaseResult, ...]) -> Table:
     return table
 
 
-def _access_table(stack: Stack) -> None:
-    assignments = assign_ports(stack.port_forwards(), is_free=lambda _p: True)
+def _access_table(stack: Stack, phases: list[Phase] | None = None) -> None:
+    assignments = assign_ports(stack.port_forwards(phases), is_free=lambda _p: True)
     table = Table("service", "URL (after `make port-forward`)", "what", title="Access", title_justify="left")
     for a in assignments:
         table.add_row(a.spec.service, a.url, a.spec.description)
@@ -165,9 +165,12 @@ def deploy_command(
         )
     except CommandError as exc:
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: what was applied stays in the cluster (`make status`; `make undeploy-local` removes it)")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     console.print(_timings(result.phases))
     if result.exit_code == ExitCode.SUCCESS:
-        _access_table(stack)
+        _access_table(stack, phases)
     raise typer.Exit(int(result.exit_code))
 
 
@@ -182,7 +185,11 @@ def preflight_command(
 ) -> None:
     """Only the checks deploy runs first."""
     stack = _stack(dist)
-    _run_preflight(Kubectl(kubectl_bin, context), stack, stack.select(phase or None), allow_context, image)
+    try:
+        phases = stack.select(phase or None)
+    except ManifestError as exc:
+        raise _fail(str(exc)) from None
+    _run_preflight(Kubectl(kubectl_bin, context), stack, phases, allow_context, image)
 
 
 def undeploy_argv(kubectl: Kubectl, stack: Stack | None, namespace: str, timeout: float) -> list[list[str]]:
@@ -238,12 +245,16 @@ def port_forward_command(dist: Path = DIST, kubectl_bin: str = KUBECTL, context:
         if a.moved:
             err.print(f"[yellow]{a.spec.service}: {a.note}[/]")
     supervisor = Supervisor([Forward(a, port_forward_argv(kubectl, stack.namespace, a)) for a in assignments], log=lambda m: err.print(m, markup=False))
-    failed = supervisor.start()
     console.print(table)
-    if len(failed) == len(assignments):
+    try:
+        failed = supervisor.start()
+        if len(failed) == len(assignments):
+            raise _fail("no port-forward came up (is the stack deployed? `make status`)")
+        supervisor.run_until_interrupted()
+    except KeyboardInterrupt:  # Ctrl-C while starting: same clean stop as later
+        err.print("stopping port-forwards")
+    finally:
         supervisor.stop()
-        raise _fail("no port-forward came up (is the stack deployed? `make status`)")
-    supervisor.run_until_interrupted()
 
 
 @app.command("status")

@@ -13,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 import httpx
 
@@ -96,7 +96,7 @@ def recent_runs(host: str, port: int, limit: int = 5) -> list[RunSummary]:
                 run_id=run["runId"],
                 job_name=run["jobName"],
                 status=run["status"],
-                started=datetime.fromtimestamp(start, timezone.utc) if start else None,
+                started=datetime.fromtimestamp(start, UTC) if start else None,
                 seconds=(end - start) if start and end else None,
             )
         )

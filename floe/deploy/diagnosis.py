@@ -110,10 +110,9 @@ def _log_targets(workload: WorkloadView) -> list[tuple[str, str, bool]]:
         for container in containers:
             key = (problem.pod, container)
             targets[key] = targets.get(key, False) or problem.wants_previous_logs
-    if not targets and not any(p.pod for p in workload.all_problems):
-        # A failed Job whose pods show nothing (already cleaned up, or exited 0 then failed): read its newest pod.
-        if workload.ref.kind == "Job" and workload.pods:
-            targets[(workload.pods[-1].name, "*")] = False
+    if not targets and not any(p.pod for p in workload.all_problems) and workload.ref.kind == "Job" and workload.pods:
+        # A failed Job whose pods show nothing (exited 0, then the Job failed on a deadline): read its newest pod.
+        targets[(workload.pods[-1].name, "*")] = False
     return [(pod, container, previous) for (pod, container), previous in targets.items()]
 
 

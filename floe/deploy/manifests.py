@@ -313,9 +313,9 @@ class Stack:
                 found.setdefault(container["image"], container.get("imagePullPolicy", ""))
         return found
 
-    def port_forwards(self) -> list[PortForwardSpec]:
+    def port_forwards(self, phases: Iterable[Phase] | None = None) -> list[PortForwardSpec]:
         specs: list[PortForwardSpec] = []
-        for obj in self.objects():
+        for obj in self.objects(phases):
             if obj.get("kind") != "Service":
                 continue
             annotations = obj["metadata"].get("annotations") or {}

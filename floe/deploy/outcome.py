@@ -11,3 +11,5 @@ class ExitCode(IntEnum):
     FAILURE = 1
     # Nothing failed outright, but a phase was not Ready within its timeout.
     TIMEOUT = 2
+    # Ctrl-C during a deploy (128 + SIGINT, the shell convention).
+    INTERRUPTED = 130

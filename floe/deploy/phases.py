@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Protocol
 
 import yaml
@@ -19,7 +19,7 @@ from floe.deploy.diagnosis import CapacityNote, Report, build_report
 from floe.deploy.kubectl import CommandError, Kubectl
 from floe.deploy.manifests import Phase, Stack
 from floe.deploy.outcome import ExitCode
-from floe.deploy.readiness import Evaluation, Policy, State, evaluate
+from floe.deploy.readiness import Evaluation, Policy, evaluate
 
 _IMMUTABLE_JOB = re.compile(r'The Job "(?P<name>[^"]+)" is invalid: .*field is immutable')
 
@@ -38,7 +38,7 @@ class SystemClock:
         time.sleep(seconds)
 
     def utcnow(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 ProgressCallback = Callable[[str, float, Evaluation], None]
@@ -125,6 +125,8 @@ def apply_phase(kubectl: Kubectl, phase: Phase) -> list[str]:
     deleted and re-created: a bootstrap Job is idempotent by design, re-running it is the intent."""
     notes = []
     for path in phase.files:
+        if not any(yaml.safe_load_all(path.read_text())):
+            continue  # an empty chart: `kubectl apply` would fail with "no objects passed to apply"
         try:
             kubectl.apply_file(str(path))
         except CommandError as exc:
@@ -213,7 +215,3 @@ def deploy(
         if code != ExitCode.SUCCESS:
             break
     return DeployResult(tuple(results))
-
-
-def workload_states(evaluation: Evaluation) -> dict[str, State]:
-    return {str(w.ref): w.state for w in evaluation.workloads}

@@ -50,6 +50,9 @@ class Assignment:
 
     @property
     def url(self) -> str:
+        name = (self.spec.port_name or "").lower()
+        if "sql" in name or "postgres" in name:  # Postgres wire protocol, not HTTP
+            return f"postgresql://127.0.0.1:{self.local_port}"
         return f"http://localhost:{self.local_port}"
 
     @property

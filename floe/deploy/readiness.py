@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, UTC
 from enum import Enum
 from typing import Any
 
@@ -50,7 +50,7 @@ HINTS: dict[Failure, str] = {
         "access. If it is the project image, run `make image` (it must exist locally)."
     ),
     Failure.CRASH_LOOP: (
-        "The container keeps exiting: read the last log lines below. Usual causes: a dependency it "
+        "The container keeps exiting: read the last log lines above. Usual causes: a dependency it "
         "reaches at start-up is not Ready, a wrong credential, or a bad config value."
     ),
     Failure.OOM_KILLED: (
@@ -66,19 +66,19 @@ HINTS: dict[Failure, str] = {
         "stack's total requests. Raise it in Docker Desktop > Settings > Resources (see `floe.deploy resources`)."
     ),
     Failure.UNSCHEDULABLE: (
-        "No node accepts the pod (volume claim, taint or node selector): read the scheduler's message below."
+        "No node accepts the pod (volume claim, taint or node selector): read the scheduler's message above."
     ),
-    Failure.CONTAINER_ERROR: "The container exited with an error: read the last log lines below.",
+    Failure.CONTAINER_ERROR: "The container exited with an error: read the last log lines above.",
     Failure.NOT_READY: (
         "Running but its readiness probe fails: it is still starting, or waits on a dependency. "
         "Read the events (probe failures) and the last log lines."
     ),
     Failure.JOB_FAILED: (
-        "The bootstrap Job gave up after its retries: read its pod's last log lines below; it usually "
+        "The bootstrap Job gave up after its retries: read its pod's last log lines above; it usually "
         "means the service it initialises was not reachable or rejected the credentials. Fix, then "
         "`kubectl delete job <name> -n <ns>` and re-run the deploy."
     ),
-    Failure.ROLLOUT_STALLED: "The Deployment made no progress within its deadline: see its pods' problems below.",
+    Failure.ROLLOUT_STALLED: "The Deployment made no progress within its deadline: see its pods' problems above.",
 }
 
 # Waiting reasons that are definitive as soon as they appear (kubelet: images/types.go, kuberuntime).
@@ -262,6 +262,13 @@ def classify_pod(pod: Mapping[str, Any], now: datetime, policy: Policy = Policy(
             # Running again after an OOM kill: it will likely be killed again; say so but keep waiting.
             problems.append(Problem(Failure.OOM_KILLED, name, container, "OOMKilled", f"restarted {restarts}x after OOM kill", False))
 
+    # Still in init containers (e.g. wait-for-deps): say which one, like kubectl's "Init:1/2".
+    inits = status.get("initContainerStatuses") or []
+    done = sum(1 for cs in inits if ((cs.get("state") or {}).get("terminated") or {}).get("exitCode") == 0 or cs.get("started") and cs.get("ready"))
+    if inits and done < len(inits) and phase == "Pending" and not problems:
+        current = inits[done]
+        display = f"Init:{done}/{len(inits)} ({current.get('name')})"
+
     ready_condition = _condition(pod, "Ready")
     ready = bool(ready_condition and ready_condition.get("status") == "True")
     if phase == "Running" and not ready and not problems:
@@ -329,7 +336,7 @@ def _evaluate_job(obj: Mapping[str, Any]) -> tuple[State, str, list[Problem]]:
 
 def evaluate(expected: Iterable[ObjectRef], cluster_list: Mapping[str, Any], now: datetime | None = None, policy: Policy = Policy()) -> Evaluation:
     """Readiness of the ``expected`` workloads from one ``kubectl get deployments,statefulsets,daemonsets,jobs,pods -o json``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     items = cluster_list.get("items") or []
     by_ref = {(i.get("kind"), i.get("metadata", {}).get("name")): i for i in items}
     pods = [i for i in items if i.get("kind") == "Pod"]

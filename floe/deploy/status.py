@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from rich.console import Group
@@ -80,7 +80,7 @@ def raw_counts(kubectl: Kubectl, namespace: str) -> dict[str, int | None]:
 
 
 def gather(kubectl: Kubectl, namespace: str, runs: Callable[[], Table]) -> list[Section]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     sections: list[Section] = []
     try:
         sections.append(Section("pods", pods_table(kubectl.get_json("pods", "-n", namespace), now)))
