@@ -41,7 +41,12 @@ main: synth ## first command: deps, dist/, then the demo pipeline on the embedde
 ui: setup ## Dagster UI on the same local lakehouse
 	$(PY) -m demo.local ui
 
-test: setup ## the whole test suite
+# Cube 1.7.43's own npm packages (driver, schema compiler, server-core): test-only, not in `make main`.
+tests/semantic/node/node_modules/.installed: tests/semantic/node/package.json tests/semantic/node/package-lock.json
+	npm ci --prefix tests/semantic/node --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
+
+test: setup tests/semantic/node/node_modules/.installed ## the whole test suite
 	$(PY) -m pytest
 
 test-fast: setup ## manifest tests only

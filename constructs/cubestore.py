@@ -56,6 +56,8 @@ class CubeStore(Construct):
                 *remote_storage_env(config),
             ],
             resources=base.resources(cs.router_resources),
+            # /livez and /readyz on CUBESTORE_STATUS_PORT: served by the router only
+            # (cubestore serve_status_probes -> RouterProbes::try_new); workers get TCP probes.
             readiness_probe=base.http_get("/readyz", "status", base.READINESS),
             liveness_probe=base.http_get("/livez", "status", base.LIVENESS),
             # First start downloads the metastore snapshot from the bucket, if any.

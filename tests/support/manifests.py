@@ -23,8 +23,11 @@ def container(documents: list[dict], kind: str, name: str, container_name: str |
     return next(c for c in containers if c["name"] == container_name)
 
 
-def resolve_env(c: dict, documents: list[dict]) -> dict[str, str]:
-    """The container's environment with Secret/ConfigMap references and $(VAR) expanded."""
+def resolve_env(c: dict, documents: list[dict], fields: dict[str, str] | None = None) -> dict[str, str]:
+    """The container's environment with Secret/ConfigMap references and $(VAR) expanded.
+
+    ``fields`` gives the downward-API values (``fieldRef``), e.g. ``{"metadata.name": "floe-cubestore-worker-0"}``.
+    """
     secrets = {d["metadata"]["name"]: {**(d.get("stringData") or {})} for d in documents if d["kind"] == "Secret"}
     config_maps = {d["metadata"]["name"]: d.get("data") or {} for d in documents if d["kind"] == "ConfigMap"}
     env: dict[str, str] = {}
@@ -40,6 +43,10 @@ def resolve_env(c: dict, documents: list[dict]) -> dict[str, str]:
         elif "configMapKeyRef" in source:
             ref = source["configMapKeyRef"]
             env[var["name"]] = config_maps[ref["name"]][ref["key"]]
+        elif "fieldRef" in source:
+            path = source["fieldRef"]["fieldPath"]
+            assert fields is not None and path in fields, f"{c['name']}: pass fields={{{path!r}: ...}} to resolve {var['name']}"
+            env[var["name"]] = fields[path]
         else:
             raise AssertionError(f"unsupported env source in {c['name']}: {source}")
     return env
