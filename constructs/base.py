@@ -415,6 +415,42 @@ def job(
     )
 
 
+def bootstrap_job(
+    scope: Construct,
+    id: str,
+    *,
+    config: StackConfig,
+    layer: str,
+    name: str,
+    step: str,
+    container_name: str,
+    env: list[k8s.EnvVar],
+    depends_on: Dependency,
+) -> k8s.KubeJob:
+    """A Job running ``python -m demo.bootstrap <step>`` from the project image, as the image's
+    user, once ``depends_on`` accepts connections; the step itself waits for real readiness."""
+    tmp = ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+    container = k8s.Container(
+        name=container_name,
+        **image_fields(config.project_image),
+        command=["python", "-m", "demo.bootstrap", step],
+        env=env,
+        resources=resources(Resources()),
+        volume_mounts=[tmp.mount()],
+        security_context=container_security(),
+    )
+    return job(
+        scope,
+        id,
+        name=name,
+        lbls=labels(name, component="bootstrap", layer=layer, version=config.project_image.tag),
+        container=container,
+        run_as=PROJECT_RUN_AS,
+        init_containers=[wait_for([depends_on], image=config.postgres.image)],
+        volumes=[tmp.volume()],
+    )
+
+
 def image_fields(image: Image) -> dict[str, str]:
     return {"image": image.ref, "image_pull_policy": image.pull_policy}
 

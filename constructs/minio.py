@@ -81,11 +81,14 @@ class BucketJob(Construct):
         m, names = config.minio, config.names
         secrets = StackSecrets(config)
         setting = BucketSettings.env_name
-        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
-        container = k8s.Container(
-            name="buckets",
-            **base.image_fields(config.project_image),
-            command=["python", "-m", "demo.bootstrap", "buckets"],
+        base.bootstrap_job(
+            self,
+            "job",
+            config=config,
+            layer=layer,
+            name=names.minio_buckets_job,
+            step="buckets",
+            container_name="buckets",
             env=[
                 base.env(setting("s3_endpoint"), config.endpoints.s3_url),
                 secrets.minio_user.env(setting("s3_admin_access_key_id")),
@@ -93,17 +96,5 @@ class BucketJob(Construct):
                 base.env(setting("s3_region"), m.region),
                 base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket}"),
             ],
-            resources=base.resources(base.Resources()),
-            volume_mounts=[tmp.mount()],
-            security_context=base.container_security(),
-        )
-        base.job(
-            self,
-            "job",
-            name=names.minio_buckets_job,
-            lbls=base.labels(names.minio_buckets_job, component="bootstrap", layer=layer, version=config.project_image.tag),
-            container=container,
-            run_as=base.PROJECT_RUN_AS,
-            init_containers=[base.wait_for([base.Dependency(names.minio, m.api_port)], image=config.postgres.image)],
-            volumes=[tmp.volume()],
+            depends_on=base.Dependency(names.minio, m.api_port),
         )

@@ -115,11 +115,14 @@ class PolarisInitJob(Construct):
         p, m, names, endpoints = config.polaris, config.minio, config.names, config.endpoints
         secrets = StackSecrets(config)
         setting = PolarisInitSettings.env_name
-        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
-        container = k8s.Container(
-            name="polaris-init",
-            **base.image_fields(config.project_image),
-            command=["python", "-m", "demo.bootstrap", "polaris"],
+        base.bootstrap_job(
+            self,
+            "job",
+            config=config,
+            layer=layer,
+            name=names.polaris_init_job,
+            step="polaris",
+            container_name="polaris-init",
             env=[
                 base.env(setting("polaris_url"), endpoints.polaris_base_url),
                 base.env(setting("polaris_realm"), p.realm),
@@ -144,17 +147,5 @@ class PolarisInitJob(Construct):
                 secrets.catalog_reader_client_id.env(setting("reader_client_id")),
                 secrets.catalog_reader_client_secret.env(setting("reader_client_secret")),
             ],
-            resources=base.resources(base.Resources()),
-            volume_mounts=[tmp.mount()],
-            security_context=base.container_security(),
-        )
-        base.job(
-            self,
-            "job",
-            name=names.polaris_init_job,
-            lbls=base.labels(names.polaris_init_job, component="bootstrap", layer=layer, version=config.project_image.tag),
-            container=container,
-            run_as=base.PROJECT_RUN_AS,
-            init_containers=[base.wait_for([base.Dependency(names.polaris, p.port)], image=config.postgres.image)],
-            volumes=[tmp.volume()],
+            depends_on=base.Dependency(names.polaris, p.port),
         )
