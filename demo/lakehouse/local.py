@@ -28,7 +28,7 @@ WAREHOUSE = "warehouse"
 EXTRA_BUCKETS = ("cubestore",)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -84,15 +84,15 @@ class LocalLakehouse:
         ports = {
             "s3.port": self.s3_port,
             "s3.port.iceberg": self.iceberg_port,
-            "s3.port.grpc": _free_port(),
+            "s3.port.grpc": free_port(),
             "s3.port.lance": 0,
-            "master.port": _free_port(),
-            "master.port.grpc": _free_port(),
-            "volume.port": _free_port(),
-            "volume.port.grpc": _free_port(),
-            "filer.port": _free_port(),
-            "filer.port.grpc": _free_port(),
-            "admin.port": _free_port(),
+            "master.port": free_port(),
+            "master.port.grpc": free_port(),
+            "volume.port": free_port(),
+            "volume.port.grpc": free_port(),
+            "filer.port": free_port(),
+            "filer.port.grpc": free_port(),
+            "admin.port": free_port(),
         }
         args = [
             weed_binary(),
@@ -181,11 +181,12 @@ def local_lakehouse(
         data_dir=Path(data_dir),
         access_key=access_key,
         secret_key=secret_key,
-        s3_port=s3_port or _free_port(),
-        iceberg_port=iceberg_port or _free_port(),
+        s3_port=s3_port or free_port(),
+        iceberg_port=iceberg_port or free_port(),
     )
-    lake.start()
+    # stop() also when start() itself is interrupted (Ctrl-C while waiting for readiness).
     try:
+        lake.start()
         yield lake
     finally:
         lake.stop()

@@ -1,0 +1,1 @@
+"""Dagster orchestration of the demo pipeline (definitions in demo.orchestration.definitions)."""
