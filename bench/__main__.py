@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SUITES = ["bench.synth", "bench.deploy", "bench.pipeline"]
+SUITES = ["bench.synth", "bench.deploy", "bench.pipeline", "bench.orchestration"]
 
 if __name__ == "__main__":
     failed = []
