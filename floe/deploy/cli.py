@@ -48,6 +48,15 @@ def _stack(dist: Path) -> Stack:
         raise _fail(str(exc)) from None
 
 
+def _stack_and_phases(dist: Path, phase: list[str] | None) -> tuple[Stack, list[Phase]]:
+    """The stack in ``dist`` and the phases named (all when none), or a clear exit."""
+    stack = _stack(dist)
+    try:
+        return stack, stack.select(phase or None)
+    except ManifestError as exc:
+        raise _fail(str(exc)) from None
+
+
 def project_images(stack: Stack, phases: list[Phase] | None = None, explicit: str | None = None) -> list[str]:
     """The locally built images the phases use (the ones `make image` builds).
 
@@ -131,11 +140,7 @@ def deploy_command(
     context: str = CONTEXT,
 ) -> None:
     """Apply the phases in order; wait for each to be Ready; on failure explain why."""
-    stack = _stack(dist)
-    try:
-        phases = stack.select(phase or None)
-    except ManifestError as exc:
-        raise _fail(str(exc)) from None
+    stack, phases = _stack_and_phases(dist, phase)
     kubectl = Kubectl(kubectl_bin, context)
     if not skip_preflight:
         kubectl.context = _run_preflight(kubectl, stack, phases, allow_context, image) or context
@@ -184,11 +189,7 @@ def preflight_command(
     context: str = CONTEXT,
 ) -> None:
     """Only the checks deploy runs first."""
-    stack = _stack(dist)
-    try:
-        phases = stack.select(phase or None)
-    except ManifestError as exc:
-        raise _fail(str(exc)) from None
+    stack, phases = _stack_and_phases(dist, phase)
     _run_preflight(Kubectl(kubectl_bin, context), stack, phases, allow_context, image)
 
 
