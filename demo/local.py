@@ -128,7 +128,12 @@ def run(
             _print_locations(data_dir, lake, log_path)
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]")
-        raise typer.Exit(130) from None
+        # Cleanup is done (leaving the lakehouse context stopped SeaweedFS): exit now with the
+        # conventional 130. Under load, interpreter finalization after a handled interrupt sometimes
+        # ended the process by SIGINT instead (exit -2, seen in CI), which callers read as a crash.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     console.print(f"done in {time.monotonic() - started:.1f} s")
     if not ok:
         raise typer.Exit(1)
