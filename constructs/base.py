@@ -455,9 +455,6 @@ def image_fields(image: Image) -> dict[str, str]:
     return {"image": image.ref, "image_pull_policy": image.pull_policy}
 
 
-def stack_version(config: StackConfig) -> str:
-    return config.project_image.tag
-
 
 #: The project image's user (Dockerfile, via demo.bootstrap.image): bootstrap Jobs and Dagster run as it.
 PROJECT_RUN_AS = RunAs(uid=IMAGE_UID, gid=IMAGE_GID)

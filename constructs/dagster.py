@@ -140,9 +140,7 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
 
 def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
     d = config.dagster
-    name = lambda field: f"{PipelineSettings.model_config['env_prefix']}{field}".upper()  # noqa: E731
-    for field in ("schedule_cron", "orders_per_tick", "dbt_target"):
-        assert field in PipelineSettings.model_fields, field
+    name = PipelineSettings.env_name
     return [
         base.env(name("schedule_cron"), d.schedule_cron),
         base.env(name("orders_per_tick"), d.orders_per_tick),

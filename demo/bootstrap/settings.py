@@ -13,9 +13,9 @@ import re
 from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode
 
-from demo.lakehouse.settings import ENV_PREFIX
+from demo.lakehouse.settings import FloeSettings
 
 # S3 bucket names: 3-63 characters of lowercase letters, digits, dots and hyphens, starting and
 # ending with a letter or digit (the rules AWS documents and MinIO enforces).
@@ -35,18 +35,7 @@ POLARIS_CLIENT_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 POLARIS_CLIENT_SECRET_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 
-class _FloeSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
-
-    @classmethod
-    def env_name(cls, field: str) -> str:
-        """The environment variable that sets ``field`` (raises KeyError for an unknown field)."""
-        if field not in cls.model_fields:
-            raise KeyError(field)
-        return f"{ENV_PREFIX}{field}".upper()
-
-
-class BucketSettings(_FloeSettings):
+class BucketSettings(FloeSettings):
     """Where the S3 server is, the admin key that may create buckets, and which buckets to create."""
 
     # S3 endpoint (path-style), e.g. http://floe-minio:9000. Same variable as LakehouseSettings.
@@ -81,7 +70,7 @@ class BucketSettings(_FloeSettings):
         return value
 
 
-class PolarisInitSettings(_FloeSettings):
+class PolarisInitSettings(FloeSettings):
     """Everything the Polaris init Job needs: root credentials, the catalog, and the principals."""
 
     # Polaris' HTTP root, e.g. http://floe-polaris:8181 (management API and Iceberg REST are below).

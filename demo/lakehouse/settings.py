@@ -16,10 +16,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "FLOE_"
 
 
-class LakehouseSettings(BaseSettings):
-    """Where the Iceberg catalog and its object store are, and how to authenticate."""
+class FloeSettings(BaseSettings):
+    """Settings read from the environment, whose variable names the constructs look up."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field`` (raises KeyError for an unknown field)."""
+        if field not in cls.model_fields:
+            raise KeyError(field)
+        return f"{cls.model_config['env_prefix']}{field}".upper()
+
+
+class LakehouseSettings(FloeSettings):
+    """Where the Iceberg catalog and its object store are, and how to authenticate."""
 
     # Iceberg REST catalog. For Polaris: http://floe-polaris:8181/api/catalog; for SeaweedFS:
     # http://127.0.0.1:8181 (no prefix).
@@ -46,13 +57,6 @@ class LakehouseSettings(BaseSettings):
 
     # Where DuckDB keeps its extensions (filled offline from the duckdb-extension-* wheels).
     duckdb_extension_directory: str | None = Field(default=None)
-
-    @classmethod
-    def env_name(cls, field: str) -> str:
-        """The environment variable that sets ``field`` (raises KeyError for an unknown field)."""
-        if field not in cls.model_fields:
-            raise KeyError(field)
-        return f"{ENV_PREFIX}{field}".upper()
 
     @property
     def s3_endpoint_hostport(self) -> str:

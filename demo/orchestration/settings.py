@@ -8,12 +8,14 @@ the local demo. Lakehouse endpoints and credentials are not here: they are
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from demo.lakehouse.settings import FloeSettings
 
 PIPELINE_ENV_PREFIX = "FLOE_PIPELINE_"
 
 
-class PipelineSettings(BaseSettings):
+class PipelineSettings(FloeSettings):
     model_config = SettingsConfigDict(env_prefix=PIPELINE_ENV_PREFIX, extra="ignore", frozen=True)
 
     #: Cron of the schedule that appends new orders and rebuilds the marts (UTC).

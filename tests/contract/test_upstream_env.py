@@ -76,7 +76,7 @@ UPSTREAM: dict[str, dict[str, str]] = {
 
 
 def settings_env(*classes: type) -> set[str]:
-    return {cls.env_name(f) if hasattr(cls, "env_name") else f"{cls.model_config['env_prefix']}{f}".upper() for cls in classes for f in cls.model_fields}
+    return {cls.env_name(f) for cls in classes for f in cls.model_fields}
 
 
 def dagster_yaml_env(docs: list[dict]) -> set[str]:

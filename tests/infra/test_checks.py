@@ -80,10 +80,6 @@ def env_var(c: dict, name: str) -> dict:
     return next(v for v in c["env"] if v["name"] == name)
 
 
-def _set(path_fn: Callable[[list[dict]], None]) -> Callable[[list[dict]], None]:
-    return path_fn
-
-
 MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
     "schema": [
         ("unknown container field", lambda d: container(d, "floe-minio").update(imagePolicy="Always")),
