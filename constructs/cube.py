@@ -10,9 +10,13 @@ lakehouse.js); tests/semantic/upstream_env.py lists each with its source.
 
 from __future__ import annotations
 
+import hashlib
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from cdk8s import JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
@@ -22,6 +26,7 @@ from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
 from demo.lakehouse.duckdb import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
 from floe.config import StackConfig
+from floe.quantities import memory_bytes
 
 CUBE_DIR = Path(__file__).resolve().parents[1] / "demo" / "cube"
 CONFIG_FILES = ("cube.js", "lakehouse.js")
@@ -34,6 +39,65 @@ EXTENSION_DIR = "/cube/duckdb-extensions"
 # in every node base image. Cube writes nothing outside /tmp in production mode; HOME=/tmp too.
 # Not yet run on a cluster (docs/semantic.md).
 CUBE_RUN_AS = base.RunAs(uid=1000, gid=1000)
+# Where Cube's DuckDB spills (temp_directory): its default is `.tmp` under the working directory
+# /cube/conf, read-only in the pod. lakehouse.js SETs it from FLOE_DUCKDB_TEMP_DIRECTORY.
+DUCKDB_SPILL = base.ScratchVolume("duckdb-spill", "/cube/duckdb-spill", size_limit="1Gi")
+# max_temp_directory_size (DuckDB's default: 90% of the free disk, beyond the emptyDir's sizeLimit,
+# where the kubelet evicts the pod): 7/8 of the sizeLimit, the rest for DuckDB's own overshoot.
+DUCKDB_SPILL_MAX_MIB = memory_bytes(DUCKDB_SPILL.size_limit) * 7 // 8 // 2**20
+# The pod template annotation that rolls the pods when a mounted file changes (subPath mounts never
+# receive ConfigMap updates, and Cube compiles the model once at start-up anyway).
+CHECKSUM_ANNOTATION = "floe.dev/config-checksum"
+
+
+@dataclass(frozen=True)
+class CubeMemory:
+    """How one Cube container's memory limit is split (MiB): V8's old space, DuckDB's memory_limit,
+    Node's memory outside the old space, and headroom the kubelet never sees used."""
+
+    limit_mib: int
+    duckdb_mib: int
+    native_mib: int
+    headroom_mib: int
+    heap_mib: int
+
+    @property
+    def node_options(self) -> str:
+        return f"--max-old-space-size={self.heap_mib}"
+
+
+# Node outside the old space: V8's young generation (3 x 16 MiB semi-spaces on 64-bit) and code
+# space, libuv, OpenSSL, Buffers of streamed results and Cube's native module (SQL API, planner).
+# The same allowance floe/memory_audit.py (NODE_NATIVE_OVERHEAD_MIB) checks dist/ against.
+CUBE_NODE_NATIVE_MIB = 128
+# Left unbudgeted, as for every container (floe/memory.py HEADROOM): malloc arenas, DuckDB
+# allocations its memory_limit does not count (HTTP and Iceberg metadata), spikes.
+CUBE_HEADROOM_FRACTION = 0.10
+# Below this Cube's API/refresh worker would spend its time in GC with the demo model loaded.
+CUBE_MIN_HEAP_MIB = 256
+_DUCKDB_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}  # DuckDB's KB/MB/GB are powers of 1000
+
+
+def cube_memory(container_limit: str, duckdb_memory_limit: str) -> CubeMemory:
+    """Node's old space = limit - headroom (10 %) - DuckDB's memory_limit - Node's native memory.
+
+    Without an explicit --max-old-space-size, V8 sizes its heap from the machine (or cgroup) and
+    does not know that DuckDB shares the process: heap + DuckDB can pass the limit and the kernel
+    OOM-kills the pod instead of V8 collecting garbage. Used for the API and the refresh worker.
+    Raises ValueError when DuckDB's limit leaves less than CUBE_MIN_HEAP_MIB.
+    """
+    limit_mib = memory_bytes(container_limit) // 2**20
+    number, unit = int(duckdb_memory_limit[:-2]), duckdb_memory_limit[-2:]
+    duckdb_mib = math.ceil(number * _DUCKDB_UNITS[unit] / 2**20)
+    headroom_mib = math.ceil(limit_mib * CUBE_HEADROOM_FRACTION)
+    heap_mib = limit_mib - headroom_mib - duckdb_mib - CUBE_NODE_NATIVE_MIB
+    if heap_mib < CUBE_MIN_HEAP_MIB:
+        raise ValueError(
+            f"cube.duckdb_memory_limit {duckdb_memory_limit} leaves {heap_mib} MiB of Node heap in a {container_limit} "
+            f"container ({CUBE_NODE_NATIVE_MIB} MiB Node native + {headroom_mib} MiB headroom; at least "
+            f"{CUBE_MIN_HEAP_MIB} MiB heap needed): lower it or raise the Cube memory limits"
+        )
+    return CubeMemory(limit_mib, duckdb_mib, CUBE_NODE_NATIVE_MIB, headroom_mib, heap_mib)
 
 
 def config_files() -> dict[str, str]:
@@ -42,6 +106,16 @@ def config_files() -> dict[str, str]:
 
 def model_files() -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted(MODEL_DIR.glob("*.yml"))}
+
+
+def mounted_checksum() -> str:
+    """sha256 over every file mounted into the Cube containers (cube.js, lakehouse.js, the model)."""
+    digest = hashlib.sha256()
+    for group in (config_files(), model_files()):
+        for name, text in sorted(group.items()):
+            digest.update(f"{len(name)}:{name}:{len(text)}:".encode())
+            digest.update(text.encode())
+    return digest.hexdigest()
 
 
 def model_tables() -> set[str]:
@@ -83,7 +157,7 @@ def lakehouse_env(config: StackConfig, *, extension_directory: str | None) -> li
     return result
 
 
-def common_env(config: StackConfig, *, bundled: bool) -> list[k8s.EnvVar]:
+def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory) -> list[k8s.EnvVar]:
     c, secrets = config.cube, StackSecrets(config)
     download = [] if bundled else [
         # Upstream's own switch: the driver runs INSTALL + LOAD for each (needs internet egress).
@@ -92,6 +166,8 @@ def common_env(config: StackConfig, *, bundled: bool) -> list[k8s.EnvVar]:
     return [
         # Production mode everywhere: no dev server, no playground; refresh only where asked.
         base.env("NODE_ENV", "production"),
+        # V8's old space sized to what DuckDB and the headroom leave of the limit (cube_memory).
+        base.env("NODE_OPTIONS", memory.node_options),
         base.env("PORT", c.api_port),
         # cube.js returns a driver instance, so the dialect comes from CUBEJS_DB_TYPE.
         base.env("CUBEJS_DB_TYPE", "duckdb"),
@@ -105,6 +181,9 @@ def common_env(config: StackConfig, *, bundled: bool) -> list[k8s.EnvVar]:
         # DuckDB's default extension directory is ~/.duckdb/extensions (used in download mode).
         base.env("HOME", "/tmp"),
         *lakehouse_env(config, extension_directory=EXTENSION_DIR if bundled else None),
+        # Spill to an emptyDir, within its sizeLimit (lakehouse.js SETs these before the ATTACH).
+        base.env(LakehouseSettings.env_name("duckdb_temp_directory"), DUCKDB_SPILL.path),
+        base.env(LakehouseSettings.env_name("duckdb_max_temp_directory_size"), f"{DUCKDB_SPILL_MAX_MIB}MiB"),
     ]
 
 
@@ -119,11 +198,20 @@ class Cube(Construct):
         base.config_map(self, "model", name=names.cube_model, lbls=lbls, data=model_files())
 
         conf = [base.ConfigFiles("config", names.cube_config, f"{CONF_DIR}/{f}", sub_path=f) for f in CONFIG_FILES]
-        model = base.ConfigFiles("model", names.cube_model, f"{CONF_DIR}/model")
+        # One subPath mount per model file, never the ConfigMap as a directory: the kubelet fills a
+        # directory mount with `..data` and `..<timestamp>` folders, and Cube's FileRepository.getFiles()
+        # (@cubejs-backend/shared src/FileRepository.ts) recurses into every folder, dot-names too, so
+        # each file would load three times ("Found duplicate cube name"). subPath files do not follow
+        # ConfigMap updates: CHECKSUM_ANNOTATION rolls the pods instead.
+        model = [base.ConfigFiles("model", names.cube_model, f"{CONF_DIR}/model/{f}", sub_path=f) for f in model_files()]
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="512Mi")
         extensions = base.ScratchVolume("duckdb-extensions", EXTENSION_DIR, size_limit="256Mi")
-        volumes = [conf[0].volume(), model.volume(), tmp.volume(), *([extensions.volume()] if bundled else [])]
-        mounts = [*(f.mount() for f in conf), model.mount(), tmp.mount(), *([extensions.mount()] if bundled else [])]
+        volumes = [conf[0].volume(), model[0].volume(), tmp.volume(), DUCKDB_SPILL.volume(), *([extensions.volume()] if bundled else [])]
+        mounts = [
+            *(f.mount() for f in conf), *(f.mount() for f in model), tmp.mount(), DUCKDB_SPILL.mount(),
+            *([extensions.mount()] if bundled else []),
+        ]
+        checksum = {CHECKSUM_ANNOTATION: mounted_checksum()}
 
         init = [base.wait_for([base.Dependency(names.cubestore_router, config.cubestore.http_port)], image=config.postgres.image)]
         if bundled:
@@ -145,7 +233,7 @@ class Cube(Construct):
             **base.image_fields(c.image),
             ports=base.container_ports({"http": c.api_port, "pg-sql": c.sql_port}),
             env=[
-                *common_env(config, bundled=bundled),
+                *common_env(config, bundled=bundled, memory=cube_memory(c.api_resources.memory_limit, c.duckdb_memory_limit)),
                 base.env("CUBEJS_PG_SQL_PORT", c.sql_port),
                 secrets.cube_sql_user.env("CUBEJS_SQL_USER"),
                 secrets.cube_sql_password.env("CUBEJS_SQL_PASSWORD"),
@@ -159,7 +247,7 @@ class Cube(Construct):
             volume_mounts=mounts,
             security_context=base.container_security(),
         )
-        base.Workload(
+        api_workload = base.Workload(
             self,
             "api",
             props=base.WorkloadProps(
@@ -193,18 +281,18 @@ class Cube(Construct):
             **base.image_fields(c.image),
             ports=base.container_ports({"http": c.api_port}),
             env=[
-                *common_env(config, bundled=bundled),
+                *common_env(config, bundled=bundled, memory=cube_memory(c.refresh_worker_resources.memory_limit, c.duckdb_memory_limit)),
                 # Builds and refreshes pre-aggregations on their refresh_key schedule (every 5 minutes).
                 base.env("CUBEJS_REFRESH_WORKER", "true"),
             ],
             resources=base.resources(c.refresh_worker_resources),
-            readiness_probe=base.tcp("http", base.READINESS),
+            # No Service selects the refresh worker: liveness only, no readiness probe.
             liveness_probe=base.tcp("http", base.LIVENESS),
             startup_probe=base.tcp("http", base.STARTUP),
             volume_mounts=mounts,
             security_context=base.container_security(),
         )
-        base.Workload(
+        worker_workload = base.Workload(
             self,
             "refresh-worker",
             props=base.WorkloadProps(
@@ -220,3 +308,5 @@ class Cube(Construct):
                 strategy="Recreate",
             ),
         )
+        for workload in (api_workload, worker_workload):
+            workload.deployment.add_json_patch(JsonPatch.add("/spec/template/metadata/annotations", checksum))

@@ -34,6 +34,13 @@ const ENV = {
   s3SecretAccessKey: 'FLOE_S3_SECRET_ACCESS_KEY',
   s3Region: 'FLOE_S3_REGION',
   duckdbExtensionDirectory: 'FLOE_DUCKDB_EXTENSION_DIRECTORY',
+  // DuckDB settings sized to the container (LakehouseSettings.duckdb_*). Cube's DuckDB driver
+  // 1.7.43 has no option or env var for temp_directory / max_temp_directory_size
+  // (DuckDBDriver.configureConnection sets only s3_*, memory_limit and schema); Cube sets
+  // memory_limit through the driver's own CUBEJS_DB_DUCKDB_MEMORY_LIMIT instead.
+  duckdbMemoryLimit: 'FLOE_DUCKDB_MEMORY_LIMIT',
+  duckdbTempDirectory: 'FLOE_DUCKDB_TEMP_DIRECTORY',
+  duckdbMaxTempDirectorySize: 'FLOE_DUCKDB_MAX_TEMP_DIRECTORY_SIZE',
 };
 
 /** Defaults identical to LakehouseSettings'. */
@@ -66,6 +73,13 @@ function s3HostPort(endpoint) {
  */
 function lakehouseInitStatements(env, alias = DEFAULT_ALIAS) {
   const statements = ['SET autoinstall_known_extensions = false'];
+  for (const [name, key] of [
+    ['memory_limit', ENV.duckdbMemoryLimit],
+    ['temp_directory', ENV.duckdbTempDirectory],
+    ['max_temp_directory_size', ENV.duckdbMaxTempDirectorySize],
+  ]) {
+    if (env[key]) statements.push(`SET ${name} = ${sqlString(env[key])}`);
+  }
   const extensionDirectory = env[ENV.duckdbExtensionDirectory];
   if (extensionDirectory) {
     statements.push(`SET extension_directory = ${sqlString(extensionDirectory)}`);
@@ -125,6 +139,9 @@ async function runStatements(connection, statements) {
  * the instance. Extra DuckDB connections (stream() opens one per
  * call) share the instance's secrets and attached catalogs, so attaching once per instance is
  * enough -- `USE` would not carry over, which is why the model names tables `lake.<ns>.<table>`.
+ * The DuckDB settings (temp_directory, ...) come first, before anything could spill, in the same
+ * retried list: a failed SET fails the query instead of leaving DuckDB spilling into a read-only
+ * folder (its default temp_directory is `.tmp` under the working directory, /cube/conf).
  */
 function lakeDriverClass(DuckDBDriver, statements = () => lakehouseInitStatements(process.env)) {
   if (typeof DuckDBDriver.prototype.getInitiatedState !== 'function') {

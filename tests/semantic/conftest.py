@@ -81,12 +81,17 @@ def node_duckdb(node: str) -> Path:
 
 
 class NodeCube:
-    """demo/cube/cube.js loaded by node as Cube loads it, driven over a JSON line protocol
-    (tests/semantic/node/drive_cube_config.js)."""
+    """cube.js loaded by node as Cube loads it, driven over a JSON line protocol
+    (tests/semantic/node/drive_cube_config.js).
 
-    def __init__(self, node: str, env: dict[str, str]) -> None:
+    ``conf_dir`` stands for the image's WORKDIR /cube/conf: node runs there, loads ``cube.js`` from
+    it and reads the model through Cube's FileRepository at ``schema_path`` relative to it
+    (CUBEJS_SCHEMA_PATH, default ``model``). By default the repository's demo/cube."""
+
+    def __init__(self, node: str, env: dict[str, str], *, conf_dir: Path = CUBE_DIR, schema_path: str = "model") -> None:
         self.process = subprocess.Popen(
-            [node, str(NODE_DIR / "drive_cube_config.js"), str(CUBE_DIR / "cube.js"), str(MODEL_DIR)],
+            [node, str(NODE_DIR / "drive_cube_config.js"), str(conf_dir / "cube.js"), schema_path],
+            cwd=conf_dir,
             # NODE_PATH: how Cube's image resolves @cubejs-backend/* from /cube/conf/cube.js.
             env={"PATH": os.environ.get("PATH", ""), "NODE_PATH": str(NODE_DIR / "node_modules"), **env},
             stdin=subprocess.PIPE,

@@ -68,8 +68,9 @@ def test_cube_js_loads_without_cube_packages(node: str) -> None:
         {"duckdb_extension_directory": None},  # download mode: DuckDB's default directory
         {"s3_endpoint": "https://s3.example.com:9000/", "s3_region": "eu-central-1"},
         {"catalog_client_secret": SecretStr("it's got 'quotes'"), "catalog_scope": "PRINCIPAL_ROLE:floe_reader"},
+        {"duckdb_temp_directory": "/cube/duckdb-spill", "duckdb_max_temp_directory_size": "896MiB", "duckdb_memory_limit": "512MB"},
     ],
-    ids=["bundled", "no-extension-dir", "https-endpoint", "quotes-and-scope"],
+    ids=["bundled", "no-extension-dir", "https-endpoint", "quotes-and-scope", "duckdb-sizing"],
 )
 def test_statements_equal_python_init_sql(node: str, overrides: dict[str, object]) -> None:
     settings = make_settings(**overrides)

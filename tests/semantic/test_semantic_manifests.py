@@ -157,7 +157,12 @@ def test_cube_config_and_model_are_the_demo_files(bundled_synth: SynthResult) ->
         mounts = {m["mountPath"]: m for m in container(docs, kind, name)["volumeMounts"]}
         assert mounts[f"{CONF_DIR}/cube.js"]["subPath"] == "cube.js"
         assert mounts[f"{CONF_DIR}/lakehouse.js"]["subPath"] == "lakehouse.js"
-        assert mounts[f"{CONF_DIR}/model"]["readOnly"] is True
+        # One subPath file per model file: a directory mount gets the kubelet's ..data folders,
+        # which Cube's FileRepository would load as duplicates (tests/semantic/test_cube_pod.py).
+        assert f"{CONF_DIR}/model" not in mounts
+        for file in model:
+            assert mounts[f"{CONF_DIR}/model/{file}"]["subPath"] == file
+            assert mounts[f"{CONF_DIR}/model/{file}"]["readOnly"] is True
 
 
 def test_cubestore_cluster_addresses(bundled_synth: SynthResult) -> None:
@@ -232,6 +237,7 @@ def test_curated_cube_names_are_read_by_cube_1_7_43(node_duckdb) -> None:  # noq
     assert f"v{pinned}" == CONFIG.cube.image.tag
     text = (node_duckdb / "@cubejs-backend" / "shared" / "dist" / "src" / "env.js").read_text()
     read = set(re.findall(r"['\"`]((?:CUBEJS|NODE|PORT)[A-Z0-9_]*)['\"`]", text)) | set(re.findall(r"process\.env\.([A-Z][A-Z0-9_]*)", text))
-    assert set(CUBE) - read == {"HOME"}  # HOME is DuckDB's (extension directory), not Cube's
+    # HOME is DuckDB's (extension directory), NODE_OPTIONS is Node's: not Cube's
+    assert set(CUBE) - read == {"HOME", "NODE_OPTIONS"}
     driver = json.loads((node_duckdb / "@cubejs-backend" / "duckdb-driver" / "package.json").read_text())
     assert driver["dependencies"]["@duckdb/node-api"].startswith("1.5.5")  # the DuckDB our extension files are for

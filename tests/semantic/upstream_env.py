@@ -40,6 +40,10 @@ CUBE: dict[str, str] = {
     # Not Cube's, but read inside the Cube process: DuckDB's default extension_directory is
     # ~/.duckdb/extensions (duckdb docs: extensions/overview "Extension directory").
     "HOME": "DuckDB default extension_directory (~/.duckdb/extensions); POSIX",
+    # Not Cube's either: Node.js reads it (doc/api/cli.md "NODE_OPTIONS", --max-old-space-size is
+    # one of the V8 options allowed there); the image runs `cubejs server`, a node script, with no
+    # entrypoint of its own (cube-js/cube packages/cubejs-docker/latest.Dockerfile: CMD only).
+    "NODE_OPTIONS": "Node.js doc/api/cli.md NODE_OPTIONS (--max-old-space-size allowed)",
 }
 
 #: Variables Cube Store (cubejs/cubestore image, `cubestored`) reads.
@@ -81,6 +85,9 @@ OURS_CUBE: dict[str, str] = {
         "FLOE_S3_SECRET_ACCESS_KEY",
         "FLOE_S3_REGION",
         "FLOE_DUCKDB_EXTENSION_DIRECTORY",
+        "FLOE_DUCKDB_MEMORY_LIMIT",
+        "FLOE_DUCKDB_TEMP_DIRECTORY",
+        "FLOE_DUCKDB_MAX_TEMP_DIRECTORY_SIZE",
     )
 }
 

@@ -2,7 +2,8 @@
 
 What is taken from the manifests unchanged: the command and args, every env var (Secret and
 ConfigMap references resolved, ``$(VAR)`` expanded), the image's own ``ENV`` (from the Dockerfile),
-the working directory, and every mounted file (ConfigMaps written out, emptyDirs created).
+the working directory, and every mounted file (ConfigMaps and Secrets laid out as the kubelet
+writes them, by tests.support.kubelet; emptyDirs created).
 
 What is translated, and only this: mount paths are re-rooted under a temporary folder (the repo
 stands in for the image's app directory), and network addresses named in ``rewrites`` (in-cluster
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
+from tests.support import kubelet
 from tests.support.manifests import expand_args, pod_spec, resolve_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,15 +84,17 @@ def build_local_image(root: Path) -> dict[str, Path]:
 
 @contextlib.contextmanager
 def interpreter_reachable_by_other_users() -> Iterator[None]:
-    """Let non-root uids reach this venv's interpreter for the duration of the block.
+    """Let non-root uids reach this venv and its interpreter for the duration of the block.
 
-    The venv's python is a link into the interpreter's install (e.g. pyenv under /root, mode 0700):
-    a pod-uid process could not even start. Grant traverse (o+x, not read) on exactly the ancestors
-    that block it, and restore their modes afterwards.
+    The venv's python is a link into the interpreter's install (e.g. pyenv under /root, mode 0700),
+    and the venv itself lies in the checkout, which may sit under a directory only root may enter
+    (a clone in /root, or under `mktemp -d`): a pod-uid process could not even start. Grant
+    traverse (o+x, not read) on exactly the ancestors that block either, and restore their modes
+    afterwards.
     """
-    target = Path(os.path.realpath(sys.executable))
+    targets = [Path(os.path.realpath(sys.executable)), VENV_BIN]
     changed: list[tuple[Path, int]] = []
-    for ancestor in reversed(target.parents):
+    for ancestor in dict.fromkeys(a for target in targets for a in reversed(target.parents)):
         mode = ancestor.stat().st_mode
         if not mode & stat.S_IXOTH:
             changed.append((ancestor, mode))
@@ -168,7 +172,6 @@ def materialize(
     spec = pod_spec(documents, kind, name)
     container = next(c for c in spec["containers"] + (spec.get("initContainers") or []) if c["name"] == container_name)
     volumes = {v["name"]: v for v in spec.get("volumes") or []}
-    config_maps = {d["metadata"]["name"]: d.get("data") or {} for d in documents if d["kind"] == "ConfigMap"}
 
     path_map: dict[str, str] = {APP_DIR: str(REPO)}
     pod_security = spec.get("securityContext") or {}
@@ -180,8 +183,9 @@ def materialize(
         path_map.setdefault(mount["mountPath"], str(root / mount["mountPath"].lstrip("/")))
 
     files: dict[str, Path] = {}
-    # emptyDirs first, then ConfigMaps (a subPath file may sit inside an emptyDir mount).
-    ordered = sorted(container.get("volumeMounts") or [], key=lambda m: "configMap" in volumes[m["name"]])
+    # emptyDirs first, then ConfigMaps/Secrets (a subPath file may sit inside an emptyDir mount).
+    projected = ("configMap", "secret")
+    ordered = sorted(container.get("volumeMounts") or [], key=lambda m: any(k in volumes[m["name"]] for k in projected))
     for mount in ordered:
         volume = volumes[mount["name"]]
         target = Path(path_map[mount["mountPath"]])
@@ -191,17 +195,11 @@ def materialize(
                 # fsGroup: the kubelet makes emptyDirs writable for the pod's group.
                 os.chown(target, uid, gid)
                 target.chmod(0o2775)
-        elif "configMap" in volume:
-            data = config_maps[volume["configMap"]["name"]]
-            if mount.get("subPath"):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(_rewrite(data[mount["subPath"]], rewrites, path_map))
-                files[mount["mountPath"]] = target
-            else:
-                target.mkdir(parents=True, exist_ok=True)
-                for key, text in data.items():
-                    (target / key).write_text(_rewrite(text, rewrites, path_map))
-                    files[f"{mount['mountPath']}/{key}"] = target / key
+        elif any(k in volume for k in projected):
+            # The kubelet's layout: ..<timestamp>/ + ..data symlink + key symlinks; subPath: a plain file.
+            shown = kubelet.mount(target, volume, mount, documents, transform=lambda text: _rewrite(text, rewrites, path_map))
+            for relative, local in shown.items():
+                files[f"{mount['mountPath']}/{relative}" if relative else mount["mountPath"]] = local
         else:
             raise AssertionError(f"unsupported volume {volume}")
 

@@ -1,8 +1,11 @@
 /*
- * Loads demo/cube/cube.js (argv[2]) the way Cube does -- require() with NODE_PATH resolving
+ * Loads cube.js (argv[2]) the way Cube does -- require() with NODE_PATH resolving
  * @cubejs-backend/* (here: this folder's node_modules, Cube 1.7.43's packages) -- builds the driver
- * through its driverFactory, optionally compiles the data model (argv[3]) with Cube's own schema
- * compiler, then answers one JSON command per stdin line with one JSON line on stdout:
+ * through its driverFactory, optionally compiles the data model with Cube's own schema compiler,
+ * reading it through Cube's own FileRepository (@cubejs-backend/shared, what server-core uses:
+ * `new FileRepository(this.options.schemaPath)`) at the schema path argv[3], relative to the
+ * working directory as in the image (WORKDIR /cube/conf, CUBEJS_SCHEMA_PATH default 'model').
+ * Then it answers one JSON command per stdin line with one JSON line on stdout:
  *
  *   {"op": "query" | "stream", "sql": "..."}  -> {"ok", "rows"}          (driver.query / driver.stream)
  *   {"op": "statements"}                       -> {"ok", "statements"}    (lakehouseInitStatements(env))
@@ -11,7 +14,13 @@
  *   {"op": "pre_aggregations", "query": {...}} -> {"ok", "pre_aggregations": [{table, external,
  *                                                 rows, refresh_key_sql, refresh_key}]}: the rollup
  *                                                 build SQL the refresh worker sends to DuckDB, run
- *   {"op": "model"}                            -> {"ok", "cubes", "pre_aggregations"} as compiled
+ *   {"op": "model"}                            -> {"ok", "cubes", "pre_aggregations", "files"} as
+ *                                                 compiled (files: what FileRepository returned)
+ *   {"op": "pre_aggregation_types"}            -> {"ok", "pre_aggregations": [{id, table, types,
+ *                                                 create_table}]}: for EVERY pre-aggregation of the
+ *                                                 model, the refresh worker's write-strategy build on
+ *                                                 DuckDB (see below) and the CREATE TABLE Cube sends
+ *                                                 to Cube Store for it
  * Errors answer {"ok": false, "error"}.
  *
  * Test-only shims, both documented limits of running Cube outside its image:
@@ -22,12 +31,11 @@
  */
 'use strict';
 
-const fs = require('fs');
 const path = require('path');
 const readline = require('readline');
 
 const configPath = path.resolve(process.argv[2]);
-const modelDir = process.argv[3] ? path.resolve(process.argv[3]) : null;
+const schemaPath = process.argv[3] || null;
 const config = require(configPath);
 const lakehouse = require(path.join(path.dirname(configPath), 'lakehouse.js'));
 const driver = config.driverFactory({ dataSource: 'default' });
@@ -40,14 +48,12 @@ async function compilers() {
       loadTemplate() { throw new Error('test harness: Jinja templates are not supported'); },
     });
     const { prepareCompiler } = require('@cubejs-backend/schema-compiler');
-    const repository = {
-      localPath: () => modelDir,
-      dataSchemaFiles: async () => fs.readdirSync(modelDir)
-        .filter((f) => f.endsWith('.yml'))
-        .map((f) => ({ fileName: f, content: fs.readFileSync(path.join(modelDir, f), 'utf8') })),
-    };
-    compiled = prepareCompiler(repository, { adapter: 'duckdb' });
-    await compiled.compiler.compile();
+    const { FileRepository } = require('@cubejs-backend/shared');
+    const repository = new FileRepository(schemaPath);
+    const files = (await repository.dataSchemaFiles()).map((f) => f.fileName).sort();
+    const c = prepareCompiler(repository, { adapter: 'duckdb' });
+    await c.compiler.compile();
+    compiled = { ...c, files };
   }
   return compiled;
 }
@@ -92,9 +98,38 @@ const handlers = {
     }
     return { pre_aggregations: result };
   },
+  pre_aggregation_types: async () => {
+    // Cube's refresh worker, for each scheduled pre-aggregation (server-core RefreshScheduler
+    // baseQueryForPreAggregation: {...references, preAggregationId}), with a driver that is not
+    // readOnly() (DuckDBDriver) and no unload(): PreAggregationLoader.refreshWriteStrategy ->
+    // createSchemaIfNotExists + loadPreAggregationIntoTable(loadSql), then
+    // getTableDataWithTempTable -> stream() (no types) -> tableColumnTypes(table) (DuckDB's
+    // information_schema through the driver's toGenericType), then Cube Store's
+    // uploadTableWithIndexes -> createTableSql (CubeStoreDriver.fromGenericType).
+    const c = await compilers();
+    const { CubeStoreDriver } = require('@cubejs-backend/cubestore-driver');
+    const cubeStore = Object.create(CubeStoreDriver.prototype); // only its SQL helpers are used
+    const result = [];
+    for (const p of c.cubeEvaluator.preAggregations({})) {
+      const query = cubeQuery(c, { ...p.references, preAggregationId: p.id });
+      const d = query.preAggregations.preAggregationsDescription().find((x) => x.preAggregationId === p.id);
+      if (!d) throw new Error(`no build description for pre-aggregation ${p.id}`);
+      const [loadSql, params] = d.loadSql;
+      await driver.createSchemaIfNotExists(d.preAggregationsSchema);
+      await driver.loadPreAggregationIntoTable(d.tableName, loadSql, params, {});
+      try {
+        const types = await driver.tableColumnTypes(d.tableName);
+        result.push({ id: p.id, table: d.tableName, types, create_table: cubeStore.createTableSql(d.tableName, types) });
+      } finally {
+        await driver.dropTable(d.tableName);
+      }
+    }
+    return { pre_aggregations: result };
+  },
   model: async () => {
     const c = await compilers();
     return {
+      files: c.files,
       cubes: Object.keys(c.cubeEvaluator.evaluatedCubes).sort(),
       pre_aggregations: c.cubeEvaluator.preAggregations({}).map((p) => ({
         id: p.id, refresh_key: p.preAggregation.refreshKey, external: p.preAggregation.external,
