@@ -1,9 +1,10 @@
 """Dagster: webserver, daemon and the user-code gRPC server running the demo pipeline.
 
 All three run the project image. ``dagster.yaml`` (PostgreSQL storage, daemon scheduler, queued run
-coordinator, telemetry off) and ``workspace.yaml`` are rendered from the typed config into
-ConfigMaps. Runs are launched by the default run launcher inside the user-code pod, so no RBAC is
-needed and that pod is sized for dbt + DuckDB.
+coordinator, compute logs on MinIO, telemetry off) and ``workspace.yaml`` are rendered from the
+typed config into ConfigMaps. Runs are launched by the default run launcher inside the user-code
+pod, so no RBAC is needed and that pod is sized for dbt + DuckDB; their stdout/stderr go to MinIO
+(S3ComputeLogManager), where the webserver reads them.
 """
 
 from __future__ import annotations
@@ -16,21 +17,38 @@ from constructs import base
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.settings import LakehouseSettings
+from demo.orchestration import daemon_liveness
+from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.orchestration.settings import PipelineSettings
 from floe.config import StackConfig
+from floe.quantities import memory_bytes
 
 DAGSTER_HOME = "/opt/dagster/home"
 WORKSPACE_DIR = "/opt/dagster/workspace"
 INSTANCE_FILE = "dagster.yaml"
 WORKSPACE_FILE = "workspace.yaml"
-# Variables our dagster.yaml reads ({env: ...}): the connection to its PostgreSQL database.
-PG_ENV = {
-    "host": "FLOE_DAGSTER_PG_HOST",
-    "port": "FLOE_DAGSTER_PG_PORT",
-    "db": "FLOE_DAGSTER_PG_DB",
-    "user": "FLOE_DAGSTER_PG_USERNAME",
-    "password": "FLOE_DAGSTER_PG_PASSWORD",
-}
+# Variables our dagster.yaml reads ({env: ...}): the connection to its PostgreSQL database (the
+# daemon's liveness probe connects with the same ones).
+PG_ENV = daemon_liveness.PG_ENV
+# Daemon types our dagster.yaml makes required (DagsterInstance.get_required_daemon_types() of the
+# rendered instance, checked by tests/contract/test_dagster_pods.py): sensors, backfills, schedules
+# (DagsterDaemonScheduler), the run queue (QueuedRunCoordinator), declarative automation, freshness.
+REQUIRED_DAEMONS = ("SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "ASSET", "FRESHNESS_DAEMON")
+# The daemon's liveness: every required daemon posted a heartbeat within 30 s (its interval) + this.
+# A sensor evaluation or run launch can hold a daemon's loop for up to a minute, so less restarts a
+# busy, healthy daemon; `dagster-daemon liveness-check` itself allows 1800 s.
+DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 90
+# Each process stages a step's logs here (its /tmp emptyDir) before the upload to MinIO.
+COMPUTE_LOG_STAGING_DIR = "/tmp/dagster/compute_logs"
+
+
+def daemon_liveness_command() -> list[str]:
+    """The daemon's liveness probe: heartbeats read from PostgreSQL by psycopg2 alone, the same
+    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness)."""
+    return [
+        "python", "-m", "demo.orchestration.daemon_liveness",
+        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *REQUIRED_DAEMONS,
+    ]
 
 
 def instance_config(config: StackConfig) -> dict:
@@ -58,12 +76,16 @@ def instance_config(config: StackConfig) -> dict:
         },
         # Default run launcher: each run is a subprocess of the user-code server.
         "run_launcher": {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"},
-        # Compute logs and artifacts on the pod's scratch volume (the image is read-only).
-        "compute_logs": {
-            "module": "dagster._core.storage.local_compute_log_manager",
-            "class": "LocalComputeLogManager",
-            "config": {"base_dir": "/tmp/dagster/compute_logs"},
-        },
+        # Run stdout/stderr on MinIO: runs execute in the user-code pod, the webserver shows them.
+        # Endpoint and bucket only; the credentials are boto3's env (compute_log_env), from Secrets.
+        "compute_logs": s3_compute_logs(
+            bucket=config.minio.dagster_logs_bucket,
+            endpoint_url=config.endpoints.s3_url,
+            use_ssl=config.endpoints.s3_url.startswith("https://"),
+            region=config.minio.region,
+            local_dir=COMPUTE_LOG_STAGING_DIR,
+        ),
+        # Artifacts on the pod's scratch volume (the image is read-only).
         "local_artifact_storage": {
             "module": "dagster._core.storage.root",
             "class": "LocalArtifactStorage",
@@ -92,6 +114,19 @@ def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(PG_ENV["db"], "dagster"),
         secrets.database_user("dagster").env(PG_ENV["user"]),
         secrets.database_password("dagster").env(PG_ENV["password"]),
+        *compute_log_env(config),
+    ]
+
+
+def compute_log_env(config: StackConfig) -> list[k8s.EnvVar]:
+    """boto3's credentials and region for the S3 compute log manager. Every Dagster process loads
+    the same instance: the user-code pod writes run logs, the webserver reads them, and the daemon
+    (sensor and schedule evaluations) may do either."""
+    secrets = StackSecrets(config)
+    return [
+        secrets.minio_user.env(S3_ENV["access_key_id"]),
+        secrets.minio_password.env(S3_ENV["secret_access_key"]),
+        base.env(S3_ENV["region"], config.minio.region),
     ]
 
 
@@ -138,6 +173,29 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
     ]
 
 
+# DuckDB in the user-code pod (dbt's connection through the plugin, and the pipeline's own, both
+# through demo.lakehouse.duckdb.init_sql): each instance may use this share of the container's memory
+# limit, so two at once (a sensor's read during a dbt build) still leave room for the Python
+# processes (code server, run worker, dbt); beyond it DuckDB spills to the /tmp emptyDir, up to this
+# share of that volume.
+DUCKDB_MEMORY_SHARE = 0.4
+DUCKDB_SPILL_SHARE = 0.5
+DUCKDB_TEMP_DIRECTORY = "/tmp/duckdb"
+USER_CODE_SCRATCH_SIZE = "2Gi"
+
+
+def duckdb_env(config: StackConfig) -> list[k8s.EnvVar]:
+    """DuckDB's memory_limit and spill directory, derived from the user-code container's limits."""
+    name = LakehouseSettings.env_name
+    memory_mib = memory_bytes(config.dagster.user_code_resources.memory_limit) // 2**20
+    spill_mib = memory_bytes(USER_CODE_SCRATCH_SIZE) // 2**20
+    return [
+        base.env(name("duckdb_memory_limit"), f"{int(memory_mib * DUCKDB_MEMORY_SHARE)}MiB"),
+        base.env(name("duckdb_temp_directory"), DUCKDB_TEMP_DIRECTORY),
+        base.env(name("duckdb_max_temp_directory_size"), f"{int(spill_mib * DUCKDB_SPILL_SHARE)}MiB"),
+    ]
+
+
 def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
     d = config.dagster
     name = PipelineSettings.env_name
@@ -178,6 +236,7 @@ class Dagster(Construct):
             env=[
                 base.env("DAGSTER_CURRENT_IMAGE", image.ref),
                 *lakehouse_env(config),
+                *duckdb_env(config),
                 *pipeline_env(config),
                 *observability_env(config, names.dagster_user_code),
             ],
@@ -188,7 +247,7 @@ class Dagster(Construct):
             startup=base.tcp("grpc", base.STARTUP),
             resources=d.user_code_resources,
             depends_on=[postgres],
-            scratch_size="2Gi",
+            scratch_size=USER_CODE_SCRATCH_SIZE,
             services=[
                 base.ExposedService(
                     names.dagster_user_code,
@@ -215,16 +274,16 @@ class Dagster(Construct):
                 )
             ],
         )
-        liveness_check = ["dagster-daemon", "liveness-check"]
+        liveness_check = daemon_liveness_command()
         self.daemon = DagsterProcess(
             self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
             command=["dagster-daemon", "run", "--workspace", workspace_file],
             env=[],
             ports={},
-            # `liveness-check` imports Dagster and reads heartbeats: seconds, not milliseconds.
-            readiness=base.exec_command(liveness_check, base.SLOW_COMMAND_LIVENESS),
-            liveness=base.exec_command(liveness_check, base.SLOW_COMMAND_LIVENESS),
-            startup=base.exec_command(liveness_check, base.ProbeTiming(period=10, failure_threshold=30, timeout=12)),
+            # No Service selects the daemon: no readiness probe (nothing to route traffic away from).
+            readiness=None,
+            liveness=base.exec_command(liveness_check, base.EXEC_LIVENESS),
+            startup=base.exec_command(liveness_check, base.EXEC_STARTUP),
             resources=d.daemon_resources,
             depends_on=[postgres, user_code],
         )
@@ -245,7 +304,7 @@ class DagsterProcess(Construct):
         command: list[str],
         env: list[k8s.EnvVar],
         ports: dict[str, int],
-        readiness: k8s.Probe,
+        readiness: k8s.Probe | None,
         liveness: k8s.Probe,
         startup: k8s.Probe,
         resources: base.Resources,

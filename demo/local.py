@@ -32,11 +32,14 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
-from demo.lakehouse.local import LocalLakehouse, local_lakehouse
+from demo.lakehouse.local import COMPUTE_LOG_BUCKET, LocalLakehouse, local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
+from demo.orchestration.instance import S3_ENV, s3_compute_logs
+from demo.processes import stop_process_group
 
 DEFAULT_DATA_DIR = Path(".lakehouse")
 #: Written into a data folder we created, so --reset never deletes a folder that is not ours.
@@ -66,13 +69,36 @@ def _prepare_data_dir(data_dir: Path, *, reset: bool) -> Path:
     return data_dir
 
 
+def instance_config(home: Path) -> dict:
+    """The local dagster.yaml: default storage (sqlite under DAGSTER_HOME), telemetry off, and run
+    logs in SeaweedFS's S3 through the same S3ComputeLogManager as the cluster (endpoint from
+    ``FLOE_S3_ENDPOINT``: the ports change per start; keys from :func:`compute_log_env`)."""
+    return {
+        "compute_logs": s3_compute_logs(
+            bucket=COMPUTE_LOG_BUCKET,
+            endpoint_url={"env": LakehouseSettings.env_name("s3_endpoint")},
+            use_ssl=False,
+            region=LakehouseSettings.model_fields["s3_region"].default,
+            local_dir=str(home / "compute-logs-staging"),
+        ),
+        "telemetry": {"enabled": False},
+    }
+
+
+def compute_log_env(lake: LocalLakehouse) -> dict[str, str]:
+    """boto3's variables for the compute log manager: the local lakehouse's own keys."""
+    return {
+        S3_ENV["access_key_id"]: lake.access_key,
+        S3_ENV["secret_access_key"]: lake.secret_key,
+        S3_ENV["region"]: lake.settings.s3_region,
+    }
+
+
 def _dagster_home(data_dir: Path) -> Path:
     home = data_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        # Default storage (sqlite under DAGSTER_HOME); telemetry off (dagster.yaml `telemetry.enabled`).
-        config.write_text("telemetry:\n  enabled: false\n")
+    # Written on every start (the file is ours): a data folder from an older version gets run logs too.
+    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(home), sort_keys=False))
     return home
 
 
@@ -95,6 +121,7 @@ def _lakehouse_env(data_dir: Path) -> Iterator[LocalLakehouse]:
     try:
         with _started_lakehouse(data_dir / "seaweedfs") as lake:
             os.environ.update(lake.env())
+            os.environ.update(compute_log_env(lake))
             os.environ[LakehouseSettings.env_name("duckdb_extension_directory")] = str(data_dir / "duckdb-extensions")
             os.environ["DAGSTER_HOME"] = str(_dagster_home(data_dir))
             # dbt's own DuckDB file (staging views) next to the rest, not the profile's /tmp default.
@@ -318,14 +345,8 @@ def ui(
             try:
                 process.wait()
             finally:
-                if process.poll() is None:
-                    # dagster dev shuts its webserver/daemon down on SIGINT.
-                    os.killpg(process.pid, signal.SIGINT)
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        os.killpg(process.pid, signal.SIGKILL)
-                        process.wait()
+                # dagster dev shuts its webserver/daemon down on SIGINT.
+                stop_process_group(process, signal.SIGINT)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

@@ -99,6 +99,14 @@ def init_sql(settings: LakehouseSettings, *, alias: str = "lake") -> list[str]:
     (:func:`install_extensions`) in the session's ``extension_directory``.
     """
     statements: list[str] = ["SET autoinstall_known_extensions = false"]
+    # Sized to the container by the constructs (FLOE_DUCKDB_*): memory, and where to spill past it.
+    for setting, value in (
+        ("memory_limit", settings.duckdb_memory_limit),
+        ("temp_directory", settings.duckdb_temp_directory),
+        ("max_temp_directory_size", settings.duckdb_max_temp_directory_size),
+    ):
+        if value:
+            statements.append(f"SET {setting} = {_sql_str(value)}")
     if settings.duckdb_extension_directory:
         statements.append(f"SET extension_directory = {_sql_str(settings.duckdb_extension_directory)}")
     statements += [f"LOAD {name}" for name in EXTENSIONS]

@@ -24,8 +24,11 @@ import httpx
 from demo.lakehouse.settings import LakehouseSettings
 
 WAREHOUSE = "warehouse"
-#: Bucket the cluster gives Cube Store; created here too so both setups have the same buckets.
-EXTRA_BUCKETS = ("cubestore",)
+#: Dagster's compute logs (S3ComputeLogManager), the cluster's default ``minio.dagster_logs_bucket``.
+COMPUTE_LOG_BUCKET = "dagster-logs"
+#: Buckets the cluster gives Cube Store and Dagster's logs; created here too so both setups have the
+#: same buckets.
+EXTRA_BUCKETS = ("cubestore", COMPUTE_LOG_BUCKET)
 
 
 def free_port() -> int:
@@ -53,6 +56,8 @@ class LocalLakehouse:
     s3_port: int
     iceberg_port: int
     process: subprocess.Popen[bytes] | None = None
+    #: More `weed mini` flags, e.g. ``-s3.config=<file>`` with extra (read-only) identities.
+    extra_args: tuple[str, ...] = ()
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +110,7 @@ class LocalLakehouse:
             f"-bucket={','.join(EXTRA_BUCKETS)}",
             f"-tableBucket={WAREHOUSE}",
             *(f"-{k}={v}" for k, v in ports.items()),
+            *self.extra_args,
         ]
         # weed mini takes its admin identity from the AWS_* variables of its own environment only.
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
@@ -175,6 +181,7 @@ def local_lakehouse(
     secret_key: str = "floe-local-secret",
     s3_port: int | None = None,
     iceberg_port: int | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> Iterator[LocalLakehouse]:
     """Start SeaweedFS on free (or given) loopback ports, yield it, and always stop it."""
     lake = LocalLakehouse(
@@ -183,6 +190,7 @@ def local_lakehouse(
         secret_key=secret_key,
         s3_port=s3_port or free_port(),
         iceberg_port=iceberg_port or free_port(),
+        extra_args=extra_args,
     )
     # stop() also when start() itself is interrupted (Ctrl-C while waiting for readiness).
     try:

@@ -57,6 +57,13 @@ class LakehouseSettings(FloeSettings):
 
     # Where DuckDB keeps its extensions (filled offline from the duckdb-extension-* wheels).
     duckdb_extension_directory: str | None = Field(default=None)
+    # DuckDB's memory_limit, temp_directory (where it spills beyond that limit) and
+    # max_temp_directory_size, e.g. "819MiB", "/tmp/duckdb", "1GiB". Unset: DuckDB's defaults (80 %
+    # of the machine's RAM, `<database>.tmp` or `.tmp` in the working directory, 90 % of that disk),
+    # which a container does not honour. The constructs derive them from the container's limits.
+    duckdb_memory_limit: str | None = Field(default=None)
+    duckdb_temp_directory: str | None = Field(default=None)
+    duckdb_max_temp_directory_size: str | None = Field(default=None)
 
     @property
     def s3_endpoint_hostport(self) -> str:

@@ -8,8 +8,6 @@ addresses below are the loopback ones of the local stand-ins.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -19,20 +17,24 @@ from pathlib import Path
 import httpx
 import pytest
 
+from demo.lakehouse.local import LocalLakehouse, local_lakehouse
 from floe.synth import SynthResult
-from tests.support.manifests import container
+from tests.support.manifests import container, resolve_env
 from tests.support.pods import LocalContainer, dockerfile_env, materialize
 from tests.support.postgres import PostgresServer, free_port
+from demo.processes import stop_process_group
 
 pytestmark = pytest.mark.timeout(900)
 STARTUP_TIMEOUT = 240  # a cold Dagster import on a loaded 2-core machine takes tens of seconds
 
 
-def rewrites(pg: PostgresServer, grpc_port: int, web_port: int) -> dict[str, str]:
+def rewrites(pg: PostgresServer, grpc_port: int, web_port: int, s3: LocalLakehouse) -> dict[str, str]:
     return {
         # Service addresses -> local stand-ins. Exact tokens as they appear in env/args/files.
         "floe-postgres": pg.host,
         "5432": str(pg.port),
+        "floe-minio": "127.0.0.1",
+        "9000": str(s3.s3_port),
         "floe-dagster-user-code": "127.0.0.1",
         "3030": str(grpc_port),
         "3000": str(web_port),
@@ -56,13 +58,7 @@ def wait_for(predicate, what: str, process: subprocess.Popen, log: Path, timeout
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_process_group(process)
 
 
 class Ports:
@@ -71,11 +67,22 @@ class Ports:
 
 
 @pytest.fixture(scope="module")
-def pods(stack: SynthResult, stack_postgres: PostgresServer, scratch: Path, local_image: dict[str, Path]) -> dict[str, LocalContainer]:
+def minio(stack: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLakehouse]:
+    """SeaweedFS S3 standing in for MinIO, with the MinIO root credentials of dist/ (the keys the
+    Dagster pods get from the Secret) and the stack's buckets."""
+    env = resolve_env(container(stack.documents, "Deployment", "floe-minio"), stack.documents)
+    with local_lakehouse(tmp_path_factory.mktemp("minio"), access_key=env["MINIO_ROOT_USER"], secret_key=env["MINIO_ROOT_PASSWORD"]) as lake:
+        yield lake
+
+
+@pytest.fixture(scope="module")
+def pods(
+    stack: SynthResult, stack_postgres: PostgresServer, minio: LocalLakehouse, scratch: Path, local_image: dict[str, Path]
+) -> dict[str, LocalContainer]:
     """Each Dagster container as the image's uid (from the pod's securityContext), with the image's
     files read-only to it and only its emptyDirs writable, as in the pod."""
     docs, image_env = stack.documents, dockerfile_env()
-    table = rewrites(stack_postgres, Ports.grpc, Ports.web)
+    table = rewrites(stack_postgres, Ports.grpc, Ports.web, minio)
     return {
         name: materialize(
             docs, "Deployment", f"floe-dagster-{name}", name, root=scratch / name, rewrites=table,
@@ -138,7 +145,7 @@ def test_instance_config_loads_with_postgres_storage(pods: dict[str, LocalContai
 
     env = pods["daemon"].env
     for key, value in env.items():
-        if key.startswith(("FLOE_DAGSTER_PG_", "DAGSTER_")):
+        if key.startswith(("FLOE_DAGSTER_PG_", "DAGSTER_", "AWS_")):
             monkeypatch.setenv(key, value)
     with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -149,6 +156,38 @@ def test_instance_config_loads_with_postgres_storage(pods: dict[str, LocalContai
         assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
         assert instance.telemetry_enabled is False
         assert instance.get_runs_count() >= 0
+        # Run logs on MinIO (the webserver is another pod than the one a run executes in).
+        logs = instance.compute_log_manager
+        assert type(logs).__name__ == "S3ComputeLogManager"
+        assert logs.inst_data.config_dict["bucket"] == "dagster-logs"
+        assert logs.inst_data.config_dict["endpoint_url"].startswith("http://127.0.0.1:")
+        # The daemon's liveness probe requires exactly the daemons this instance runs.
+        from constructs.dagster import REQUIRED_DAEMONS
+
+        assert tuple(instance.get_required_daemon_types()) == REQUIRED_DAEMONS
+
+
+def test_run_logs_written_in_the_user_code_pod_reach_the_webserver(pods: dict[str, LocalContainer], webserver: str) -> None:
+    """A step's stdout/stderr, captured by the user-code pod's instance (where the default run
+    launcher runs it), is served by the webserver pod's GraphQL (its own /tmp never saw it)."""
+    log_key = ["contract-run", "compute_logs", "raw_tables"]
+    script = (
+        "import sys\n"
+        "from dagster import DagsterInstance\n"
+        "with DagsterInstance.get() as instance:\n"
+        f"    with instance.compute_log_manager.capture_logs({log_key!r}):\n"
+        "        print('stdout of a step in the user-code pod', flush=True)\n"
+        "        print('stderr of a step in the user-code pod', file=sys.stderr, flush=True)\n"
+    )
+    result = pods["user-code"].run(["python", "-c", script], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not list(pods["webserver"].local_path("/tmp").rglob("*.out")), "the webserver must not share the user-code pod's files"
+    query = "query Logs($logKey: [String!]!) { capturedLogs(logKey: $logKey) { stdout stderr } }"
+    response = httpx.post(f"{webserver}/graphql", json={"query": query, "variables": {"logKey": log_key}}, timeout=60)
+    response.raise_for_status()
+    logs = response.json()["data"]["capturedLogs"]
+    assert "stdout of a step in the user-code pod" in (logs["stdout"] or "")
+    assert "stderr of a step in the user-code pod" in (logs["stderr"] or "")
 
 
 def test_code_server_serves_the_definitions(code_server: subprocess.Popen) -> None:
@@ -184,18 +223,74 @@ def test_daemon_heartbeats_and_passes_its_liveness_probe(
     daemon = pods["daemon"]
     log = scratch / "daemon.log"
     process = daemon.start(log)
-    probe = container(stack.documents, "Deployment", "floe-dagster-daemon")["livenessProbe"]["exec"]["command"]
+    spec = container(stack.documents, "Deployment", "floe-dagster-daemon")
+    probe = spec["livenessProbe"]["exec"]["command"]
+    assert "readinessProbe" not in spec, "no Service selects the daemon"
     try:
 
         def healthy() -> bool:
             return daemon.run(probe, timeout=60).returncode == 0
 
-        wait_for(healthy, "dagster-daemon liveness-check", process, log)
+        wait_for(healthy, "the daemon's liveness probe", process, log)
     finally:
         stop(process)
+    # Stopped: the heartbeats age, and the probe fails once they are older than its tolerance.
+    from constructs.dagster import DAEMON_HEARTBEAT_TOLERANCE_SECONDS
+
+    later = daemon.run(["python", "-c", PROBE_AT_FUTURE_TIME, str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS + 31), *probe], timeout=60)
+    assert later.returncode == 1, later.stdout + later.stderr
     text = log.read_text()
     for daemon_name in ("SchedulerDaemon", "SensorDaemon", "QueuedRunCoordinatorDaemon"):
         assert daemon_name in text, f"{daemon_name} did not start:\n{text[-3000:]}"
+
+
+#: Runs the probe command given in argv[2:] with time.time() moved argv[1] seconds ahead.
+PROBE_AT_FUTURE_TIME = """
+import runpy, sys, time
+ahead = float(sys.argv[1]); real = time.time
+time.time = lambda: real() + ahead
+assert sys.argv[2:5] == ["python", "-m", "demo.orchestration.daemon_liveness"], sys.argv
+sys.argv = ["daemon_liveness", *sys.argv[5:]]
+try:
+    runpy.run_module("demo.orchestration.daemon_liveness", run_name="__main__")
+except SystemExit as exc:
+    sys.exit(exc.code)
+"""
+
+
+def test_daemon_probe_agrees_with_dagsters_own_liveness_rule(pods: dict[str, LocalContainer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """On heartbeats written by Dagster's own API, fresh, stale and missing, the probe's verdict is
+    Dagster's (`all_daemons_live`, what `dagster-daemon liveness-check` runs) at the same tolerance."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._daemon.controller import all_daemons_live
+    from dagster._daemon.types import DaemonHeartbeat
+
+    from constructs.dagster import DAEMON_HEARTBEAT_TOLERANCE_SECONDS, REQUIRED_DAEMONS
+    from demo.orchestration import daemon_liveness
+
+    env = pods["daemon"].env
+    for key, value in env.items():
+        if key.startswith(("FLOE_DAGSTER_PG_", "DAGSTER_", "AWS_")):
+            monkeypatch.setenv(key, value)
+    tolerance = DAEMON_HEARTBEAT_TOLERANCE_SECONDS
+    with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        now = time.time()
+        cases = {
+            "all fresh": dict.fromkeys(REQUIRED_DAEMONS, now - 5),
+            "one just inside": {**dict.fromkeys(REQUIRED_DAEMONS, now), "SENSOR": now - 30 - tolerance + 5},
+            "one stale": {**dict.fromkeys(REQUIRED_DAEMONS, now), "SCHEDULER": now - 30 - tolerance - 5},
+            "one missing": {d: now for d in REQUIRED_DAEMONS if d != "BACKFILL"},
+        }
+        for name, beats in cases.items():
+            instance.wipe_daemon_heartbeats()
+            for daemon_type, timestamp in beats.items():
+                instance.add_daemon_heartbeat(DaemonHeartbeat(timestamp, daemon_type, "contract", errors=None))
+            dagster_says = all_daemons_live(instance, curr_time_seconds=now, heartbeat_tolerance_seconds=tolerance)
+            ours = not daemon_liveness.stale_daemons(daemon_liveness.read_heartbeats(), list(REQUIRED_DAEMONS), tolerance=tolerance, now=now)
+            assert ours == dagster_says, name
+            assert dagster_says == (name in ("all fresh", "one just inside")), name
+        instance.wipe_daemon_heartbeats()
 
 
 def test_dbt_parses_with_the_user_code_profile_and_env(pods: dict[str, LocalContainer], scratch: Path) -> None:
@@ -208,3 +303,35 @@ def test_dbt_parses_with_the_user_code_profile_and_env(pods: dict[str, LocalCont
     result = pod.run(["dbt", "parse", "--project-dir", "demo/dbt", "--profiles-dir", "demo/dbt", "--target", target], timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (Path(pod.env["DBT_TARGET_PATH"]) / "manifest.json").exists()
+
+
+def test_duckdb_in_the_user_code_pod_is_sized_to_the_container(stack: SynthResult, pods: dict[str, LocalContainer]) -> None:
+    """DuckDB's memory_limit and spill directory, as every DuckDB connection of the pod (dbt's
+    through the plugin, the pipeline's own) sets them from the pod's env, follow the container's
+    memory limit and land on the pod's /tmp emptyDir (the image is read-only)."""
+    from constructs.dagster import DUCKDB_MEMORY_SHARE
+    from floe.quantities import memory_bytes
+
+    pod = pods["user-code"]
+    limit = container(stack.documents, "Deployment", "floe-dagster-user-code")["resources"]["limits"]["memory"]
+    script = (
+        "import duckdb, json\n"
+        "from demo.lakehouse.duckdb import init_sql\n"
+        "from demo.lakehouse.settings import LakehouseSettings\n"
+        "con = duckdb.connect()\n"
+        "for statement in init_sql(LakehouseSettings()):\n"
+        "    if statement.startswith('SET ') and 'extension' not in statement:\n"
+        "        con.execute(statement)\n"
+        "con.execute('CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(3000000)')\n"
+        "con.execute(\"SET memory_limit = '64MiB'\")\n"  # force a spill into temp_directory
+        "con.execute('SELECT count(*) FROM (SELECT s, i FROM t ORDER BY s)').fetchall()\n"
+        "print(json.dumps(dict(con.execute(\"SELECT name, value FROM duckdb_settings() WHERE name IN ('temp_directory', 'max_temp_directory_size')\").fetchall())))\n"
+    )
+    assert pod.env["FLOE_DUCKDB_MEMORY_LIMIT"] == f"{int(memory_bytes(limit) // 2**20 * DUCKDB_MEMORY_SHARE)}MiB"
+    result = pod.run(["python", "-c", script], timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import json
+
+    settings = json.loads(result.stdout.strip().splitlines()[-1])
+    assert settings["temp_directory"] == pod.env["FLOE_DUCKDB_TEMP_DIRECTORY"]
+    assert settings["temp_directory"].startswith(str(pod.local_path("/tmp")))

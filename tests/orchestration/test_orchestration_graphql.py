@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from demo.orchestration.trigger import (
 )
 from tests.orchestration.conftest import PipelineEnv, Receiver
 from tests.support.postgres import PostgresServer, free_port, postgres_server
+from demo.processes import stop_process_group
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs" / "pipeline.md"
@@ -88,12 +88,7 @@ def webserver(pipeline_env: PipelineEnv, postgres: PostgresServer, observed_env:
         wait_for_location(url, process, pipeline_env.dagster_home / "webserver.log")
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process)
         log.close()
 
 
