@@ -8,7 +8,7 @@ from constructs import Construct
 
 from constructs import base
 from floe.config import JaegerConfig, StackConfig
-from floe.quantities import memory_bytes
+from floe.memory import go_memory_limit
 
 # The image's USER (jaegertracing/jaeger cmd/jaeger/Dockerfile: USER_UID=10001).
 JAEGER_RUN_AS = base.RunAs(uid=10001, gid=10001)
@@ -65,7 +65,7 @@ class Jaeger(Construct):
             ),
             # The Go runtime collects harder as the heap nears GOMEMLIMIT: keep it under the
             # container limit so the store is trimmed by GC pressure, not by the OOM killer.
-            env=[base.env("GOMEMLIMIT", f"{memory_bytes(j.resources.memory_limit) * 9 // 10 // 2**20}MiB")],
+            env=[base.env("GOMEMLIMIT", go_memory_limit(j.resources.memory_limit))],
             resources=base.resources(j.resources),
             readiness_probe=base.http_get("/status", "health", base.READINESS),
             liveness_probe=base.http_get("/status", "health", base.LIVENESS),

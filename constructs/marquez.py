@@ -9,12 +9,26 @@ from constructs import Construct
 from constructs import base
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
+from floe.memory import JvmBudget, jvm_budget
 
 # Neither image declares a USER (MarquezProject/marquez#3060): we pick non-root ids. The API is a
 # plain `java -jar` and the UI `node setupProxy.js`; both only need a writable /tmp.
 MARQUEZ_RUN_AS = base.RunAs(uid=10000, gid=10000)
 MARQUEZ_WEB_RUN_AS = base.RunAs(uid=1000, gid=1000)
 CONFIG_FILE = "marquez.yml"
+#: An API call served from a database table (see the probes below): fails when the schema is lost.
+SCHEMA_PROBE_PATH = "/api/v1/namespaces?limit=1"
+
+
+def api_memory(config: StackConfig) -> JvmBudget:
+    """The image's entrypoint runs `java ${JAVA_OPTS} -jar marquez-*.jar server ${MARQUEZ_CONFIG}`
+    (MarquezProject/marquez docker/entrypoint.sh, inlined in the Dockerfile on eclipse-temurin:17):
+    without JAVA_OPTS HotSpot takes 25 % of the limit for the heap and leaves metaspace, code cache
+    and direct buffers unbounded. Here (1 GiB): metaspace 128 MiB (Dropwizard, Jdbi, Flyway,
+    GraphQL), code cache 64 MiB, direct buffers 32 MiB, 100 thread stacks of 1 MiB (Jetty's pool
+    under a demo load, the DB pool, GC/JIT), 64 MiB native; the heap gets the rest after 10 %
+    headroom (52 %, ~530 MiB)."""
+    return jvm_budget(config.marquez.resources.memory_limit, metaspace_mib=128, code_cache_mib=64, direct_mib=32, threads=100)
 
 
 def marquez_config(config: StackConfig) -> dict:
@@ -57,10 +71,16 @@ class Marquez(Construct):
                 base.env("MARQUEZ_CONFIG", f"{files.path}/{CONFIG_FILE}"),
                 secrets.database_user("marquez").env("POSTGRES_USER"),
                 secrets.database_password("marquez").env("POSTGRES_PASSWORD"),
+                # The entrypoint appends -Duser.timezone=UTC -Dlog4j2.formatMsgNoLookups=true to it.
+                base.env("JAVA_OPTS", api_memory(config).java_opts()),
             ],
             resources=base.resources(mq.resources),
-            readiness_probe=base.http_get("/healthcheck", "admin", base.READINESS),
-            liveness_probe=base.http_get("/healthcheck", "admin", base.LIVENESS),
+            # /healthcheck (admin) only tests the database connection. A list call reads the
+            # `namespaces` table (NamespaceResource.list -> NamespaceDao.findAll, a JdbiException is a
+            # 500 by JdbiExceptionExceptionMapper): when PostgreSQL was replaced and the schema is gone
+            # it fails, the kubelet restarts Marquez and Flyway migrates at start (migrateOnStartup).
+            readiness_probe=base.http_get(SCHEMA_PROBE_PATH, "api", base.READINESS),
+            liveness_probe=base.http_get(SCHEMA_PROBE_PATH, "api", base.LIVENESS),
             # JVM start plus Flyway migrations on first start.
             startup_probe=base.http_get("/healthcheck", "admin", base.STARTUP),
             volume_mounts=[files.mount(), tmp.mount()],
@@ -88,7 +108,8 @@ class Marquez(Construct):
                 ],
             ),
         )
-        MarquezWeb(self, "web", config=config, layer=layer)
+        if config.marquez.web.enabled:
+            MarquezWeb(self, "web", config=config, layer=layer)
 
 
 class MarquezWeb(Construct):

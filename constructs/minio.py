@@ -9,6 +9,7 @@ from constructs import base
 from constructs.secrets import StackSecrets
 from demo.bootstrap.settings import BucketSettings
 from floe.config import StackConfig
+from floe.memory import go_memory_limit
 
 # MinIO runs as any uid; 1000 is what its own operator uses. /data is an emptyDir it owns via fsGroup.
 MINIO_RUN_AS = base.RunAs(uid=1000, gid=1000)
@@ -38,6 +39,10 @@ class Minio(Construct):
                 secrets.minio_password.env("MINIO_ROOT_PASSWORD"),
                 base.env("MINIO_SITE_REGION", m.region),
                 base.env("HOME", home.path),
+                # Go runtime soft limit, as for Jaeger: MinIO calls debug.SetMemoryLimit itself only
+                # when --memlimit / MINIO_MEMLIMIT is given (cmd/server-main.go ServerFlags,
+                # cmd/server-rlimit.go setMaxResources), so the runtime's GOMEMLIMIT applies.
+                base.env("GOMEMLIMIT", go_memory_limit(m.resources.memory_limit)),
             ],
             resources=base.resources(m.resources),
             readiness_probe=base.http_get("/minio/health/ready", "s3", base.READINESS),
@@ -74,7 +79,7 @@ class Minio(Construct):
 
 
 class BucketJob(Construct):
-    """Creates the warehouse and Cube Store buckets; idempotent, retried until MinIO answers."""
+    """Creates the warehouse, Cube Store and Dagster log buckets; idempotent, retried until MinIO answers."""
 
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
@@ -94,7 +99,7 @@ class BucketJob(Construct):
                 secrets.minio_user.env(setting("s3_admin_access_key_id")),
                 secrets.minio_password.env(setting("s3_admin_secret_access_key")),
                 base.env(setting("s3_region"), m.region),
-                base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket}"),
+                base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket},{m.dagster_logs_bucket}"),
             ],
             depends_on=base.Dependency(names.minio, m.api_port),
         )

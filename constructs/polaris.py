@@ -9,9 +9,31 @@ from constructs import base
 from constructs.secrets import StackSecrets
 from demo.bootstrap.settings import PolarisInitSettings
 from floe.config import StackConfig
+from floe.memory import JvmBudget, jvm_budget
 
 # The image's `polaris` user (runtime/server/src/main/docker/Dockerfile.jvm): uid 10000, gid 10001.
 POLARIS_RUN_AS = base.RunAs(uid=10000, gid=10001)
+
+
+def server_memory(config: StackConfig) -> JvmBudget:
+    """Polaris server budget. Both Polaris images start from ubi9/openjdk-21-runtime
+    (runtime/{server,admin}/src/main/docker/Dockerfile.jvm), whose run-java.sh gives the heap 80 % of
+    the limit by default (~820 MiB of 1 GiB), leaving ~200 MiB for everything else: OOM-kill under
+    load. Here (1 GiB): metaspace 160 MiB (Quarkus + Iceberg + the AWS/Azure/GCS SDKs load ~120 MiB
+    of classes), code cache 64 MiB, direct buffers 64 MiB (Vert.x/Netty), 80 thread stacks of 1 MiB
+    (event loops, worker pool, Agroal, GC/JIT), 64 MiB native; the heap gets what is left after 10 %
+    headroom (47 %, ~480 MiB)."""
+    return jvm_budget(config.polaris.resources.memory_limit, metaspace_mib=160, code_cache_mib=64, direct_mib=64, threads=80)
+
+
+def admin_tool_memory(config: StackConfig) -> JvmBudget:
+    """The admin tool's one-shot `bootstrap` (a Quarkus command-mode app, same base image): fewer
+    classes and threads than the server."""
+    return jvm_budget(config.polaris.admin_tool_resources.memory_limit, metaspace_mib=128, code_cache_mib=32, direct_mib=32, threads=30)
+
+
+def run_java_env(budget: JvmBudget) -> list[k8s.EnvVar]:
+    return [base.env(name, value) for name, value in budget.run_java_env().items()]
 
 
 def persistence_env(config: StackConfig) -> list[k8s.EnvVar]:
@@ -42,8 +64,9 @@ class Polaris(Construct):
             env=[
                 *persistence_env(config),
                 secrets.polaris_bootstrap_credentials.env("FLOE_POLARIS_BOOTSTRAP_CREDENTIALS"),
+                *run_java_env(admin_tool_memory(config)),
             ],
-            resources=base.resources(p.resources),
+            resources=base.resources(p.admin_tool_resources),
             volume_mounts=[tmp.mount()],
             security_context=base.container_security(),
         )
@@ -68,9 +91,13 @@ class Polaris(Construct):
                 secrets.minio_user.env("AWS_ACCESS_KEY_ID"),
                 secrets.minio_password.env("AWS_SECRET_ACCESS_KEY"),
                 base.env("AWS_REGION", config.minio.region),
-                # The default also logs to ./logs/polaris.log under /home/polaris: the root
-                # filesystem is read-only here, and the console log is what `kubectl logs` shows.
-                base.env("QUARKUS_LOG_FILE_ENABLE", "false"),
+                # Polaris' application.properties turns the file log on (./logs/polaris.log under
+                # /home/polaris): the root filesystem is read-only here, and the console log is what
+                # `kubectl logs` shows. `quarkus.log.file.enabled` is the name since Quarkus 3.26
+                # (Migration-Guide-3.26 "enable -> enabled"; apache/polaris#3799); the old
+                # `...enable` is removed by quarkusio/quarkus#56198.
+                base.env("QUARKUS_LOG_FILE_ENABLED", "false"),
+                *run_java_env(server_memory(config)),
                 *otel,
             ],
             resources=base.resources(p.resources),

@@ -16,7 +16,9 @@ import yaml
 from demo.bootstrap.settings import BucketSettings, PolarisInitSettings
 from demo.lakehouse.settings import LakehouseSettings
 from demo.orchestration.settings import PipelineSettings
+from demo.verify.settings import VerifySettings
 from floe.synth import SynthResult
+from floe.manifest_checks import pod_template
 from tests.support.manifests import find
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +37,8 @@ UPSTREAM: dict[str, dict[str, str]] = {
         "MINIO_ROOT_PASSWORD": "minio internal/config/constants.go EnvRootPassword",
         "MINIO_SITE_REGION": "minio internal/config/constants.go EnvSiteRegion (MINIO_REGION is legacy)",
         "HOME": "minio certs dir default ${HOME}/.minio/certs",
+        # MinIO sets its own limit only with --memlimit/MINIO_MEMLIMIT (cmd/server-rlimit.go).
+        "GOMEMLIMIT": "Go runtime (pkg.go.dev/runtime: GOMEMLIMIT soft memory limit)",
     },
     "polaris": {
         "POLARIS_PERSISTENCE_TYPE": "polaris site metastores/relational-jdbc.md",
@@ -42,7 +46,14 @@ UPSTREAM: dict[str, dict[str, str]] = {
         "QUARKUS_DATASOURCE_USERNAME": "polaris site metastores/relational-jdbc.md",
         "QUARKUS_DATASOURCE_PASSWORD": "polaris site metastores/relational-jdbc.md",
         "POLARIS_REALM_CONTEXT_REALMS": "polaris application.properties polaris.realm-context.realms",
-        "QUARKUS_LOG_FILE_ENABLE": "polaris application.properties quarkus.log.file.enable",
+        # Quarkus >= 3.26 name (Migration-Guide-3.26 enable -> enabled; apache/polaris#3799);
+        # QUARKUS_LOG_FILE_ENABLE is removed by quarkusio/quarkus#56198.
+        "QUARKUS_LOG_FILE_ENABLED": "polaris application.properties quarkus.log.file.enabled",
+        # ubi9/openjdk-21-runtime run-java.sh (FROM in runtime/{server,admin}/src/main/docker/Dockerfile.jvm):
+        # jboss-container-images/openjdk modules/jvm/module.yaml and jvm/bash/.../java-default-options.
+        "JAVA_MAX_MEM_RATIO": "run-java.sh java-default-options max_memory() -> -XX:MaxRAMPercentage",
+        "GC_MAX_METASPACE_SIZE": "run-java.sh java-default-options gc_config() -> -XX:MaxMetaspaceSize",
+        "JAVA_OPTS_APPEND": "run-java.sh get_java_options(), appended to the generated options",
         "QUARKUS_OTEL_SDK_DISABLED": "polaris application.properties quarkus.otel.sdk.disabled",
         "QUARKUS_OTEL_EXPORTER_OTLP_ENDPOINT": "Quarkus OpenTelemetry guide quarkus.otel.exporter.otlp.endpoint",
         "AWS_ACCESS_KEY_ID": "AWS SDK default credentials chain",
@@ -56,12 +67,18 @@ UPSTREAM: dict[str, dict[str, str]] = {
         "QUARKUS_DATASOURCE_PASSWORD": "polaris admin tool",
         # Ours: only expanded into the container's args as $(FLOE_POLARIS_BOOTSTRAP_CREDENTIALS).
         "FLOE_POLARIS_BOOTSTRAP_CREDENTIALS": "expanded into args by the kubelet",
+        # ubi9/openjdk-21-runtime run-java.sh (FROM in runtime/{server,admin}/src/main/docker/Dockerfile.jvm):
+        # jboss-container-images/openjdk modules/jvm/module.yaml and jvm/bash/.../java-default-options.
+        "JAVA_MAX_MEM_RATIO": "run-java.sh java-default-options max_memory() -> -XX:MaxRAMPercentage",
+        "GC_MAX_METASPACE_SIZE": "run-java.sh java-default-options gc_config() -> -XX:MaxMetaspaceSize",
+        "JAVA_OPTS_APPEND": "run-java.sh get_java_options(), appended to the generated options",
     },
     "jaeger": {
         "GOMEMLIMIT": "Go runtime (pkg.go.dev/runtime: GOMEMLIMIT soft memory limit)",
     },
     "marquez": {
         "MARQUEZ_CONFIG": "marquez docker/entrypoint.sh",
+        "JAVA_OPTS": "marquez docker/entrypoint.sh: java ${JAVA_OPTS} -jar marquez-*.jar",
         # Read by our own marquez.yml through Dropwizard's ${VAR} substitution (checked below).
         "POSTGRES_USER": "our marquez.yml",
         "POSTGRES_PASSWORD": "our marquez.yml",
@@ -118,6 +135,10 @@ LIBRARY_ENV = {
     "OPENLINEAGE_URL": "openlineage",
     # openlineage-python leaves the job namespace to the caller: our lineage module reads it.
     "OPENLINEAGE_NAMESPACE": "demo.observability",
+    # boto3's client of Dagster's S3ComputeLogManager (demo.orchestration.instance.S3_ENV).
+    "AWS_ACCESS_KEY_ID": "botocore",
+    "AWS_SECRET_ACCESS_KEY": "botocore",
+    "AWS_DEFAULT_REGION": "botocore",
 }
 
 
@@ -128,8 +149,8 @@ def test_library_variables_are_really_read_by_the_library(name: str) -> None:
 
 def containers(docs: list[dict]):
     for doc in docs:
-        if doc["kind"] in ("Deployment", "StatefulSet", "Job") and doc["metadata"]["labels"].get("floe.dev/layer") != "semantic":
-            spec = doc["spec"]["template"]["spec"]
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob") and doc["metadata"]["labels"].get("floe.dev/layer") != "semantic":
+            spec = pod_template(doc)["spec"]
             for c in spec["containers"] + (spec.get("initContainers") or []):
                 yield doc, c
 
@@ -144,7 +165,7 @@ def test_every_container_variable_is_read_by_something(stack: SynthResult) -> No
     docs = stack.documents
     upstream = {**UPSTREAM, "postgres": {**UPSTREAM["postgres"], **dict.fromkeys(init_script_env(docs), "our init script")}}
     ours_python = (
-        settings_env(LakehouseSettings, PipelineSettings, BucketSettings, PolarisInitSettings)
+        settings_env(LakehouseSettings, PipelineSettings, BucketSettings, PolarisInitSettings, VerifySettings)
         | dagster_yaml_env(docs)
         | dbt_profile_env()
         | set(LIBRARY_ENV)
@@ -162,8 +183,19 @@ def test_every_container_variable_is_read_by_something(stack: SynthResult) -> No
 
 def test_every_image_with_a_curated_list_is_covered(stack: SynthResult) -> None:
     names = {c["name"] for _, c in containers(stack.documents) if c.get("env")}
-    project = {"buckets", "polaris-init", "user-code", "webserver", "daemon"}
+    project = {"buckets", "polaris-init", "user-code", "webserver", "daemon", "reconcile", "verify"}
     assert names - project <= set(UPSTREAM), names - project - set(UPSTREAM)
+
+
+# Renamed upstream: the old name is ignored once the new one is set (Polaris sets the new one in its
+# application.properties) and is then removed (quarkusio/quarkus#56198).
+DEPRECATED = {"QUARKUS_LOG_FILE_ENABLE": "QUARKUS_LOG_FILE_ENABLED", "QUARKUS_LOG_CONSOLE_ENABLE": "QUARKUS_LOG_CONSOLE_ENABLED"}
+
+
+def test_polaris_file_log_is_off_under_its_current_name(stack: SynthResult) -> None:
+    env = {v["name"]: v.get("value") for v in find(stack.documents, "Deployment", "floe-polaris")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not set(DEPRECATED) & set(env), {k: DEPRECATED[k] for k in set(DEPRECATED) & set(env)}
+    assert env.get("QUARKUS_LOG_FILE_ENABLED") == "false"
 
 
 def test_marquez_config_reads_exactly_the_variables_it_gets(stack: SynthResult) -> None:

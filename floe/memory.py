@@ -1,0 +1,103 @@
+"""Memory budgets: every runtime that sizes itself from the machine (JVM, Go) gets explicit settings
+derived from its container's memory limit, by one helper per runtime, so the sum of what the process
+may use stays under the limit with headroom (the kubelet OOM-kills at the limit, not the heap).
+
+JVM budget (HotSpot, JDK 17/21): total RSS ~= heap + metaspace + code cache + thread stacks
++ direct (NIO) buffers + GC/JIT/native overhead. Only the heap is sized from the limit by default
+(the ubi9 openjdk images' run-java.sh: 80 %, jboss-container-images/openjdk
+modules/jvm/module.yaml JAVA_MAX_MEM_RATIO); everything else is capped here explicitly and the heap
+gets what is left after a headroom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from floe.quantities import memory_bytes
+
+MiB = 2**20
+# What we leave unbudgeted in every container: page cache of mapped jars, malloc arenas, spikes.
+HEADROOM = 0.10
+# HotSpot native memory outside the capped pools (GC card tables and remembered sets, JIT arenas,
+# symbol tables, NMT's "Internal"/"Other"): measured at 40-70 MiB for a Quarkus/Dropwizard service.
+JVM_NATIVE_OVERHEAD_MIB = 64
+# The default thread stack size on Linux x86_64/aarch64 (-Xss1m); we pass it explicitly so the budget
+# and the JVM agree.
+JVM_THREAD_STACK_KIB = 1024
+
+
+@dataclass(frozen=True)
+class JvmBudget:
+    """One JVM's pools, in MiB, for a container memory limit."""
+
+    limit_mib: int
+    metaspace_mib: int
+    code_cache_mib: int
+    direct_mib: int
+    threads: int
+    stack_kib: int = JVM_THREAD_STACK_KIB
+    native_mib: int = JVM_NATIVE_OVERHEAD_MIB
+
+    @property
+    def fixed_mib(self) -> int:
+        """Everything but the heap."""
+        stacks = self.threads * self.stack_kib // 1024
+        return self.metaspace_mib + self.code_cache_mib + self.direct_mib + stacks + self.native_mib
+
+    @property
+    def heap_percent(self) -> int:
+        """-XX:MaxRAMPercentage: whole percent of the limit left for the heap after the fixed pools
+        and the headroom (whole numbers: run-java.sh keeps only the integer part)."""
+        budget = self.limit_mib * (1 - HEADROOM) - self.fixed_mib
+        percent = int(budget * 100 // self.limit_mib)
+        if percent < 25:
+            raise ValueError(
+                f"a {self.limit_mib}Mi container leaves the JVM heap only {percent}% after "
+                f"{self.fixed_mib}Mi of metaspace, code cache, direct buffers, stacks and native memory: raise memory_limit"
+            )
+        return percent
+
+    @property
+    def heap_mib(self) -> int:
+        return self.limit_mib * self.heap_percent // 100
+
+    def flags(self) -> list[str]:
+        """Every pool but the heap, as HotSpot flags."""
+        return [
+            f"-XX:MaxMetaspaceSize={self.metaspace_mib}m",
+            f"-XX:ReservedCodeCacheSize={self.code_cache_mib}m",
+            f"-XX:MaxDirectMemorySize={self.direct_mib}m",
+            f"-Xss{self.stack_kib}k",
+        ]
+
+    def java_opts(self) -> str:
+        """A complete option string for a plain `java $JAVA_OPTS -jar …` entrypoint (Marquez)."""
+        return " ".join([f"-XX:MaxRAMPercentage={self.heap_percent}.0", *self.flags(), "-XX:+ExitOnOutOfMemoryError"])
+
+    def run_java_env(self) -> dict[str, str]:
+        """The variables the ubi9 openjdk images' run-java.sh reads (jboss-container-images/openjdk
+        modules/jvm/bash/.../java-default-options and modules/run/.../run-java.sh):
+        JAVA_MAX_MEM_RATIO -> -XX:MaxRAMPercentage, GC_MAX_METASPACE_SIZE (MiB) ->
+        -XX:MaxMetaspaceSize, JAVA_OPTS_APPEND appended after the generated options (JAVA_OPTS would
+        replace them all, losing ExitOnOutOfMemoryError and the GC settings)."""
+        return {
+            "JAVA_MAX_MEM_RATIO": str(self.heap_percent),
+            "GC_MAX_METASPACE_SIZE": str(self.metaspace_mib),
+            "JAVA_OPTS_APPEND": " ".join(self.flags()[1:]),
+        }
+
+
+def jvm_budget(memory_limit: str, *, metaspace_mib: int, code_cache_mib: int, direct_mib: int, threads: int) -> JvmBudget:
+    return JvmBudget(
+        limit_mib=memory_bytes(memory_limit) // MiB,
+        metaspace_mib=metaspace_mib,
+        code_cache_mib=code_cache_mib,
+        direct_mib=direct_mib,
+        threads=threads,
+    )
+
+
+def go_memory_limit(memory_limit: str, fraction: float = 0.9) -> str:
+    """GOMEMLIMIT (Go runtime soft limit, pkg.go.dev/runtime) at ``fraction`` of the container limit:
+    the GC works harder as the heap nears it, instead of the kernel OOM-killing at the limit."""
+    return f"{int(memory_bytes(memory_limit) * fraction) // MiB}MiB"

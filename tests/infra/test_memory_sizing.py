@@ -1,0 +1,57 @@
+"""Every JVM, Node.js, Go and DuckDB process is sized to its container limit explicitly, read back from
+the synthesized manifests (issue 8, finding 6: run-java.sh gave Polaris an 80 % heap, leaving ~200 MiB
+for metaspace, code cache, threads and buffers). The rules live in floe.memory_audit.RULES."""
+
+from __future__ import annotations
+
+import pytest
+
+from floe.memory_audit import RULES, RUNTIME_IMAGES, Finding, Jvm, audit
+from floe.synth import SynthResult
+
+
+@pytest.fixture(scope="module")
+def findings(default_synth: SynthResult) -> list[Finding]:
+    return audit(default_synth.documents)
+
+
+def _ids(findings: list[Finding]) -> list[str]:
+    return [f"{f.workload}/{f.container}" for f in findings]
+
+
+def test_every_rule_matches_a_container(findings: list[Finding]) -> None:
+    assert set(RULES) <= {f.container for f in findings}, set(RULES) - {f.container for f in findings}
+
+
+def test_every_runtime_image_is_covered(findings: list[Finding]) -> None:
+    seen_runtimes = {f.runtime for f in findings}
+    assert {"jvm", "go", "node"} <= seen_runtimes, seen_runtimes
+    assert RUNTIME_IMAGES  # the images a rule must cover
+
+
+def test_each_container_is_sized_explicitly_within_its_limit(findings: list[Finding]) -> None:
+    failures = [f"{f.workload}/{f.container} ({f.runtime}, limit {f.limit_mib}Mi): {e}" for f in findings for e in f.errors]
+    assert not failures, "memory sizing:\n" + "\n".join(failures)
+
+
+def test_polaris_heap_leaves_room_for_the_rest(findings: list[Finding]) -> None:
+    """The finding itself: Polaris' heap plus its fixed pools fit its limit with 10 % headroom."""
+    polaris = next(f for f in findings if f.container == "polaris")
+    assert not polaris.errors, polaris.errors
+    assert polaris.pools["heap"] < polaris.limit_mib * 0.6
+    assert polaris.used_mib <= polaris.budget_mib
+
+
+def test_the_audit_catches_an_unsized_jvm() -> None:
+    """A run-java image with no explicit settings is reported, with the 80 % default it would get."""
+    doc = {
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "polaris", "image": "apache/polaris:1.7.0", "resources": {"limits": {"memory": "1Gi"}}}
+        ]}}},
+    }
+    (f,) = audit([doc])
+    assert any("no explicit heap" in e for e in f.errors)
+    assert f.pools["heap"] == 819 and any("exceeds" in e for e in f.errors)
+    assert isinstance(RULES["polaris"], Jvm)
