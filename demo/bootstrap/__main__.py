@@ -1,4 +1,4 @@
-"""CLI of the bootstrap Jobs: ``python -m demo.bootstrap {buckets,polaris,duckdb-extensions}``.
+"""CLI of the bootstrap Jobs: ``python -m demo.bootstrap {buckets,polaris,reconcile,duckdb-extensions}``.
 
 Exit codes: 0 done (changes or not), 1 failed (the message says what to do; the Job retries),
 2 settings missing or invalid (named by their environment variable; retrying will not help).
@@ -72,6 +72,27 @@ def polaris() -> None:
         init_polaris(settings, report=say)
     except BootstrapError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def reconcile() -> None:
+    """Re-create lost state (buckets, Polaris entities, orphaned tables, Dagster storage); idempotent.
+
+    Reads the buckets and the Polaris init settings from the same environment, and opens the Dagster
+    instance at $DAGSTER_HOME when set. The last line is the summary (``floe-reconcile {json}``).
+    """
+    import os
+
+    from demo.bootstrap.reconcile import reconcile as run_reconcile
+
+    bucket_settings = load_settings(BucketSettings)
+    polaris_settings = load_settings(PolarisInitSettings)
+    home = os.environ.get("DAGSTER_HOME")
+    summary = run_reconcile(bucket_settings, polaris_settings, dagster_home=Path(home) if home else None, report=say)
+    if summary.errors:
+        for error in summary.errors:
+            typer.echo(f"ERROR: {error}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("duckdb-extensions")

@@ -1,4 +1,4 @@
-"""``status``: one screen — pods, jobs, the last Dagster runs, row counts of the raw tables.
+"""``status``: one screen — pods, jobs, the last verify, the last Dagster runs, row counts of the raw tables.
 
 Each section is gathered on its own and shows why it is unavailable instead of failing the whole screen.
 """
@@ -19,6 +19,11 @@ from floe.deploy.kubectl import CommandError, Kubectl
 from floe.deploy.readiness import classify_pod, parse_time
 
 USER_CODE_DEPLOYMENT = "floe-dagster-user-code"
+#: The reconcile CronJob's Jobs carry this name label (constructs/reconcile.py); its container's last
+#: line is the summary ``floe-reconcile {json}`` (demo/bootstrap/reconcile.py).
+RECONCILE_NAME = "floe-reconcile"
+RECONCILE_CONTAINER = "reconcile"
+RECONCILE_PREFIX = "floe-reconcile "
 COUNTS_COMMAND = ("python", "-m", "demo.ingest", "counts", "--json")
 
 
@@ -27,6 +32,7 @@ class Section:
     title: str
     table: Table | None = None
     unavailable: str | None = None
+    line: Text | None = None
 
 
 def _age(created: str | None, now: datetime) -> str:
@@ -79,15 +85,67 @@ def raw_counts(kubectl: Kubectl, namespace: str) -> dict[str, int | None]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _reconcile_summary(logs: str) -> dict[str, Any] | None:
+    for line in reversed(logs.strip().splitlines()):
+        if line.startswith(RECONCILE_PREFIX):
+            return json.loads(line[len(RECONCILE_PREFIX):])
+    return None
+
+
+def reconcile_line(kubectl: Kubectl, namespace: str, jobs: dict[str, Any]) -> Text:
+    """One line: did the last reconcile find lost state and rebuild it? (from its summary line)"""
+    mine = [
+        j for j in jobs.get("items") or []
+        if (j["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == RECONCILE_NAME
+    ]
+    if not mine:
+        return Text("State: no reconcile has run yet (CronJob floe-reconcile, every few minutes)", style="yellow")
+    last = max(mine, key=lambda j: j["metadata"].get("creationTimestamp") or "")
+    name = last["metadata"]["name"]
+    result = kubectl.run("logs", "-n", namespace, f"job/{name}", "-c", RECONCILE_CONTAINER, "--tail=20", check=False, timeout=20)
+    summary = _reconcile_summary(result.stdout) if result.returncode == 0 else None
+    when = last["metadata"].get("creationTimestamp", "?")
+    if summary is None:
+        detail = (result.stderr or "no summary line yet").strip().splitlines()
+        return Text(f"State: last reconcile {name} ({when}) has no summary: {detail[-1] if detail else ''}", style="yellow")
+    if not summary.get("ok", False):
+        return Text(f"State: last reconcile {name} ({when}) FAILED: {'; '.join(summary.get('errors') or [])[:300]}", style="red")
+    if summary.get("state_lost"):
+        changed = ", ".join(summary.get("changed") or [])
+        return Text(
+            f"State: LOST AND REBUILT by {name} ({when}): {summary.get('created', 0)} created, "
+            f"{summary.get('dropped', 0)} orphaned tables dropped ({changed[:300]}); the seed sensor re-seeds the raw tables",
+            style="yellow",
+        )
+    return Text(f"State: intact (last reconcile {name} at {when}: {summary.get('unchanged', 0)} items unchanged)", style="green")
+
+
+def verify_line(kubectl: Kubectl, namespace: str, now: datetime) -> Text:
+    """One line: when `make verify` last ran here and how it went (the ConfigMap it keeps, floe/deploy/verify.py)."""
+    from floe.deploy import verify
+
+    text, style = verify.summary_line(verify.last_record(kubectl, namespace), now)
+    return Text(text, style=style)
+
+
 def gather(kubectl: Kubectl, namespace: str, runs: Callable[[], Table]) -> list[Section]:
     now = datetime.now(UTC)
     sections: list[Section] = []
     try:
         sections.append(Section("pods", pods_table(kubectl.get_json("pods", "-n", namespace), now)))
-        sections.append(Section("jobs", jobs_table(kubectl.get_json("jobs", "-n", namespace), now)))
+        jobs = kubectl.get_json("jobs", "-n", namespace)
+        sections.append(Section("jobs", jobs_table(jobs, now)))
     except CommandError as exc:
         sections.append(Section("pods", unavailable=str(exc)))
         return sections  # no cluster: the rest would fail the same way
+    try:
+        sections.append(Section("state", line=reconcile_line(kubectl, namespace, jobs)))
+    except (CommandError, ValueError) as exc:
+        sections.append(Section("State", unavailable=str(exc)))
+    try:
+        sections.append(Section("verify", line=verify_line(kubectl, namespace, now)))
+    except (CommandError, ValueError, KeyError) as exc:
+        sections.append(Section("Last verify", unavailable=str(exc)))
     try:
         sections.append(Section("runs", runs()))
     except Exception as exc:  # noqa: BLE001 — any failure here is shown, not raised
@@ -104,6 +162,8 @@ def render(sections: list[Section]) -> Group:
     for section in sections:
         if section.table is not None:
             parts.append(section.table)
+        elif section.line is not None:
+            parts.append(section.line)
         else:
             parts.append(Text(f"{section.title}: unavailable — {section.unavailable}", style="yellow"))
     return Group(*parts)

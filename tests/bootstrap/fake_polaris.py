@@ -111,6 +111,8 @@ class PolarisState:
     catalog_roles_of_principal_role: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     principal_roles_of_principal: dict[str, set[str]] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # token -> principal name ("root")
+    # (catalog, namespace, table) -> metadata location; loading checks the file through `object_exists`
+    tables: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 class FakePolaris:
@@ -121,6 +123,8 @@ class FakePolaris:
         self.calls: list[Call] = []
         self.errors: list[str] = []
         self.unavailable_requests = 0  # answer 503 to this many requests first (starting up)
+        # How Polaris reads a table's metadata file (its FileIO on MinIO); tests pass an S3 check.
+        self.object_exists: Callable[[str], bool] = lambda location: True
         self.lock = threading.Lock()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -226,6 +230,9 @@ class FakePolaris:
             (rf"{m}/principals/([^/]+)/principal-roles", "GET", self._list_principal_roles_of),
             (rf"{m}/principals/([^/]+)/principal-roles", "PUT", self._assign_principal_role),
             (r"/api/catalog/v1/([^/]+)/namespaces", "POST", self._create_namespace),
+            (r"/api/catalog/v1/([^/]+)/namespaces/([^/]+)/tables", "GET", self._list_tables),
+            (r"/api/catalog/v1/([^/]+)/namespaces/([^/]+)/tables/([^/]+)", "GET", self._load_table),
+            (r"/api/catalog/v1/([^/]+)/namespaces/([^/]+)/tables/([^/]+)", "DELETE", self._drop_table),
         ]
 
     def _token(self, raw: bytes) -> tuple[int, Any]:
@@ -392,3 +399,23 @@ class FakePolaris:
             return _error(409, f"Namespace already exists: {'.'.join(request.namespace)}", "AlreadyExistsException")
         self.state.namespaces.add(key)
         return 200, {"namespace": list(request.namespace), "properties": request.properties or {}}
+
+    def _list_tables(self, _body: Any, prefix: str, namespace: str) -> tuple[int, Any]:
+        if (prefix, (namespace,)) not in self.state.namespaces:
+            return _error(404, f"Namespace does not exist: {namespace}", "NoSuchNamespaceException")
+        names = sorted(t for (c, n, t) in self.state.tables if (c, n) == (prefix, namespace))
+        return 200, {"identifiers": [{"namespace": [namespace], "name": t} for t in names]}
+
+    def _load_table(self, _body: Any, prefix: str, namespace: str, table: str) -> tuple[int, Any]:
+        location = self.state.tables.get((prefix, namespace, table))
+        if location is None:
+            return _error(404, f"Table does not exist: {namespace}.{table}", "NoSuchTableException")
+        if not self.object_exists(location):
+            # Polaris: the FileIO's org.apache.iceberg.exceptions.NotFoundException, mapped to 404.
+            return _error(404, f"Location does not exist: {location}", "NotFoundException")
+        return 200, {"metadata-location": location, "metadata": {}}
+
+    def _drop_table(self, _body: Any, prefix: str, namespace: str, table: str) -> tuple[int, Any]:
+        if self.state.tables.pop((prefix, namespace, table), None) is None:
+            return _error(404, f"Table does not exist: {namespace}.{table}", "NoSuchTableException")
+        return 204, None

@@ -1,0 +1,186 @@
+"""The reconcile CronJob: the stack heals itself after a PostgreSQL or MinIO pod is replaced.
+
+Both keep their data on emptyDirs, so a new pod starts empty. Every ``reconcile.schedule`` a Job:
+
+1. waits (init container) until PostgreSQL, MinIO and Polaris accept connections;
+2. re-runs the Polaris admin tool's realm bootstrap (init container ``bootstrap-realm``, the very
+   container of the Polaris pod: idempotent since 1.7.0, apache/polaris#4996 — "Realm '<r>' is
+   already bootstrapped; skipping.", exit 0), with the root credentials from the same Secret;
+3. runs ``python -m demo.bootstrap reconcile``: buckets, Polaris entities with the Secrets'
+   credentials, orphaned-table clean-up, Dagster storage (demo/bootstrap/reconcile.py), ending with
+   one ``floe-reconcile {json}`` summary line that ``make status`` reads.
+
+Nothing is written twice: the container env is the union of the bucket Job's, the Polaris init
+Job's and the Dagster daemon's (instance env), and the realm container, the instance ConfigMap mount
+and the home volume are copied from the synthesized objects, so a change to any of them reaches the
+reconcile too. It lives in the orchestration chart: everything it mounts exists by then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdk8s import ApiObject
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from floe.config import StackConfig
+
+CONTAINER = "reconcile"
+REALM_CONTAINER = "bootstrap-realm"
+
+
+def _synthesized(scope: Construct, kind: str, name: str) -> dict[str, Any]:
+    """The JSON of an object already added to the app (any chart), found by kind and name (a Job by
+    its base name: its object name carries a content digest, base.job_name)."""
+    for node in scope.node.root.node.find_all():
+        if not isinstance(node, ApiObject) or node.kind != kind:
+            continue
+        if node.name == name or (kind == "Job" and node.metadata.get_label(base.JOB_BASE_NAME_LABEL) == name):
+            return node.to_json()
+    raise LookupError(f"{kind}/{name} must be synthesized before the reconcile CronJob")
+
+
+def _pod(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["spec"]["template"]["spec"]
+
+
+def _resolved(value: Any, where: str) -> Any:
+    """``to_json()`` during construction leaves cdk8s value objects (Quantity) as null: refuse them."""
+    if value is None:
+        raise ValueError(f"reconcile: {where} is not resolved at construction time; build it from the config")
+    if isinstance(value, dict):
+        return {k: _resolved(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _env_var(var: dict[str, Any]) -> k8s.EnvVar:
+    """An env entry of a synthesized container, back as an L1 object (plain values and Secret keys)."""
+    if "value" in var:
+        return k8s.EnvVar(name=var["name"], value=var["value"])
+    ref = var["valueFrom"]["secretKeyRef"]
+    if set(var["valueFrom"]) != {"secretKeyRef"}:
+        raise ValueError(f"reconcile: unsupported env source for {var['name']}: {var['valueFrom']}")
+    return base.env_secret(var["name"], ref["name"], ref["key"])
+
+
+def _merge_env(*lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Concatenate env lists; a variable set twice must mean the same thing (same settings contract)."""
+    merged: dict[str, dict[str, Any]] = {}
+    for env in lists:
+        for var in env:
+            known = merged.setdefault(var["name"], var)
+            if known != var:
+                raise ValueError(f"reconcile: {var['name']} differs between the Jobs it combines: {known} vs {var}")
+    return list(merged.values())
+
+
+class Reconcile(Construct):
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        r, names = config.reconcile, config.names
+        buckets_job = _synthesized(scope, "Job", names.minio_buckets_job)
+        polaris_job = _synthesized(scope, "Job", names.polaris_init_job)
+        polaris = _synthesized(scope, "Deployment", names.polaris)
+        daemon = _synthesized(scope, "Deployment", names.dagster_daemon)
+
+        # What the daemon needs to open the Dagster instance: its env, dagster.yaml and DAGSTER_HOME.
+        daemon_container = _pod(daemon)["containers"][0]
+        instance_mount = next(m for m in daemon_container["volumeMounts"] if m["name"] == "instance")
+        home_mount = next(m for m in daemon_container["volumeMounts"] if m["name"] == "home")
+        instance_config_map = next(v for v in _pod(daemon)["volumes"] if v["name"] == "instance")["configMap"]["name"]
+        env = _merge_env(
+            _pod(buckets_job)["containers"][0]["env"],
+            _pod(polaris_job)["containers"][0]["env"],
+            daemon_container["env"],
+        )
+        # The realm bootstrap exactly as the Polaris pod runs it, under the Polaris image's own user.
+        realm_json = next(c for c in _pod(polaris)["initContainers"] if c["name"] == REALM_CONTAINER)
+        polaris_identity = _pod(polaris)["securityContext"]
+        if [m["mountPath"] for m in realm_json.get("volumeMounts") or []] not in ([], ["/tmp"]):
+            raise ValueError("reconcile: the realm bootstrap container mounts more than /tmp; extend the copy")
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+        home = base.ScratchVolume("home", home_mount["mountPath"], size_limit="64Mi")
+        realm_security = base.container_security()
+        realm = k8s.Container(
+            name=REALM_CONTAINER,
+            image=realm_json["image"],
+            image_pull_policy=realm_json.get("imagePullPolicy"),
+            command=realm_json.get("command"),
+            args=realm_json.get("args"),
+            env=[_env_var(v) for v in realm_json.get("env") or []],
+            resources=base.resources(config.polaris.admin_tool_resources),
+            volume_mounts=[tmp.mount()],
+            security_context=k8s.SecurityContext(
+                allow_privilege_escalation=realm_security.allow_privilege_escalation,
+                privileged=realm_security.privileged,
+                read_only_root_filesystem=realm_security.read_only_root_filesystem,
+                capabilities=realm_security.capabilities,
+                seccomp_profile=realm_security.seccomp_profile,
+                run_as_user=polaris_identity["runAsUser"],
+                run_as_group=polaris_identity["runAsGroup"],
+            ),
+        )
+
+        lbls = base.labels(names.reconcile, component="reconcile", layer=layer, version=config.project_image.tag)
+        wait = base.wait_for(
+            [
+                base.Dependency(names.postgres, config.postgres.port),
+                base.Dependency(names.minio, config.minio.api_port),
+                base.Dependency(names.polaris, config.polaris.port),
+            ],
+            image=config.postgres.image,
+        )
+        main = k8s.Container(
+            name=CONTAINER,
+            **base.image_fields(config.project_image),
+            command=["python", "-m", "demo.bootstrap", "reconcile"],
+            env=[_env_var(v) for v in env],
+            resources=base.resources(r.resources),
+            volume_mounts=[
+                tmp.mount(),
+                home.mount(),
+                k8s.VolumeMount(name="instance", mount_path=instance_mount["mountPath"], sub_path=instance_mount.get("subPath"), read_only=True),
+            ],
+            security_context=base.container_security(),
+        )
+        self.cron_job = k8s.KubeCronJob(
+            self,
+            "cronjob",
+            metadata=base.meta(names.reconcile, lbls),
+            spec=k8s.CronJobSpec(
+                schedule=r.schedule,
+                time_zone="Etc/UTC",
+                concurrency_policy="Forbid",
+                starting_deadline_seconds=r.starting_deadline_seconds,
+                successful_jobs_history_limit=r.successful_jobs_history_limit,
+                failed_jobs_history_limit=r.failed_jobs_history_limit,
+                job_template=k8s.JobTemplateSpec(
+                    metadata=k8s.ObjectMeta(labels=lbls),
+                    spec=k8s.JobSpec(
+                        # One attempt per schedule: the next schedule is the retry.
+                        backoff_limit=0,
+                        active_deadline_seconds=r.active_deadline_seconds,
+                        template=k8s.PodTemplateSpec(
+                            metadata=k8s.ObjectMeta(labels=lbls),
+                            spec=k8s.PodSpec(
+                                restart_policy="Never",
+                                containers=[main],
+                                init_containers=[wait, realm],
+                                volumes=[
+                                    tmp.volume(),
+                                    home.volume(),
+                                    k8s.Volume(name="instance", config_map=k8s.ConfigMapVolumeSource(name=instance_config_map)),
+                                ],
+                                security_context=base.pod_security(base.PROJECT_RUN_AS),
+                                automount_service_account_token=False,
+                                enable_service_links=False,
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+        )
