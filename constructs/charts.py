@@ -13,9 +13,13 @@ from constructs.cubestore import CubeStore
 from constructs.jaeger import Jaeger
 from constructs.marquez import Marquez
 from constructs.minio import Minio
+from constructs.network import NetworkPolicies
 from constructs.polaris import Polaris
 from constructs.postgres import Postgres
+from constructs.reconcile import Reconcile
 from constructs.secrets import StackSecretObjects
+from constructs.verify import VerifyJob
+from floe import pod_security
 from floe.config import StackConfig
 from floe.credentials import Credentials
 
@@ -46,7 +50,8 @@ class NamespaceChart(Chart):
             "namespace",
             metadata=base.meta(
                 config.namespace,
-                {"app.kubernetes.io/part-of": base.PART_OF, base.LAYER_LABEL: "infrastructure"},
+                # Pod Security "restricted" is enforced (and audited, warned) by the API server itself.
+                {"app.kubernetes.io/part-of": base.PART_OF, base.LAYER_LABEL: "infrastructure", **pod_security.namespace_labels()},
             ),
         )
 
@@ -79,13 +84,16 @@ class ObservabilityChart(LayerChart):
 
 
 class OrchestrationChart(LayerChart):
-    """Dagster: webserver, daemon and the user-code server running the demo pipeline."""
+    """Dagster: webserver, daemon and the user-code server running the demo pipeline; the reconcile CronJob."""
 
     layer = "orchestration"
 
     def __init__(self, scope: Construct, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         Dagster(self, "dagster", config=config, layer=self.layer)
+        if config.reconcile.enabled:
+            # Heals lost PostgreSQL/MinIO state; reads the objects of the earlier charts (constructs/reconcile.py).
+            Reconcile(self, "reconcile", config=config, layer=self.layer)
 
 
 class SemanticChart(LayerChart):
@@ -100,6 +108,17 @@ class SemanticChart(LayerChart):
         Cube(self, "cube", config=config, layer=self.layer)
 
 
+class VerifyChart(LayerChart):
+    """The verification Job template. floe/synth.py writes it to dist/verify/, out of reach of
+    `kubectl apply -f dist/`: `make verify` creates a run of it once the stack is up."""
+
+    layer = "verify"
+
+    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+        super().__init__(scope, config=config)
+        VerifyJob(self, "verify", config=config, layer=self.layer)
+
+
 def build_app(app: App, config: StackConfig, credentials: Credentials | None) -> list[Chart]:
     """Add every chart to ``app``, chained so their files sort in apply order."""
     charts: list[Chart] = [
@@ -109,6 +128,11 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
         OrchestrationChart(app, config=config),
         SemanticChart(app, config=config),
     ]
-    for earlier, later in zip(charts, charts[1:]):
+    # Last, so its file sorts after the layers; floe/synth.py moves it to dist/verify/.
+    verify = VerifyChart(app, config=config)
+    # Derived from the objects of every other chart (so built last), the verification Job's
+    # included, but placed in the namespace chart: the policies are applied first, before any pod.
+    NetworkPolicies(charts[0], "network-policies", config=config, charts=[*charts[1:], verify])
+    for earlier, later in zip(charts, [*charts[1:], verify]):
         later.add_dependency(earlier)
-    return charts
+    return [*charts, verify]

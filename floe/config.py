@@ -104,7 +104,9 @@ class Resources(StrictModel):
 
 class PostgresConfig(StrictModel):
     image: Image = Image(repository="postgres", tag="18.1")
-    resources: Resources = Resources()
+    # Documented: shared_buffers defaults to 128MB (postgresql.conf), plus a few MiB per backend
+    # (~20 pooled connections from Dagster, Polaris and Marquez). The 256Mi baseline covers it.
+    resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="500m", memory_limit="512Mi")
     port: Port = 5432
     # One database (owned by its own user) per application that keeps state in PostgreSQL.
     databases: tuple[Identifier, ...] = ("dagster", "marquez", "polaris")
@@ -112,19 +114,25 @@ class PostgresConfig(StrictModel):
 
 class MinioConfig(StrictModel):
     image: Image = Image(repository="quay.io/minio/minio", tag="RELEASE.2025-09-07T16-13-09Z")
-    resources: Resources = Resources()
+    # Estimate (not measured here: no MinIO binary on PyPI): a single-drive server holding a few
+    # hundred small objects idles well under 200 MiB; GOMEMLIMIT keeps the heap inside the limit.
+    resources: Resources = Resources(cpu_request="100m", memory_request="192Mi", cpu_limit="500m", memory_limit="512Mi")
     api_port: Port = 9000
     console_port: Port = 9001
     region: str = Field(default="us-east-1", min_length=1)
     warehouse_bucket: BucketName = "warehouse"
     cubestore_bucket: BucketName = "cubestore"
+    # Dagster's compute logs (run stdout/stderr, S3ComputeLogManager): written by the pod that runs
+    # the step, read by the webserver.
+    dagster_logs_bucket: BucketName = "dagster-logs"
 
     @model_validator(mode="after")
     def _distinct(self) -> MinioConfig:
         if self.api_port == self.console_port:
             raise ValueError("api_port and console_port must differ")
-        if self.warehouse_bucket == self.cubestore_bucket:
-            raise ValueError("warehouse_bucket and cubestore_bucket must differ")
+        buckets = (self.warehouse_bucket, self.cubestore_bucket, self.dagster_logs_bucket)
+        if len(set(buckets)) != len(buckets):
+            raise ValueError("warehouse_bucket, cubestore_bucket and dagster_logs_bucket must differ")
         return self
 
 
@@ -132,8 +140,12 @@ class PolarisConfig(StrictModel):
     image: Image = Image(repository="apache/polaris", tag="1.7.0")
     # Bootstraps the realm in PostgreSQL before the server starts; keep its tag equal to the server's.
     admin_tool_image: Image = Image(repository="apache/polaris-admin-tool", tag="1.7.0")
-    # The JVM needs more than the 256Mi baseline: heap + metaspace of a Quarkus app.
-    resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    # Request: estimate of a Quarkus JVM's idle working set (heap in use + metaspace ~100 MiB + code
+    # cache) for a handful of tables; the limit bounds the sized pools (floe/memory.py).
+    resources: Resources = Resources(cpu_request="250m", memory_request="384Mi", cpu_limit="1", memory_limit="1Gi")
+    # The admin tool's realm bootstrap (init container, and in each reconcile run): a short CLI.
+    # Its request must not exceed the server's, or it sets the Polaris pod's effective request.
+    admin_tool_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi")
     port: Port = 8181
     management_port: Port = 8182
     realm: Identifier = "floe"
@@ -156,7 +168,8 @@ class PolarisConfig(StrictModel):
 class JaegerConfig(StrictModel):
     enabled: bool = True
     image: Image = Image(repository="jaegertracing/jaeger", tag="2.20.0")
-    resources: Resources = Resources()
+    # Estimate: the Go binary idles at a few tens of MiB; max_traces bounds the store (see below).
+    resources: Resources = Resources(cpu_request="100m", memory_request="96Mi", cpu_limit="500m", memory_limit="512Mi")
     ui_port: Port = 16686
     otlp_grpc_port: Port = 4317
     otlp_http_port: Port = 4318
@@ -167,15 +180,19 @@ class JaegerConfig(StrictModel):
 
 
 class MarquezWebConfig(StrictModel):
+    # The lineage UI only: the API (and so lineage collection) runs without it. Off saves a pod.
+    enabled: bool = True
     image: Image = Image(repository="marquezproject/marquez-web", tag="0.51.1")
-    resources: Resources = Resources()
+    # Estimate: a Node.js static server + proxy (web/setupProxy.js), under 100 MiB idle.
+    resources: Resources = Resources(cpu_request="50m", memory_request="96Mi", cpu_limit="500m", memory_limit="512Mi")
     port: Port = 3000
 
 
 class MarquezConfig(StrictModel):
     enabled: bool = True
     image: Image = Image(repository="marquezproject/marquez", tag="0.51.1")
-    resources: Resources = Resources(cpu_request="200m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    # Request: estimate of a Dropwizard JVM's idle working set; the limit bounds the sized pools.
+    resources: Resources = Resources(cpu_request="200m", memory_request="320Mi", cpu_limit="1", memory_limit="1Gi")
     api_port: Port = 5000
     admin_port: Port = 5001
     web: MarquezWebConfig = MarquezWebConfig()
@@ -192,10 +209,14 @@ class DagsterConfig(StrictModel):
     grpc_port: Port = 3030
     location_name: DnsLabel = "floe-demo"
     module: str = Field(default="demo.orchestration.definitions", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
-    webserver_resources: Resources = Resources(cpu_request="100m", memory_request="384Mi", cpu_limit="1", memory_limit="768Mi")
-    daemon_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="500m", memory_limit="512Mi")
+    # Requests from measured peaks (`make bench` → bench.footprint, demo.local ui on the embedded
+    # lakehouse, seed run included): webserver 156 MiB, daemon 134 MiB, code server 311-343 MiB.
+    webserver_resources: Resources = Resources(cpu_request="100m", memory_request="192Mi", cpu_limit="1", memory_limit="768Mi")
+    daemon_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="500m", memory_limit="512Mi")
     # Runs execute inside the user-code pod (default run launcher): dbt + DuckDB need room.
-    user_code_resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi")
+    # A run peaks at ~1 GiB (run worker 449 MiB + dbt 245 MiB next to the idle server, bench.footprint):
+    # requested is the idle server, the limit holds a run.
+    user_code_resources: Resources = Resources(cpu_request="250m", memory_request="384Mi", cpu_limit="2", memory_limit="2Gi")
     # Cadence of the schedule that appends orders and rebuilds the marts (Cube follows it).
     schedule_cron: str = Field(default="*/5 * * * *", min_length=9)
     orders_per_tick: int = Field(default=50, ge=1, le=100_000)
@@ -209,8 +230,10 @@ class CubeConfig(StrictModel):
     # are built for exactly that version. Check before moving.
     image: Image = Image(repository="cubejs/cube", tag="v1.7.43")
     api_replicas: int = Field(default=1, ge=1, le=5)
-    api_resources: Resources = Resources(cpu_request="100m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
-    refresh_worker_resources: Resources = Resources(cpu_request="100m", memory_request="512Mi", cpu_limit="1", memory_limit="1Gi")
+    # Request: estimate of Node.js + an idle embedded DuckDB; the limit holds the heap and DuckDB's
+    # memory_limit (constructs/cube.py cube_memory).
+    api_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
+    refresh_worker_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
     api_port: Port = 4000
     sql_port: Port = 15432
     sql_user: Identifier = "floe"
@@ -221,13 +244,34 @@ class CubeConfig(StrictModel):
 
 class CubeStoreConfig(StrictModel):
     image: Image = Image(repository="cubejs/cubestore", tag="v1.7.43")
-    workers: int = Field(default=2, ge=1, le=8)
-    router_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
-    worker_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
+    # One worker fits a 4 GB Docker Desktop and holds the demo's pre-aggregations; set 2+ for
+    # parallel builds and queries (the router spreads partitions over CUBESTORE_WORKERS).
+    workers: int = Field(default=1, ge=1, le=8)
+    # Estimate: the Rust binary idles at tens of MiB; pre-aggregations here are kilobytes.
+    router_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
+    worker_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
     http_port: Port = 3030
     meta_port: Port = 9999
     worker_port: Port = 9001
     status_port: Port = 3031
+
+
+class ReconcileConfig(StrictModel):
+    """The reconcile CronJob: re-creates what a replaced PostgreSQL or MinIO pod lost (realm, catalog,
+    principals, grants, namespaces, buckets, orphaned tables, Dagster storage). Idempotent: a run on
+    an intact stack changes nothing (docs/troubleshooting.md)."""
+
+    enabled: bool = True
+    # Standard 5-field cron, UTC. Every 2 minutes: lost state is back within ~3 minutes.
+    schedule: str = Field(default="*/2 * * * *", pattern=r"^\S+ \S+ \S+ \S+ \S+$")
+    # A run missed by more than this (controller down, previous run still active) is skipped.
+    starting_deadline_seconds: int = Field(default=60, ge=10, le=3600)
+    # A run (realm bootstrap JVM + Python steps) is killed after this; the next schedule retries.
+    active_deadline_seconds: int = Field(default=300, ge=60, le=3600)
+    successful_jobs_history_limit: int = Field(default=1, ge=0, le=10)
+    # The reconcile step opens the Dagster instance: 141 MiB peak measured (imports + instance).
+    resources: Resources = Resources(cpu_request="50m", memory_request="192Mi", cpu_limit="500m", memory_limit="512Mi")
+    failed_jobs_history_limit: int = Field(default=3, ge=0, le=10)
 
 
 class CredentialsConfig(StrictModel):
@@ -257,6 +301,12 @@ class StackConfig(StrictModel):
     cube: CubeConfig = CubeConfig()
     cubestore: CubeStoreConfig = CubeStoreConfig()
     credentials: CredentialsConfig = CredentialsConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
+    # The verification Job (`make verify`): 83 MiB measured for its imports + DuckDB; the marts it
+    # reads are small, and DuckDB spills to /tmp beyond half the limit.
+    verify_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
+    # The bootstrap Jobs (buckets, Polaris init): 45-66 MiB measured (imports + one request loop).
+    bootstrap_resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
 
     @model_validator(mode="after")
     def _cube_versions_match(self) -> StackConfig:
@@ -302,6 +352,9 @@ class Names:
     minio_buckets_job = property(lambda self: self._n("minio-buckets"))
     polaris = property(lambda self: self._n("polaris"))
     polaris_init_job = property(lambda self: self._n("polaris-init"))
+    reconcile = property(lambda self: self._n("reconcile"))
+    # The verification Job (dist/verify/, created by `make verify`, never by `kubectl apply -f dist/`).
+    verify = property(lambda self: self._n("verify"))
     jaeger = property(lambda self: self._n("jaeger"))
     marquez = property(lambda self: self._n("marquez"))
     marquez_web = property(lambda self: self._n("marquez-web"))
@@ -403,6 +456,18 @@ class Endpoints:
     def cubestore_workers(self) -> list[str]:
         cs = self._c.cubestore
         return [f"{self._n.cubestore_worker}-{i}.{self._n.cubestore_workers}:{cs.worker_port}" for i in range(cs.workers)]
+
+    # Cube: REST (/cubejs-api/v1/load) and GraphQL (/cubejs-api/graphql) on the API port.
+    @property
+    def cube_api_url(self) -> str:
+        return self._url(self._n.cube, self._c.cube.api_port)
+
+    # Jaeger's query API (/api/traces), on the UI port; None when disabled.
+    @property
+    def jaeger_query_url(self) -> str | None:
+        if not self._c.jaeger.enabled:
+            return None
+        return self._url(self._n.jaeger, self._c.jaeger.ui_port)
 
     # Marquez
     @property

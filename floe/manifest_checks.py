@@ -7,6 +7,7 @@ to publish a broken ``dist/`` and each check has a mutation test proving it fire
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,14 +16,16 @@ from functools import cached_property
 import kubernetes_validate
 import yaml
 
-from floe.quantities import cpu_millicores, memory_bytes
+from floe import pod_security
+from floe import probe_costs
+from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
 
 #: Kubernetes versions every object is validated against: the one Docker Desktop's API was
 #: generated from for our L1 classes, and the newest schema kubernetes-validate ships.
 SCHEMA_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 DETECTION_BUDGET_SECONDS = 30
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
-POD_OWNER_KINDS = WORKLOAD_KINDS | {"Job"}
+POD_OWNER_KINDS = WORKLOAD_KINDS | {"Job", "CronJob"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -33,6 +36,8 @@ ENV_VAR_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # scheme://host:port or jdbc:postgresql://host:port in any string value.
 URL_HOSTPORT = re.compile(r"(?:[a-z][a-z0-9+.-]*:)?//(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
 BARE_HOSTPORT = re.compile(r"^(?P<host>[a-z0-9][a-z0-9.-]*):(?P<port>\d+)$")
+# bash's TCP check, as the wait-for-deps init containers use it: </dev/tcp/<host>/<port>
+DEV_TCP = re.compile(r"/dev/tcp/(?P<host>[A-Za-z0-9.-]+)/(?P<port>\d+)")
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "0.0.0.0", "::1"}
 
 # Kubernetes defaults when a probe leaves a field out.
@@ -62,6 +67,14 @@ class Pod:
         return ref(self.owner)
 
     @property
+    def workload(self) -> str:
+        """The workload's stable name: a Job's object name ends in a content digest
+        (constructs.base.job_name); its ``app.kubernetes.io/name`` label is the name without it."""
+        if self.owner["kind"] == "Job":
+            return self.labels.get("app.kubernetes.io/name", self.owner["metadata"]["name"])
+        return self.owner["metadata"]["name"]
+
+    @property
     def long_running(self) -> bool:
         return self.owner["kind"] in WORKLOAD_KINDS
 
@@ -69,6 +82,12 @@ class Pod:
         for key in ("initContainers", "containers") if init else ("containers",):
             for c in self.spec.get(key) or []:
                 yield key, c
+
+
+def pod_template(doc: dict) -> dict:
+    """The pod template of a workload, Job or CronJob (whose template sits one Job deeper)."""
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc.get("kind") == "CronJob" else doc["spec"]
+    return spec["template"]
 
 
 def ref(doc: dict) -> str:
@@ -90,7 +109,7 @@ class Manifests:
         found = []
         for doc in self.documents:
             if doc.get("kind") in POD_OWNER_KINDS:
-                template = doc["spec"]["template"]
+                template = pod_template(doc)
                 found.append(Pod(doc, template.get("spec", {}), template.get("metadata", {}).get("labels") or {}))
         return found
 
@@ -136,12 +155,45 @@ def _schema(m: Manifests) -> Iterator[Violation]:
     for doc in m.documents:
         for version in SCHEMA_VERSIONS:
             try:
-                kubernetes_validate.validate(doc, version, strict=True)
-            except kubernetes_validate.ValidationError as exc:
-                path = "/".join(str(p) for p in exc.path)
-                yield Violation("schema", ref(doc), f"Kubernetes {version}: {exc.message} at {path or '(root)'}")
+                validator = schema_validator(version, str(doc.get("kind")), str(doc.get("apiVersion")))
             except kubernetes_validate.SchemaNotFoundError as exc:
-                yield Violation("schema", ref(doc), f"Kubernetes {version}: no schema for this kind ({exc})")
+                yield Violation("schema", ref(doc), f"Kubernetes {version}: no schema for this kind ({exc.message})")
+                continue
+            # The first error, the one kubernetes_validate.validate() raises.
+            error = next(validator.iter_errors(doc), None)
+            if error is not None:
+                path = "/".join(str(p) for p in error.path)
+                yield Violation("schema", ref(doc), f"Kubernetes {version}: {error.message} at {path or '(root)'}")
+
+
+@functools.lru_cache(maxsize=None)
+def schema_validator(version: str, kind: str, api_version: str):  # noqa: ANN201 - a jsonschema Validator
+    """kubernetes_validate.validate(..., strict=True), with the schema of each (version, kind) and
+    the shared ``_definitions.json`` read once per process instead of once per object: upstream
+    re-reads and re-parses both (megabytes of JSON) on every call, which was half of synth time.
+    Same files, same resolution rules, same Draft 2020-12 validator as upstream."""
+    import jsonschema
+    from kubernetes_validate.utils import all_versions, major_minor, schema_contents
+    from referencing import Registry, Resource
+
+    wanted = major_minor(version)
+    schema_version = [v for v in all_versions() if major_minor(v) <= wanted][-1]
+    schema_dir = f"v{schema_version}-local-strict"
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group_version}.json", version)
+    except FileNotFoundError:
+        raise kubernetes_validate.SchemaNotFoundError(version=wanted, kind=kind, api_version=api_version) from None
+    registry = Resource.from_contents(schema) @ (_definitions(schema_dir, version) @ Registry())
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.lru_cache(maxsize=None)
+def _definitions(schema_dir: str, version: str):  # noqa: ANN202 - a referencing Resource
+    from kubernetes_validate.utils import schema_contents
+    from referencing import Resource
+
+    return Resource.from_contents(schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", version))
 
 
 @check("namespace")
@@ -406,6 +458,8 @@ def _endpoint_problems(m: Manifests, host: str, port: int) -> str | None:
 def _hostports(text: str) -> Iterator[tuple[str, int]]:
     for match in URL_HOSTPORT.finditer(text):
         yield match["host"], int(match["port"])
+    for match in DEV_TCP.finditer(text):
+        yield match["host"], int(match["port"])
     for piece in re.split(r"[,\s]+", text):
         match = BARE_HOSTPORT.match(piece)
         if match:
@@ -471,12 +525,20 @@ def detection_seconds(probe: dict) -> int:
 
 @check("probes")
 def _probes(m: Manifests) -> Iterator[Violation]:
+    """Liveness on every long-running container; readiness exactly where a Service routes traffic
+    (a readiness probe on a pod no Service selects only costs CPU and can only mislead)."""
+    selected = {id(p) for svc in m.services.values() for p in m.selected_pods(svc)}
     for pod in m.pods:
         if not pod.long_running:
             continue
+        behind_service = id(pod) in selected
         for _, c in pod.containers(init=False):
             for kind in ("readinessProbe", "livenessProbe"):
                 probe = c.get(kind)
+                if kind == "readinessProbe" and not behind_service:
+                    if probe:
+                        yield Violation("probes", pod.ref, f"container {c['name']} has a readinessProbe but no Service selects its pod")
+                    continue
                 if not probe:
                     yield Violation("probes", pod.ref, f"container {c['name']} has no {kind}")
                     continue
@@ -492,6 +554,50 @@ def _probes(m: Manifests) -> Iterator[Violation]:
                     yield Violation("probes", pod.ref, f"container {c['name']} {kind} uses unknown port name {port!r}")
                 if isinstance(port, int) and port not in numbers and kind == "readinessProbe" and numbers:
                     yield Violation("probes", pod.ref, f"container {c['name']} {kind} probes port {port}, which it does not declare")
+
+
+@check("probe-cost")
+def _probe_cost(m: Manifests) -> Iterator[Violation]:
+    """Exec probes run inside the container, under its CPU limit: their recorded cost per call
+    (floe/probe_costs.py, measured by bench/probes.py) over their period must stay well inside that
+    limit, and each timeout must leave room for the call at the limit."""
+    for pod in m.pods:
+        for _, c in pod.containers(init=False):
+            # The CPU the container may use: its limit (CFS quota), or its request where it has none.
+            res = c.get("resources") or {}
+            quantity = (res.get("limits") or {}).get("cpu") or (res.get("requests") or {}).get("cpu") or 0
+            limit = cpu_millicores(quantity) / 1000
+            phases = {"steady": ("readinessProbe", "livenessProbe"), "start-up": ("startupProbe",)}
+            for phase, kinds in phases.items():
+                share = 0.0
+                for kind in kinds:
+                    probe = c.get(kind) or {}
+                    command = (probe.get("exec") or {}).get("command")
+                    if not command:
+                        continue
+                    cost = probe_costs.recorded_cost(command)
+                    if cost is None:
+                        yield Violation(
+                            "probe-cost", pod.ref,
+                            f"container {c['name']} {kind} {command[0]!r} has no recorded cost: "
+                            "measure it with `make bench` (bench/probes.py) and record it in floe/probe_costs.py",
+                        )
+                        continue
+                    p = {**PROBE_DEFAULTS, **probe}
+                    share += cost.cpu_seconds / p["periodSeconds"]
+                    needed = probe_costs.TIMEOUT_HEADROOM * cost.cpu_seconds / limit if limit else float("inf")
+                    if p["timeoutSeconds"] < needed:
+                        yield Violation(
+                            "probe-cost", pod.ref,
+                            f"container {c['name']} {kind}: timeout {p['timeoutSeconds']}s < {needed:.1f}s "
+                            f"({probe_costs.TIMEOUT_HEADROOM:g} x {cost.cpu_seconds:g} CPU-s at a {limit:g} CPU limit)",
+                        )
+                if limit and share > probe_costs.MAX_CPU_SHARE * limit:
+                    yield Violation(
+                        "probe-cost", pod.ref,
+                        f"container {c['name']}: {phase} exec probes use {share * 1000:.0f}m of CPU "
+                        f"(cost / period), over {probe_costs.MAX_CPU_SHARE:.0%} of its {limit * 1000:.0f}m limit",
+                    )
 
 
 @check("resources")
@@ -539,6 +645,49 @@ def _security(m: Manifests) -> Iterator[Violation]:
                 yield Violation("security", pod.ref, f"container {name} runs as uid 0")
             if ((sc.get("seccompProfile") or {}).get("type") or pod_seccomp) != "RuntimeDefault":
                 yield Violation("security", pod.ref, f"container {name}: seccomp profile is not RuntimeDefault")
+
+
+@check("pod-security")
+def _pod_security(m: Manifests) -> Iterator[Violation]:
+    """Pod Security "restricted", enforced on the namespace and met by every pod template."""
+    for ns in m.of_kind("Namespace"):
+        labels = ns.get("metadata", {}).get("labels") or {}
+        for key, value in pod_security.namespace_labels().items():
+            if labels.get(key) != value:
+                yield Violation("pod-security", ref(ns), f"label {key} is {labels.get(key)!r}, expected {value!r}")
+    for pod in m.pods:
+        for problem in pod_security.restricted_violations(pod.spec):
+            yield Violation("pod-security", pod.ref, f"violates PodSecurity restricted:{pod_security.VERSION}: {problem}")
+
+
+@check("apply")
+def _apply_idempotent(m: Manifests) -> Iterator[Violation]:
+    """What makes a second ``kubectl apply`` of an unchanged dist/ report ``configured``: a field the
+    API server never returns (Secret ``stringData`` is folded into ``data``) or a quantity it
+    rewrites into canonical form ("1000m" is stored as "1"). Client-side apply diffs our object
+    against the live one, so either shows up as a change on every apply."""
+    for secret in m.of_kind("Secret"):
+        if "stringData" in secret:
+            yield Violation("apply", ref(secret), "uses write-only stringData: write base64 data instead")
+    for pod in m.pods:
+        for _, c in pod.containers():
+            for bound, values in (c.get("resources") or {}).items():
+                for resource, quantity in (values or {}).items():
+                    yield from _canonical(pod.ref, f"container {c['name']} {bound}.{resource}", quantity)
+        for volume in pod.spec.get("volumes") or []:
+            size = (volume.get("emptyDir") or {}).get("sizeLimit")
+            if size is not None:
+                yield from _canonical(pod.ref, f"emptyDir {volume['name']} sizeLimit", size)
+
+
+def _canonical(obj: str, where: str, quantity: object) -> Iterator[Violation]:
+    try:
+        canonical = canonical_quantity(quantity)
+    except ValueError as exc:
+        yield Violation("apply", obj, f"{where}: {exc}")
+        return
+    if str(quantity) != canonical:
+        yield Violation("apply", obj, f"{where} is {quantity!r}; the API server stores {canonical!r} (write that)")
 
 
 @check("images")

@@ -6,7 +6,6 @@ The loop polls one ``kubectl get ... -o json`` per interval and hands it to the 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from floe.deploy.manifests import Phase, Stack
 from floe.deploy.outcome import ExitCode
 from floe.deploy.readiness import Evaluation, Policy, evaluate
 
-_IMMUTABLE_JOB = re.compile(r'The Job "(?P<name>[^"]+)" is invalid: .*field is immutable')
 
 
 class Clock(Protocol):
@@ -120,31 +118,16 @@ def wait_for(
         clock.sleep(min(poll_interval, max(timeout - elapsed, 0.1)))
 
 
-def apply_phase(kubectl: Kubectl, phase: Phase) -> list[str]:
-    """``kubectl apply -f`` each file of the phase. A changed Job (its pod template is immutable) is
-    deleted and re-created: a bootstrap Job is idempotent by design, re-running it is the intent."""
-    notes = []
+def apply_phase(kubectl: Kubectl, phase: Phase) -> None:
+    """``kubectl apply -f`` each file of the phase, exactly as a user would by hand.
+
+    No special case for Jobs: a bootstrap Job's name carries a digest of its spec
+    (constructs.base.job_name), so a changed Job is a new object and plain apply never hits the
+    "field is immutable" error of an updated pod template."""
     for path in phase.files:
         if not any(yaml.safe_load_all(path.read_text())):
             continue  # an empty chart: `kubectl apply` would fail with "no objects passed to apply"
-        try:
-            kubectl.apply_file(str(path))
-        except CommandError as exc:
-            names = [m["name"] for m in _IMMUTABLE_JOB.finditer(exc.result.stderr)]
-            if not names:
-                raise
-            for name in names:
-                kubectl.run("delete", "job", name, "-n", _namespace_of(phase, name), "--ignore-not-found=true", "--wait=true", timeout=120)
-                notes.append(f"job/{name} changed: deleted and re-created")
-            kubectl.apply_file(str(path))
-    return notes
-
-
-def _namespace_of(phase: Phase, job: str) -> str:
-    for obj in phase.objects:
-        if obj.get("kind") == "Job" and obj["metadata"]["name"] == job:
-            return obj["metadata"].get("namespace", "default")
-    return "default"
+        kubectl.apply_file(str(path))
 
 
 def ensure_namespace(kubectl: Kubectl, stack: Stack) -> None:

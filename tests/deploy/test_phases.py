@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from floe.deploy.diagnosis import CapacityNote, render_report
-from floe.deploy.kubectl import Completed, Kubectl
+from floe.deploy.kubectl import CommandError, Completed, Kubectl
 from floe.deploy.manifests import Stack
 from floe.deploy.outcome import ExitCode
 from floe.deploy.phases import apply_phase, deploy, progress_line, wait_for
@@ -140,20 +140,14 @@ def test_timeout_report_says_nothing_failed_and_shows_probe_events(stack: Stack,
     assert fake.commands("logs")[0][-2:] == ["--all-containers=true", "--prefix=true"]
 
 
-def test_a_changed_job_is_recreated_on_apply(stack: Stack, fake: FakeRunner, kubectl: Kubectl) -> None:
-    attempts = {"n": 0}
-
-    def apply_answer(argv: list[str]) -> Completed:
-        attempts["n"] += 1
-        if attempts["n"] == 2:  # the infrastructure file, first time
-            return Completed(tuple(argv), 1, "", 'The Job "floe-polaris-init" is invalid: spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable\n')
-        return Completed(tuple(argv), 0, "job.batch/floe-polaris-init created\n", "")
-
-    fake.rules.append((lambda argv: "apply" in argv, apply_answer))
-    notes = apply_phase(kubectl, stack.phases[0])
-    assert notes == ["job/floe-polaris-init changed: deleted and re-created"]
-    assert ["kubectl", "--context", "docker-desktop", "delete", "job", "floe-polaris-init", "-n", "floe", "--ignore-not-found=true", "--wait=true"] in fake.calls
-    assert attempts["n"] == 3
+def test_apply_is_plain_kubectl_apply_with_no_job_special_case(stack: Stack, fake: FakeRunner, kubectl: Kubectl) -> None:
+    """The deploy applies exactly what a user would: an immutable-Job error (which content-named Jobs
+    cannot cause) is an apply failure like any other, never a delete-and-retry."""
+    fake.rules.append((lambda argv: "apply" in argv, lambda argv: Completed(tuple(argv), 1, "", 'The Job "floe-polaris-init" is invalid: spec.template: field is immutable\n')))
+    with pytest.raises(CommandError):
+        apply_phase(kubectl, stack.phases[0])
+    assert fake.commands("delete") == []
+    assert len(fake.commands("apply")) == 1
 
 
 def test_an_apply_error_stops_the_deploy_with_failure(stack: Stack, fake: FakeRunner, kubectl: Kubectl) -> None:

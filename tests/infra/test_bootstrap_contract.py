@@ -15,7 +15,7 @@ def test_bucket_job_env_is_what_the_bucket_step_reads(default_synth: SynthResult
     c = container(docs, "Job", "floe-minio-buckets")
     assert c["command"] == ["python", "-m", "demo.bootstrap", "buckets"]
     settings = BucketSettings(_env_file=None, **_as_fields(BucketSettings, resolve_env(c, docs)))
-    assert settings.buckets == ("warehouse", "cubestore")
+    assert settings.buckets == ("warehouse", "cubestore", "dagster-logs")
     assert settings.s3_endpoint == "http://floe-minio:9000"
     minio = resolve_env(container(docs, "Deployment", "floe-minio"), docs)
     assert settings.s3_admin_access_key_id == minio["MINIO_ROOT_USER"]

@@ -12,6 +12,7 @@ from floe.config import StackConfig
 from floe.manifest_checks import CHECKS, SCHEMA_VERSIONS, check_manifests
 from floe.synth import secret_names
 from tests.infra.conftest import synth
+from tests.support.manifests import find
 
 NAMESPACE = "floe"
 
@@ -62,10 +63,6 @@ def test_existing_credentials_synthesize_no_secrets(tmp_path: Path) -> None:
 
 
 # --- mutations ------------------------------------------------------------------------------------
-
-
-def find(docs: list[dict], kind: str, name: str) -> dict:
-    return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
 def pod(docs: list[dict], kind: str, name: str) -> dict:
@@ -142,6 +139,18 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("no liveness probe", lambda d: container(d, "floe-postgres").pop("livenessProbe")),
         ("detection over 30 s", lambda d: container(d, "floe-polaris")["livenessProbe"].update(failureThreshold=5)),
         ("probe on unknown port name", lambda d: container(d, "floe-marquez")["readinessProbe"]["httpGet"].update(port="adm")),
+        ("readiness probe on a pod no Service selects", lambda d: container(d, "floe-dagster-daemon").update(readinessProbe=container(d, "floe-dagster-daemon")["livenessProbe"])),
+    ],
+    "probe-cost": [
+        # The daemon's probes as they were (issue 8): liveness-check every 8 s, 12 s timeout, 500m limit.
+        ("dagster-daemon liveness-check every 8 s", lambda d: container(d, "floe-dagster-daemon")["livenessProbe"].update(
+            exec={"command": ["dagster-daemon", "liveness-check"]}, periodSeconds=8, timeoutSeconds=12)),
+        ("exec probe never measured", lambda d: container(d, "floe-postgres")["livenessProbe"]["exec"].update(command=["psql", "-c", "SELECT 1"])),
+        ("timeout shorter than the call at the CPU limit", lambda d: (
+            container(d, "floe-dagster-daemon")["livenessProbe"].update(exec={"command": ["dagster-daemon", "liveness-check"]}, periodSeconds=300),
+            container(d, "floe-dagster-daemon")["startupProbe"].update(exec={"command": ["dagster-daemon", "liveness-check"]}, periodSeconds=300, timeoutSeconds=12),
+        )),
+        ("cheap probe, CPU limit cut to 10m", lambda d: container(d, "floe-dagster-daemon")["resources"]["limits"].update(cpu="10m")),
     ],
     "resources": [
         ("no limits", lambda d: container(d, "floe-jaeger")["resources"].pop("limits")),
@@ -156,6 +165,22 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("service account token", lambda d: pod(d, "Job", "floe-polaris-init").update(automountServiceAccountToken=True)),
         ("privileged", lambda d: container(d, "floe-marquez")["securityContext"].update(privileged=True)),
         ("seccomp unconfined", lambda d: (pod(d, "Deployment", "floe-minio")["securityContext"].pop("seccompProfile"), container(d, "floe-minio")["securityContext"].update(seccompProfile={"type": "Unconfined"}))),
+    ],
+    "pod-security": [
+        ("namespace not enforcing", lambda d: find(d, "Namespace", "floe")["metadata"]["labels"].pop("pod-security.kubernetes.io/enforce")),
+        ("version unpinned", lambda d: find(d, "Namespace", "floe")["metadata"]["labels"].update({"pod-security.kubernetes.io/enforce-version": "latest"})),
+        ("privileged container", lambda d: container(d, "floe-cube").update(securityContext={**container(d, "floe-cube")["securityContext"], "privileged": True})),
+        ("no seccomp anywhere", lambda d: (pod(d, "Deployment", "floe-jaeger")["securityContext"].pop("seccompProfile"), container(d, "floe-jaeger")["securityContext"].pop("seccompProfile"))),
+        ("root user", lambda d: pod(d, "Deployment", "floe-minio")["securityContext"].update(runAsNonRoot=False, runAsUser=0)),
+        ("init container escalates", lambda d: pod(d, "Deployment", "floe-polaris")["initContainers"][0]["securityContext"].update(allowPrivilegeEscalation=True)),
+        ("capability added", lambda d: container(d, "floe-postgres")["securityContext"]["capabilities"].update(add=["NET_ADMIN"])),
+        ("hostPort", lambda d: container(d, "floe-minio")["ports"][0].update(hostPort=9000)),
+    ],
+    "apply": [
+        ("stringData Secret", lambda d: next(x for x in d if x["kind"] == "Secret").update(stringData={"k": "v"})),
+        ("non-canonical cpu", lambda d: container(d, "floe-minio")["resources"]["limits"].update(cpu="1000m")),
+        ("non-canonical memory", lambda d: container(d, "floe-minio")["resources"]["requests"].update(memory="1024Mi")),
+        ("non-canonical sizeLimit", lambda d: pod(d, "Deployment", "floe-minio")["volumes"][0]["emptyDir"].update(sizeLimit="0.5Gi")),
     ],
     "images": [
         ("latest tag", lambda d: container(d, "floe-minio").update(image="quay.io/minio/minio:latest")),

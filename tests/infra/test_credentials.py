@@ -12,6 +12,7 @@ from floe.config import StackConfig
 from floe.credentials import load_or_create
 from floe.synth import synthesize
 from tests.infra.conftest import REPO
+from tests.support.manifests import secret_values
 
 WELL_KNOWN = {"password", "admin", "minioadmin", "changeme", "secret", "postgres", "marquez", "polaris", "s3cr3t"}
 
@@ -68,9 +69,9 @@ def test_corrupt_store_is_refused_not_replaced(tmp_path: Path) -> None:
 def test_resynth_keeps_secret_values(tmp_path: Path) -> None:
     config = StackConfig.model_validate({"credentials": {"store": str(tmp_path / "store.json")}})
     first = synthesize(config, tmp_path / "dist", root=tmp_path)
-    secrets_first = {d["metadata"]["name"]: d["stringData"] for d in first.documents if d["kind"] == "Secret"}
+    secrets_first = {d["metadata"]["name"]: secret_values(d) for d in first.documents if d["kind"] == "Secret"}
     second = synthesize(config, tmp_path / "dist", root=tmp_path)
-    secrets_second = {d["metadata"]["name"]: d["stringData"] for d in second.documents if d["kind"] == "Secret"}
+    secrets_second = {d["metadata"]["name"]: secret_values(d) for d in second.documents if d["kind"] == "Secret"}
     assert secrets_first == secrets_second and len(secrets_first) >= 8
 
 

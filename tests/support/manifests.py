@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 
 def find(documents: list[dict], kind: str, name: str) -> dict:
-    matches = [d for d in documents if d["kind"] == kind and d["metadata"]["name"] == name]
+    matches = [d for d in documents if d["kind"] == kind and _named(d, name)]
     assert matches, f"no {kind}/{name} in the manifests"
     return matches[0]
 
 
+def _named(doc: dict, name: str) -> bool:
+    """A Job answers to its base name too: its object name ends in a content digest (base.job_name)."""
+    if doc["metadata"]["name"] == name:
+        return True
+    return doc["kind"] == "Job" and (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == name
+
+
 def pod_spec(documents: list[dict], kind: str, name: str) -> dict:
-    return find(documents, kind, name)["spec"]["template"]["spec"]
+    spec = find(documents, kind, name)["spec"]
+    # A CronJob's pod template sits one Job deeper.
+    return (spec["jobTemplate"]["spec"] if kind == "CronJob" else spec)["template"]["spec"]
 
 
 def container(documents: list[dict], kind: str, name: str, container_name: str | None = None) -> dict:
@@ -23,12 +33,18 @@ def container(documents: list[dict], kind: str, name: str, container_name: str |
     return next(c for c in containers if c["name"] == container_name)
 
 
+def secret_values(secret: dict) -> dict[str, str]:
+    """A Secret's decoded values, as a pod sees them (``data`` is base64, ``stringData`` plain)."""
+    decoded = {key: base64.b64decode(value).decode() for key, value in (secret.get("data") or {}).items()}
+    return {**decoded, **(secret.get("stringData") or {})}
+
+
 def resolve_env(c: dict, documents: list[dict], fields: dict[str, str] | None = None) -> dict[str, str]:
     """The container's environment with Secret/ConfigMap references and $(VAR) expanded.
 
     ``fields`` gives the downward-API values (``fieldRef``), e.g. ``{"metadata.name": "floe-cubestore-worker-0"}``.
     """
-    secrets = {d["metadata"]["name"]: {**(d.get("stringData") or {})} for d in documents if d["kind"] == "Secret"}
+    secrets = {d["metadata"]["name"]: secret_values(d) for d in documents if d["kind"] == "Secret"}
     config_maps = {d["metadata"]["name"]: d.get("data") or {} for d in documents if d["kind"] == "ConfigMap"}
     env: dict[str, str] = {}
     for var in c.get("env") or []:

@@ -1,0 +1,372 @@
+"""NetworkPolicies derived from the stack's own wiring: default deny, DNS, and exactly the edges used.
+
+Nothing here lists who talks to whom. :func:`derive` reads the synthesized objects of every other
+chart, the way the ``endpoints`` wiring check does (floe/manifest_checks.py, with the same parsers):
+every host:port or URL in a container's env, command and args, in ``FOO_HOST``/``FOO_PORT`` pairs,
+in the ``/dev/tcp/<host>/<port>`` checks of the wait-for-deps init containers, and in the ConfigMaps
+the pod mounts or reads. Each address resolves to a Service, its selector to the pods behind it,
+its port to the container port. That gives the edges, client workload -> server workload:port, and
+the policies follow from them: a new workload (a CronJob, a verification Job) gets its rules by
+having its endpoints in env like every other pod, and a switched-off service leaves no rule behind
+because no env names it any more.
+
+Policies (all in the namespace chart, so they are applied before any pod exists):
+
+- ``<prefix>-default-deny``: every pod of the namespace, ingress and egress, no rule.
+- ``<prefix>-allow-dns``: every pod may ask the cluster DNS, UDP and TCP 53 (see :data:`DNS_POD_LABELS`).
+- one per workload that has edges, named like it: egress to each server's pods on the ports used,
+  ingress from each client's pods on the ports served, and internet egress only where derived.
+
+What NetworkPolicies don't filter, so needs no rule (https://kubernetes.io/docs/concepts/services-networking/network-policies/):
+a pod's traffic to itself, and traffic between a pod and its own node: kubelet probes, and
+``kubectl port-forward``, which the kubelet's container runtime opens inside the pod's network
+namespace to 127.0.0.1:<port> (it never crosses the pod's interface, so the UIs stay reachable).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from cdk8s import Chart
+from cdk8s_plus_27 import k8s
+from constructs import Construct
+
+from constructs import base
+from demo.bootstrap.settings import PolarisInitSettings
+from floe.config import StackConfig
+from floe.manifest_checks import (
+    LOCAL_HOSTS,
+    Manifests,
+    Pod,
+    _hostports,
+    _references,
+    _resolve_host,
+    _structured_hostports,
+)
+
+#: The cluster DNS. CoreDNS carries the label ``k8s-app: kube-dns`` (kept from the kube-dns days, so
+#: that the ``kube-dns`` Service selects it) in kube-system on Docker Desktop, kind, k3d/k3s and
+#: minikube alike, and on kubeadm clusters. Selecting those pods (rather than any destination on port
+#: 53) keeps DNS from being a way out; the ``kubernetes.io/metadata.name`` label is set on every
+#: namespace by the API server (1.22+). Policies apply after the Service's DNAT, so this matches
+#: queries to the ``kube-dns`` ClusterIP. A cluster with NodeLocal DNSCache (a link-local address on
+#: the node) is reached as node traffic, which NetworkPolicy always allows.
+DNS_NAMESPACE = "kube-system"
+DNS_POD_LABELS = {"k8s-app": "kube-dns"}
+DNS_PORT = 53
+
+#: Internet egress (only where derived): any address but private, shared, link-local (cloud metadata)
+#: and loopback ranges, so this rule can never reach a pod, a node or the host.
+INTERNET = "0.0.0.0/0"
+NOT_INTERNET = ("10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
+#: The internet as an edge's server.
+INTERNET_PEER = "internet"
+
+#: Env vars whose presence makes a container download at run time, and the ports it needs.
+#: CUBEJS_DB_DUCKDB_EXTENSIONS (cube.duckdb_extensions: download): Cube's DuckDB driver runs INSTALL
+#: for each extension from DuckDB's core repository, http://extensions.duckdb.org (signed files over
+#: HTTP; 443 for a redirect or an https repository).
+DOWNLOADS: dict[str, tuple[int, ...]] = {"CUBEJS_DB_DUCKDB_EXTENSIONS": (80, 443)}
+
+#: Addresses a pod hands to a server instead of connecting to them: {env: env naming that server}.
+#: The Polaris init Job writes the S3 endpoints into the catalog's storage config; Polaris itself
+#: then reads and writes table metadata at ``endpointInternal`` (the Job never calls S3).
+_polaris = PolarisInitSettings.env_name
+HANDED_OVER: dict[str, str] = {
+    _polaris("s3_endpoint"): _polaris("polaris_url"),
+    _polaris("s3_endpoint_internal"): _polaris("polaris_url"),
+}
+
+
+@dataclass(frozen=True, order=True)
+class Edge:
+    """``client`` connects to ``server`` (a workload, or :data:`INTERNET_PEER`) on ``port``."""
+
+    client: str
+    server: str
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class Graph:
+    """Who talks to whom, at the pods' own ports (after Service port -> targetPort)."""
+
+    edges: tuple[Edge, ...]
+    #: workload name -> the labels that select exactly its pods
+    selectors: dict[str, dict[str, str]]
+    #: workload name -> how many pods it runs (replicas, Job parallelism)
+    pods: dict[str, int]
+
+    def servers(self, client: str) -> list[Edge]:
+        return [e for e in self.edges if e.client == client]
+
+    def clients(self, server: str) -> list[Edge]:
+        return [e for e in self.edges if e.server == server]
+
+
+# --- deriving the edges -------------------------------------------------------------------------
+
+
+def _replicas(pod: Pod) -> int:
+    spec = pod.owner.get("spec", {})
+    if pod.owner["kind"] == "Job":
+        return int(spec.get("parallelism", 1))
+    if pod.owner["kind"] == "CronJob":
+        return int(spec.get("jobTemplate", {}).get("spec", {}).get("parallelism", 1))
+    return int(spec.get("replicas", 1))
+
+
+def _selector(pod: Pod) -> dict[str, str]:
+    """The owner's own selector; for Jobs (whose selector the API server generates) the stable
+    name/instance labels of the pod template, as every floe workload has them."""
+    match = (pod.owner.get("spec", {}).get("selector") or {}).get("matchLabels")
+    if match:
+        return dict(match)
+    stable = {k: pod.labels[k] for k in base.selector_labels("").keys() if k in pod.labels}
+    return stable or dict(pod.labels)
+
+
+def _config_map_texts(m: Manifests, pod: Pod) -> Iterator[str]:
+    """Every ConfigMap value the pod reads: mounted files, envFrom, configMapKeyRef."""
+    for kind, name, key, _optional in _references(pod):
+        cm = m.config_maps.get(name) if kind == "ConfigMap" else None
+        for k, text in ((cm or {}).get("data") or {}).items():
+            if key is None or k == key:
+                yield str(text)
+
+
+def _env(m: Manifests, pod: Pod, container: dict) -> dict[str, str]:
+    """A container's env with literal values, ConfigMap-sourced values and envFrom resolved."""
+    values: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        ref = source.get("configMapRef")
+        if ref and ref["name"] in m.config_maps:
+            prefix = source.get("prefix", "")
+            values.update({prefix + k: str(v) for k, v in (m.config_maps[ref["name"]].get("data") or {}).items()})
+    for var in container.get("env") or []:
+        if var.get("value") is not None:
+            values[var["name"]] = str(var["value"])
+        ref = (var.get("valueFrom") or {}).get("configMapKeyRef")
+        if ref and ref["name"] in m.config_maps:
+            value = (m.config_maps[ref["name"]].get("data") or {}).get(ref["key"])
+            if value is not None:
+                values[var["name"]] = str(value)
+    return values
+
+
+def _addresses(m: Manifests, pod: Pod) -> Iterator[tuple[str, str, int]]:
+    """(who connects: '' for the pod itself, else the env naming the server it hands the address
+    to; host; port) for every address the pod's containers (init containers too) use."""
+    for _, container in pod.containers():
+        env = _env(m, pod, container)
+        for name, value in env.items():
+            via = HANDED_OVER.get(name, "") if HANDED_OVER.get(name) in env else ""
+            for host, port in _hostports(value):
+                yield via, host, port
+            if name.endswith("_HOST") and f"{name[:-5]}_PORT" in env and str(env[f"{name[:-5]}_PORT"]).isdigit():
+                yield "", value, int(env[f"{name[:-5]}_PORT"])
+        for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
+            for host, port in _hostports(arg):
+                yield "", host, port
+    for text in _config_map_texts(m, pod):
+        for host, port in [*_hostports(text), *_structured_hostports(text)]:
+            yield "", host, port
+
+
+def _targets(m: Manifests, host: str, port: int) -> list[tuple[Pod, int]] | None:
+    """(server pod, container port) for an in-cluster address; None for an address outside the
+    cluster; [] when nothing is behind it (the endpoints check reports that case)."""
+    resolved = _resolve_host(m, host)
+    if resolved is None:
+        return None
+    service, pod_name = resolved
+    svc = m.services.get(service)
+    if svc is None:
+        return []
+    pods = m.selected_pods(svc)
+    if pod_name:  # <pod>.<headless service>: straight to the container port
+        return [(p, port) for p in pods if pod_name.rsplit("-", 1)[0] == p.workload]
+    found = []
+    for sp in svc["spec"].get("ports") or []:
+        if sp.get("port") != port:
+            continue
+        target = sp.get("targetPort", port)
+        for p in pods:
+            if isinstance(target, int) or str(target).isdigit():
+                found.append((p, int(target)))
+                continue
+            for _, c in p.containers(init=False):
+                found.extend((p, cp["containerPort"]) for cp in c.get("ports") or [] if cp.get("name") == target)
+    return found
+
+
+def derive(documents: Iterable[dict], namespace: str) -> Graph:
+    """The edges of the stack in ``documents`` (the objects of every chart but the policies)."""
+    m = Manifests([d for d in documents if d.get("kind") != "NetworkPolicy"], namespace)
+    owners = {p.workload: p for p in m.pods}
+    selectors = {name: _selector(p) for name, p in owners.items()}
+    for name, selector in selectors.items():
+        others = [o for o, p in owners.items() if o != name and selector.items() <= p.labels.items()]
+        if others:
+            raise ValueError(f"labels {selector} of {name} also select the pods of {', '.join(others)}: no policy can tell them apart")
+    pods = {name: _replicas(p) for name, p in owners.items()}
+    edges: set[Edge] = set()
+    for pod in m.pods:
+        client = pod.workload
+        env_names = {n for _, c in pod.containers() for n in _env(m, pod, c)}
+        for port in sorted({p for n in env_names & DOWNLOADS.keys() for p in DOWNLOADS[n]}):
+            edges.add(Edge(client, INTERNET_PEER, port))
+        for handed_to, host, port in _addresses(m, pod):
+            if host in LOCAL_HOSTS:
+                continue
+            clients = [client]
+            if handed_to:  # the server named by that env connects, not this pod
+                server_env = {k: v for _, c in pod.containers() for k, v in _env(m, pod, c).items()}[handed_to]
+                clients = sorted({
+                    p.workload
+                    for h, pt in _hostports(server_env)
+                    for p, _ in _targets(m, h, pt) or []
+                })
+            targets = _targets(m, host, port)
+            for who in clients:
+                if targets is None:
+                    edges.add(Edge(who, INTERNET_PEER, port))
+                    continue
+                for server_pod, target_port in targets:
+                    server = server_pod.workload
+                    # A pod's traffic to itself is never filtered: a self edge matters only
+                    # between two pods of the same workload.
+                    if server == who and pods[server] < 2:
+                        continue
+                    edges.add(Edge(who, server, target_port))
+    return Graph(tuple(sorted(edges)), selectors, pods)
+
+
+# --- the policies -------------------------------------------------------------------------------
+
+
+def _ports(ports: Iterable[int], protocol: str = "TCP") -> list[k8s.NetworkPolicyPort]:
+    return [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(p), protocol=protocol) for p in sorted(set(ports))]
+
+
+def _grouped(pairs: Iterable[tuple[str, int]]) -> list[tuple[tuple[int, ...], list[str]]]:
+    """Peers grouped by the exact set of ports they share: one rule per port set."""
+    by_peer: dict[str, set[int]] = defaultdict(set)
+    for peer, port in pairs:
+        by_peer[peer].add(port)
+    by_ports: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for peer, ports in sorted(by_peer.items()):
+        by_ports[tuple(sorted(ports))].append(peer)
+    return sorted(by_ports.items())
+
+
+def _peer(graph: Graph, workload: str) -> k8s.NetworkPolicyPeer:
+    # No namespaceSelector: a podSelector alone means pods of the policy's own namespace.
+    return k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=graph.selectors[workload]))
+
+
+def workload_policy_spec(graph: Graph, workload: str) -> k8s.NetworkPolicySpec | None:
+    egress_pairs = [(e.server, e.port) for e in graph.servers(workload)]
+    ingress_pairs = [(e.client, e.port) for e in graph.clients(workload)]
+    if not egress_pairs and not ingress_pairs:
+        return None
+    egress = []
+    for ports, servers in _grouped(egress_pairs):
+        peers = [_peer(graph, s) for s in servers if s != INTERNET_PEER]
+        if peers:
+            egress.append(k8s.NetworkPolicyEgressRule(to=peers, ports=_ports(ports)))
+        if INTERNET_PEER in servers:
+            internet = k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=INTERNET, except_=list(NOT_INTERNET)))
+            egress.append(k8s.NetworkPolicyEgressRule(to=[internet], ports=_ports(ports)))
+    ingress = [
+        k8s.NetworkPolicyIngressRule(from_=[_peer(graph, c) for c in clients], ports=_ports(ports))
+        for ports, clients in _grouped(ingress_pairs)
+    ]
+    return k8s.NetworkPolicySpec(
+        pod_selector=k8s.LabelSelector(match_labels=graph.selectors[workload]),
+        policy_types=[t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules],
+        ingress=ingress or None,
+        egress=egress or None,
+    )
+
+
+class NetworkPolicies(Construct):
+    """The namespace's NetworkPolicies, derived from the objects of ``charts``."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, charts: list[Chart]) -> None:
+        super().__init__(scope, id)
+        documents = [doc for chart in charts for doc in chart.to_json()]
+        graph = derive(documents, config.namespace)
+
+        def meta(name: str, description: str) -> k8s.ObjectMeta:
+            # Layer "infrastructure": applied with the first phase, before any pod exists.
+            lbls = base.labels(name, component="network-policy", layer="infrastructure")
+            return k8s.ObjectMeta(
+                name=name, namespace=config.namespace, labels=lbls, annotations={base.DESCRIPTION_ANNOTATION: description}
+            )
+
+        everything = k8s.LabelSelector()  # synthesizes as {}: every pod of the namespace
+        k8s.KubeNetworkPolicy(
+            self,
+            "default-deny",
+            metadata=meta(f"{config.name_prefix}-default-deny", "deny all ingress and egress but what another policy allows"),
+            spec=k8s.NetworkPolicySpec(pod_selector=everything, policy_types=["Ingress", "Egress"]),
+        )
+        dns = k8s.NetworkPolicyPeer(
+            namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": DNS_NAMESPACE}),
+            pod_selector=k8s.LabelSelector(match_labels=DNS_POD_LABELS),
+        )
+        k8s.KubeNetworkPolicy(
+            self,
+            "allow-dns",
+            metadata=meta(f"{config.name_prefix}-allow-dns", "every pod may query the cluster DNS"),
+            spec=k8s.NetworkPolicySpec(
+                pod_selector=everything,
+                policy_types=["Egress"],
+                egress=[k8s.NetworkPolicyEgressRule(to=[dns], ports=[*_ports([DNS_PORT], "UDP"), *_ports([DNS_PORT], "TCP")])],
+            ),
+        )
+        for workload in sorted(graph.selectors):
+            spec = workload_policy_spec(graph, workload)
+            if spec is not None:
+                k8s.KubeNetworkPolicy(
+                    self,
+                    f"policy-{workload}",
+                    metadata=meta(workload, f"the connections {workload} makes and accepts, derived from the stack's wiring"),
+                    spec=spec,
+                )
+
+
+# --- the "who talks to whom" table in docs/architecture.md --------------------------------------
+
+TABLE_BEGIN = "<!-- network-edges:begin (generated from constructs/network.py; tests/infra/test_network_policies.py keeps it in sync) -->"
+TABLE_END = "<!-- network-edges:end -->"
+
+
+def edge_table(graph: Graph) -> str:
+    """Markdown: one row per client, its servers and ports (the edges the policies allow)."""
+    rows = ["| client (pods of) | connects to (pods of) : port |", "|---|---|"]
+    for client in sorted({e.client for e in graph.edges}):
+        targets = defaultdict(list)
+        for e in graph.servers(client):
+            targets[e.server].append(e.port)
+        rendered = ", ".join(f"{server} :{'/'.join(str(p) for p in sorted(ports))}" for server, ports in sorted(targets.items()))
+        rows.append(f"| {client} | {rendered} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    # `.venv/bin/python -m constructs.network`: the table for docs/architecture.md, from the default
+    # config (no credentials needed: the Secrets play no part in the wiring).
+    import tempfile
+    from pathlib import Path
+
+    from floe.synth import load_documents, synth_to
+
+    defaults = StackConfig(credentials={"source": "existing"})
+    with tempfile.TemporaryDirectory() as folder:
+        synth_to(Path(folder), defaults, None)
+        print(edge_table(derive(load_documents(Path(folder)), defaults.namespace)))
