@@ -11,15 +11,26 @@ DOCKERFILE ?= Dockerfile
 PHASE_TIMEOUT ?= 600
 # Extra flags for deploy, e.g. DEPLOY_FLAGS="--allow-context my-kind"
 DEPLOY_FLAGS ?=
+# Extra flags for verify, e.g. VERIFY_FLAGS="--trigger --timings --timeout 900"
+VERIFY_FLAGS ?=
+# Extra flags for load-image (the step of `make image` that puts the image into kind/k3d/minikube),
+# e.g. LOAD_IMAGE_FLAGS="--dry-run" or "--allow-context my-lab"
+LOAD_IMAGE_FLAGS ?=
 INFRA_PHASES ?= infrastructure observability
 
-.PHONY: deploy-synth image deploy-local-infra deploy-local-full undeploy-local port-forward status seed generate preflight
+.PHONY: deploy-synth image load-image deploy-local-infra deploy-local-full undeploy-local port-forward status seed generate preflight
 
 deploy-synth: ## synthesize dist/ (the deploy targets read it)
 	$(SYNTH)
 
-image: deploy-synth ## build the project image; Docker Desktop's Kubernetes uses local images
+# load-image --dry-run first: a refused context or Rancher Desktop's containerd engine stops before the build.
+image: deploy-synth ## build the project image and make it available to the cluster (kind/k3d/minikube: loaded)
+	$(FLOE_DEPLOY) load-image --dist $(DIST) --dry-run $(LOAD_IMAGE_FLAGS)
 	docker build -t "$$($(FLOE_DEPLOY) image-name --dist $(DIST))" -f $(DOCKERFILE) .
+	$(FLOE_DEPLOY) load-image --dist $(DIST) $(LOAD_IMAGE_FLAGS)
+
+load-image: deploy-synth ## only the loading step of `make image` (the image must be built)
+	$(FLOE_DEPLOY) load-image --dist $(DIST) $(LOAD_IMAGE_FLAGS)
 
 preflight: deploy-synth ## only the checks: context, reachability, image, capacity
 	$(FLOE_DEPLOY) preflight --dist $(DIST) $(DEPLOY_FLAGS)
@@ -44,3 +55,6 @@ seed: ## run the seed job now (Dagster GraphQL)
 
 generate: ## run one generation (new orders + dbt build) now
 	$(FLOE_DEPLOY) generate --dist $(DIST)
+
+verify: ## run the verification Job in the deployed stack; one report table (VERIFY_FLAGS="--trigger --timings --timeout 900")
+	$(FLOE_DEPLOY) verify --dist $(DIST) $(VERIFY_FLAGS)

@@ -6,16 +6,19 @@ error; that one prints ``Usage:`` first.)
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import datetime, UTC
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from floe.deploy import access, dagster, preflight, status
+from floe.deploy import access, dagster, preflight, status, verify
+from floe.deploy.distribution import KubeContext, detect, load_plan
 from floe.deploy.diagnosis import CapacityNote, render_report
-from floe.deploy.kubectl import CommandError, Docker, Kubectl
+from floe.deploy.kubectl import CommandError, Docker, Kubectl, subprocess_runner
 from floe.deploy.manifests import ManifestError, Phase, Stack
 from floe.deploy.outcome import ExitCode
 from floe.deploy.phases import PhaseResult, deploy, progress_line
@@ -219,7 +222,7 @@ def undeploy_command(
     ns = namespace or (stack.namespace if stack else "floe")
     kubectl = Kubectl(kubectl_bin, context)
     inputs = preflight.gather(kubectl, Docker(), [], allow_context)
-    check = preflight.check_context(inputs.context, inputs.server, allow_context)
+    check = preflight.context_check(inputs, allow_context)
     if not check.ok:
         raise _fail(check.message)
     kubectl.context = inputs.context
@@ -321,6 +324,135 @@ def generate_command(wait: bool = WAIT, timeout: float = RUN_TIMEOUT, dagster_ur
     _trigger("generate", wait, timeout, dagster_url, dist, kubectl_bin, context)
 
 
+def _verify_ground(kubectl: Kubectl, allow_context: list[str]) -> None:
+    """The context (the one given, else the current one) is a local cluster or allowed, and it answers;
+    pins ``kubectl`` to it. Nothing is created before this passes."""
+    context = kubectl.context
+    if not context:
+        current = kubectl.run("config", "current-context", check=False, timeout=10)
+        context = current.stdout.strip() or None if current.returncode == 0 else None
+    server, config_view = None, None
+    if context:
+        view = Kubectl(kubectl.binary, context, kubectl.runner).run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
+        if view.returncode == 0:
+            config_view = json.loads(view.stdout)
+            clusters = config_view.get("clusters") or []
+            server = clusters[0].get("cluster", {}).get("server") if clusters else None
+    # The same rule as preflight: a minikube profile of any name is local by its kubeconfig extension.
+    providers = KubeContext.from_config_view(config_view, context).providers
+    check = preflight.check_context(context, server, allow_context, providers)
+    if not check.ok:
+        raise _fail(f"verify: {check.message}")
+    kubectl.context = context
+    ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15)
+    reachable = preflight.check_reachable(ready.returncode, ready.stderr)
+    if not reachable.ok:
+        raise _fail(f"verify: context {context!r}: {reachable.message} Nothing was verified.")
+
+
+def _timings_table(timings: verify.DeployTimings) -> Table:
+    table = Table("phase", "applied (UTC)", "all Ready (UTC)", "took", "not counted", title="Last deploy (from the cluster's timestamps)", title_justify="left")
+    for p in timings.phases:
+        table.add_row(p.phase, p.applied.strftime("%H:%M:%S") if p.applied else "-", p.ready.strftime("%H:%M:%S") if p.ready else "-",
+                      verify.format_seconds(p.seconds), "; ".join(p.unknown))
+    table.add_row("all", timings.applied.strftime("%H:%M:%S") if timings.applied else "-",
+                  timings.ready.strftime("%H:%M:%S") if timings.ready else "-", verify.format_seconds(timings.seconds), "")
+    return table
+
+
+def _timings_check(timings: verify.DeployTimings) -> tuple[str, str, str, str]:
+    plan = verify.format_seconds(verify.PLAN_DEPLOY_SECONDS)
+    if timings.seconds is None:
+        return ("deploy time", "fail", f"unknown (plan: {plan})", "a phase has no Ready time: see the table above (`make status`)")
+    figure = f"{verify.format_seconds(timings.seconds)} from the first apply to all Ready (plan: {plan})"
+    if timings.seconds <= verify.PLAN_DEPLOY_SECONDS:
+        return ("deploy time", "pass", figure, "")
+    slowest = max((p for p in timings.phases if p.seconds is not None), key=lambda p: p.seconds or 0, default=None)
+    hint = (f"slowest phase: {slowest.phase} ({verify.format_seconds(slowest.seconds)}). First deploys pull images for minutes; "
+            "re-deploy with the images present, or give Docker Desktop more CPU/memory") if slowest else ""
+    return ("deploy time", "fail", figure, hint)
+
+
+def _verify_table(rows: list[tuple[str, str, str, str]]) -> Table:
+    table = Table("check", "result", "figure", "what to do", title="Verify", title_justify="left")
+    styles = {"pass": "green", "fail": "red", "skip": "yellow"}
+    words = {"pass": "pass", "fail": "FAIL", "skip": "skipped"}
+    for name, status_, figure, hint in rows:
+        table.add_row(name, f"[{styles[status_]}]{words[status_]}[/]", figure, hint if status_ != "pass" else "")
+    return table
+
+
+@app.command("verify")
+def verify_command(
+    trigger: bool = typer.Option(False, "--trigger", help="also launch one generation run (new orders + dbt build) and check it; without it nothing is changed"),
+    timings: bool = typer.Option(False, "--timings", help="also report how long the last deploy took, per phase, against the plan's 5 minutes"),
+    timeout: float = typer.Option(float(verify.DEFAULT_TIMEOUT_SECONDS), "--timeout", help="seconds the verifier may take (its pod gets 180 s more to start)"),
+    poll: float = typer.Option(2.0, "--poll", help="seconds between status checks"),
+    allow_context: list[str] = typer.Option([], "--allow-context", help="verify on this non-local context anyway"),
+    dist: Path = DIST,
+    kubectl_bin: str = KUBECTL,
+    context: str = CONTEXT,
+) -> None:
+    """Run the verification Job in the namespace; print one report table; keep it for `make status`."""
+    stack = _stack(dist)
+    try:
+        template = verify.load_template(dist)
+    except ManifestError as exc:
+        raise _fail(str(exc)) from None
+    namespace = stack.namespace
+    kubectl = Kubectl(kubectl_bin, context)
+    _verify_ground(kubectl, allow_context)
+    try:
+        verify.check_namespace(kubectl, namespace)
+        cluster = kubectl.workloads_and_pods(namespace)
+        verify.check_stack_up(stack, cluster, datetime.now(UTC))
+    except verify.NotReady as exc:
+        raise _fail(f"verify: {exc}") from None
+    except CommandError as exc:
+        raise _fail(f"verify: {exc}") from None
+    extra: list[tuple[str, str, str, str]] = []
+    if timings:
+        deploy_times = verify.deploy_timings(stack, cluster)
+        console.print(_timings_table(deploy_times))
+        extra.append(_timings_check(deploy_times))
+    what = "--trigger: one generation run is launched and checked" if trigger else "read-only: no pipeline run is launched"
+    console.print(f"[bold]verify[/]: namespace {namespace} on context {kubectl.context}; {what}")
+    try:
+        outcome = verify.run(
+            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll,
+            on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
+        )
+    except CommandError as exc:
+        raise _fail(f"verify: {exc}") from None
+    except KeyboardInterrupt:
+        err.print("interrupted: the verification Job was deleted")
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    try:
+        verify.save(kubectl, namespace, template, outcome)
+    except CommandError as exc:
+        err.print(f"[yellow]warning: the result could not be kept for `make status`: {exc}[/]")
+    code = outcome.exit_code
+    if outcome.report is not None:
+        rows = [(c.name, c.status, c.figure, c.hint) for c in outcome.report.checks] + extra
+        console.print(_verify_table(rows))
+        if code == ExitCode.SUCCESS and any(r[1] == "fail" for r in extra):
+            code = ExitCode.FAILURE
+        passed, enabled, skipped, failed = verify.counts({"checks": [{"status": r[1], "name": r[0]} for r in rows]})
+        verdict = {ExitCode.SUCCESS: "[green]ok[/]", ExitCode.FAILURE: "[red]FAILED[/]", ExitCode.TIMEOUT: "[yellow]TIMED OUT[/]"}[code]
+        console.print(f"verify {verdict}: {passed}/{enabled} checks passed" + (f", {skipped} skipped (service switched off)" if skipped else "")
+                      + (f"; failed: {', '.join(failed)}" if failed else "") + f" (job/{outcome.job})")
+    else:
+        if extra:
+            console.print(_verify_table(extra))
+        if outcome.diagnosis:
+            err.print(outcome.diagnosis, markup=False, highlight=False, soft_wrap=True)
+        if outcome.log_tail:
+            err.print("last log lines of the verifier:", markup=False)
+            err.print("\n".join(f"  {line}" for line in outcome.log_tail), markup=False, highlight=False, soft_wrap=True)
+        err.print(f"[red]verify failed:[/] {outcome.problem}" if code == ExitCode.FAILURE else f"[yellow]verify timed out:[/] {outcome.problem}")
+    raise typer.Exit(int(code))
+
+
 @app.command("image-name")
 def image_name_command(dist: Path = DIST, image: str = typer.Option(None, "--image")) -> None:
     """Print the project image name:tag (what `make image` builds)."""
@@ -328,6 +460,62 @@ def image_name_command(dist: Path = DIST, image: str = typer.Option(None, "--ima
     if len(images) != 1:
         raise _fail(f"expected one project image in {dist}/, found {images or 'none'}; set {PROJECT_IMAGE_ENV}")
     console.print(images[0])
+
+
+# The loaders' binaries (tests point these at stand-ins that record their arguments).
+LOADER_ENV = {"kind": "FLOE_KIND", "k3d": "FLOE_K3D", "minikube": "FLOE_MINIKUBE"}
+
+
+@app.command("load-image")
+def load_image_command(
+    image: str = typer.Option(None, "--image", help="default: the project image in dist/"),
+    allow_context: list[str] = typer.Option([], "--allow-context"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="say what would run, run nothing"),
+    timeout: float = typer.Option(900.0, "--timeout", help="seconds the load command may take"),
+    dist: Path = DIST,
+    kubectl_bin: str = KUBECTL,
+    context: str = CONTEXT,
+) -> None:
+    """Make the built project image available to the current cluster (`make image` runs it after `docker build`).
+
+    kind: `kind load docker-image`; k3d: `k3d image import`; minikube: `minikube image load`; Docker
+    Desktop, OrbStack and Rancher Desktop with dockerd share docker's image store (nothing to do).
+    Rancher Desktop with containerd is refused with the command that works there.
+    """
+    images = project_images(_stack(dist), None, image)
+    if len(images) != 1:
+        raise _fail(f"expected one project image in {dist}/, found {images or 'none'}; set {PROJECT_IMAGE_ENV}")
+    kubectl = Kubectl(kubectl_bin, context)
+    inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), [], allow_context)
+    if not inputs.context:
+        console.print(f"no current kubectl context: {images[0]} is not loaded anywhere (run `make image` again once a cluster is set up)", markup=False)
+        return
+    check = preflight.context_check(inputs, allow_context)
+    if not check.ok:
+        raise _fail(f"not loading {images[0]}: {check.message}")
+    detected = detect(KubeContext.from_config_view(inputs.config_view, inputs.context), inputs.nodes)
+    reached = inputs.reachable[0] == 0
+    console.print(f"context {inputs.context}: {detected.describe()} [{detected.evidence}]"
+                  + ("" if reached else " (cluster not reachable: decided from the context alone)"), markup=False)
+    plan = load_plan(detected, images[0], {tool: os.environ[env] for tool, env in LOADER_ENV.items() if os.environ.get(env)})
+    if plan.refused:
+        raise _fail(plan.reason)
+    if plan.argv is None:
+        console.print(plan.reason, markup=False)
+        return
+    console.print(f"{plan.reason}\n$ {' '.join(plan.argv)}", markup=False, soft_wrap=True)
+    if dry_run:
+        return
+    if not reached:
+        raise _fail(f"the cluster does not answer ({inputs.reachable[1].strip() or 'no answer'}): start it, then run `make image` again")
+    result = subprocess_runner(plan.argv, timeout=timeout)
+    if result.returncode == 127:
+        raise _fail(f"`{plan.argv[0]}` not found: {plan.tool} is needed to load the image into this cluster. "
+                    f"Install it ({plan.install}) or put it on PATH ({LOADER_ENV[plan.tool or '']} names another binary), then run `make image` again.")
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise _fail(f"`{' '.join(plan.argv)}` failed (exit {result.returncode}): {lines[-1] if lines else 'no output'}")
+    console.print(f"[green]{images[0]} is available in the cluster[/]")
 
 
 @app.command("access")

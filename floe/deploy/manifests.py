@@ -23,6 +23,11 @@ PORT_FORWARD_ANNOTATION = "floe.dev/port-forward"
 PORT_FORWARD_PORT_ANNOTATION = "floe.dev/port-forward-port"
 DESCRIPTION_ANNOTATION = "floe.dev/description"
 DEFAULT_NAMESPACE = "floe"
+#: The verification Job's chart lives in ``dist/verify/verify.k8s.yaml``: ``kubectl apply -f dist/``
+#: does not recurse, so a deploy never starts it; ``floe.deploy verify`` creates a run of it.
+VERIFY_CHART = "verify"
+VERIFY_DIR = "verify"
+VERIFY_FILE = "verify.k8s.yaml"
 
 # Kinds the tool waits for, in the order a person reads them.
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "DaemonSet", "Job")

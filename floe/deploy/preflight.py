@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from floe.deploy.distribution import MINIKUBE_PROVIDER, KubeContext, detect
 from floe.deploy.kubectl import CommandError, Docker, Kubectl
 from floe.deploy.manifests import Phase, Stack, pod_effective_requests
 from floe.deploy.manifests import describe_cpu
@@ -47,8 +48,12 @@ def _is_local_host(host: str) -> bool:
         return False
 
 
-def check_context(context: str | None, server: str | None, allowed: Iterable[str] = ()) -> Check:
-    """Refuse a context that is not a local cluster, unless explicitly allowed by name."""
+def check_context(context: str | None, server: str | None, allowed: Iterable[str] = (), providers: Iterable[str] = ()) -> Check:
+    """Refuse a context that is not a local cluster, unless explicitly allowed by name.
+
+    ``providers``: the kubeconfig extensions' ``provider`` fields of the context and its cluster; minikube
+    writes ``minikube.sigs.k8s.io`` there for every profile, whatever its name (floe/deploy/distribution.py).
+    """
     if not context:
         return Check("kubectl context", False, "no current kubectl context: enable Kubernetes in Docker Desktop (Settings > Kubernetes)")
     host = urlsplit(server or "").hostname or ""
@@ -60,6 +65,9 @@ def check_context(context: str | None, server: str | None, allowed: Iterable[str
     if context in LOCAL_CONTEXT_NAMES or context.startswith(LOCAL_CONTEXT_PREFIXES):
         # kind/minikube API servers can sit on a VM or docker-network address: the name is the signal.
         return Check("kubectl context", True, f"{where}: a local-cluster context name")
+    if MINIKUBE_PROVIDER in set(providers):
+        # `minikube start -p NAME`: the context is the profile name, the server on the minikube network.
+        return Check("kubectl context", True, f"{where}: a minikube profile (kubeconfig extension {MINIKUBE_PROVIDER})")
     return Check(
         "kubectl context",
         False,
@@ -148,19 +156,23 @@ class PreflightInputs:
     images_present: dict[str, bool]
     nodes: dict[str, Any] | None
     pods: dict[str, Any] | None
+    # `kubectl config view --minify -o json`: cluster/user names and extensions tell distributions apart.
+    config_view: dict[str, Any] | None = None
 
 
 def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = ()) -> PreflightInputs:
     """Read the context first; contact the API server only if that context is one we would deploy to."""
     current = kubectl.run("config", "current-context", check=False, timeout=10)
     context = current.stdout.strip() or None if current.returncode == 0 else None
-    server = None
+    server = config_view = None
     if context:
         view = kubectl.run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
         if view.returncode == 0:
-            clusters = json.loads(view.stdout).get("clusters") or []
+            config_view = json.loads(view.stdout)
+            clusters = config_view.get("clusters") or []
             server = clusters[0].get("cluster", {}).get("server") if clusters else None
-    acceptable = check_context(context, server, allowed_contexts).ok
+    providers = KubeContext.from_config_view(config_view, context).providers
+    acceptable = check_context(context, server, allowed_contexts, providers).ok
     if acceptable:
         kubectl = Kubectl(kubectl.binary, context, kubectl.runner, kubectl.request_timeout)  # pin what we checked
     ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15) if acceptable else None
@@ -178,14 +190,28 @@ def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowe
         images_present={image: docker.image_exists(image) for image in local_images},
         nodes=nodes,
         pods=pods,
+        config_view=config_view,
     )
+
+
+def context_check(inputs: PreflightInputs, allowed: Iterable[str] = ()) -> Check:
+    """check_context over what gather() read (name, server and the kubeconfig's provider extensions)."""
+    providers = KubeContext.from_config_view(inputs.config_view, inputs.context).providers
+    return check_context(inputs.context, inputs.server, allowed, providers)
+
+
+def context_check_with_distribution(check: Check, inputs: PreflightInputs) -> Check:
+    """The accepted context's line also says which distribution it is (floe/deploy/distribution.py)."""
+    found = detect(KubeContext.from_config_view(inputs.config_view, inputs.context), inputs.nodes)
+    return Check(check.name, check.ok, f"{check.message}; distribution: {found.describe()} [{found.evidence}]", check.blocking)
 
 
 def decide(inputs: PreflightInputs, stack: Stack, phases: list[Phase], local_images: list[str], allowed_contexts: Iterable[str] = ()) -> list[Check]:
     """Every check, in the order a person fixes them."""
-    checks = [check_context(inputs.context, inputs.server, allowed_contexts)]
+    checks = [context_check(inputs, allowed_contexts)]
     if not checks[0].ok:
         return checks  # never even talk to a cluster we refuse
+    checks[0] = context_check_with_distribution(checks[0], inputs)
     checks.append(check_reachable(*inputs.reachable))
     checks.append(check_images(local_images, inputs.images_present))
     checks.append(check_pull_policies(stack.images(phases), local_images))

@@ -1,8 +1,11 @@
 """A stand-in kubectl for the CLI tests: answers from the recorded states in ../fixtures.
 
 Env: FAKE_KUBE_LOG (append each argv as a JSON line), FAKE_KUBE_STATE (fixture name returned for the
-workload poll), FAKE_KUBE_CONTEXT (current context), FAKE_PF_FAIL (service names whose
-port-forward fails). ``port-forward`` really listens on the local port until SIGTERM/SIGINT.
+workload poll), FAKE_KUBE_CONTEXT (current context), FAKE_KUBE_STATE_FILE (also answers `get jobs` / `get pods`),
+FAKE_KUBE_RECONCILE_LOG (output of the reconcile Job's container), FAKE_PF_FAIL (service names whose
+port-forward fails), FAKE_KUBE_DISTRIBUTION (answer `config current-context`, `config view` and `get nodes`
+from fixtures/distributions/<name>.kubeconfig.yaml / .nodes.yaml, as JSON). ``port-forward`` really
+listens on the local port until SIGTERM/SIGINT. The calls of `floe.deploy verify`: fake_kubectl_verify.py.
 """
 
 import json
@@ -17,6 +20,15 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 def fixture(name: str) -> str:
     return (FIXTURES / f"{name}.json").read_text()
+
+
+def distribution(kind: str) -> dict | None:
+    name = os.environ.get("FAKE_KUBE_DISTRIBUTION")
+    if not name:
+        return None
+    import yaml
+
+    return yaml.safe_load((FIXTURES / "distributions" / f"{name}.{kind}.yaml").read_text())
 
 
 def port_forward(args: list[str]) -> int:
@@ -54,8 +66,19 @@ def main() -> int:
             handle.write(f"{os.getpid()}\n")
     if args[:1] == ["--context"]:
         args = args[2:]
+    # `floe.deploy verify`'s calls (create job, get pods -l job-name=, logs, get namespace ...).
+    from fake_kubectl_verify import answer
+
+    handled = answer(args, log)
+    if handled is not None:
+        return handled
     if args[:2] == ["config", "current-context"]:
-        print(os.environ.get("FAKE_KUBE_CONTEXT", "docker-desktop"))
+        recorded = distribution("kubeconfig")
+        print(os.environ.get("FAKE_KUBE_CONTEXT", recorded["current-context"] if recorded else "docker-desktop"))
+    elif args[:2] == ["config", "view"] and distribution("kubeconfig"):
+        print(json.dumps(distribution("kubeconfig")))
+    elif args[:2] == ["get", "nodes"] and distribution("nodes"):
+        print(json.dumps(distribution("nodes")))
     elif args[:2] == ["config", "view"]:
         server = os.environ.get("FAKE_KUBE_SERVER", "https://kubernetes.docker.internal:6443")
         print(json.dumps({"clusters": [{"name": "docker-desktop", "cluster": {"server": server}}]}))
@@ -74,6 +97,12 @@ def main() -> int:
         if args[-1] == "-":
             sys.stdin.read()
         print("configured")
+    elif args[:2] in (["get", "jobs"], ["get", "pods"]) and os.environ.get("FAKE_KUBE_STATE_FILE"):
+        items = json.loads(Path(os.environ["FAKE_KUBE_STATE_FILE"]).read_text())["items"]
+        kind = "Job" if args[1] == "jobs" else "Pod"
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": [i for i in items if i["kind"] == kind]}))
+    elif args[:1] == ["logs"] and any(a.startswith("job/floe-reconcile") for a in args) and os.environ.get("FAKE_KUBE_RECONCILE_LOG"):
+        print(Path(os.environ["FAKE_KUBE_RECONCILE_LOG"]).read_text(), end="")
     elif args[:1] == ["logs"]:
         print("Exception in thread main: FATAL: password authentication failed")
     elif args[:1] == ["delete"]:

@@ -1,0 +1,739 @@
+"""The checks. Each takes the :class:`Context` and returns a :class:`CheckResult` (or raises
+:class:`CheckFailed`). They only READ, with two exceptions, both on purpose:
+
+* ``catalog.writer`` creates a scratch namespace ``floe_verify_<random>`` and drops it again (and
+  ``catalog.reader`` drops the one it tried to create, should the catalog wrongly accept it);
+* ``dagster.trigger`` launches a ``generate_and_build`` run, and only with ``--trigger``.
+
+Upstream API shapes, by check:
+* Iceberg REST: apache/iceberg ``open-api/rest-catalog-open-api.yaml`` (``/v1/config``,
+  ``/v1/{prefix}/namespaces``, ``.../tables``, OAuth2 ``client_credentials`` token endpoint).
+* Dagster GraphQL: dagster-graphql 1.13 ``schema/roots/query.py`` (``workspaceOrError``,
+  ``sensorOrError``, ``scheduleOrError``, ``runsOrError``), ``schema/external.py``
+  (``WorkspaceLocationEntry.loadStatus``), ``schema/instigation.py`` (``InstigationState.status``).
+* Cube REST: cube-js/cube ``packages/cubejs-api-gateway/src/gateway.ts`` (``load`` result:
+  ``data``, ``external``, ``slowQuery``, and ``usedPreAggregations`` only in dev mode or with the
+  playground secret; ``sql`` result: ``{"sql": {..., "preAggregations": [{"preAggregationId":
+  "<cube>.<name>"}]}}``, ``preAggregationId`` from ``packages/cubejs-schema-compiler/src/adapter/
+  PreAggregations.ts``; ``{"error": "Continue wait"}`` with status 200 means ask again; the token is
+  checked with ``jwt.verify(auth, CUBEJS_API_SECRET)`` (``createDefaultCheckAuth``)).
+* Cube GraphQL: ``/cubejs-api/graphql``, ``{ cube { <cube> { <camelCase measure> } } }``
+  (docs/semantic.md; cube-js/cube ``packages/cubejs-api-gateway/src/graphql.ts``).
+* Marquez: MarquezProject/marquez ``spec/openapi.yml`` (``/namespaces``, ``/namespaces/{ns}/jobs``,
+  ``/namespaces/{ns}/datasets``, ``/lineage?nodeId=dataset:<ns>:<name>&depth=`` → ``graph[]`` of
+  nodes with ``id``, ``type``, ``inEdges``/``outEdges`` of ``{origin, destination}``).
+* Jaeger query: jaegertracing/jaeger ``cmd/query/app/http_handler.go`` (``/api/services``,
+  ``/api/traces?service=&start=&end=&limit=``, both ``{"data": ...}``; traces as in
+  ``model/json/model.go``: ``traceID``, ``spans[]`` with ``operationName``, ``startTime``, ``tags``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from demo.lakehouse.settings import LakehouseSettings
+from demo.verify.report import FAIL, PASS, SKIP, CheckResult
+from demo.verify.runner import Check, CheckFailed
+from demo.verify.settings import VerifySettings, lineage_dataset_namespace
+
+RAW_TABLES = ("customers", "products", "orders", "order_lines")
+MARTS_TABLES = ("fct_orders", "dim_customers", "dim_products", "daily_revenue_by_category", "order_status_funnel")
+SEED_JOB, TICK_JOB = "seed_raw_tables", "generate_and_build"
+SEED_SENSOR, TICK_SCHEDULE = "seed_when_raw_tables_empty", "generate_orders_every_5_minutes"
+REPOSITORY = "__repository__"
+ROLLUP = "orders.orders_by_day"
+#: Money is compared to the cent; counts exactly.
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Context:
+    lake: LakehouseSettings
+    settings: VerifySettings
+    trigger: bool = False
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    #: Filled by checks for later ones (the triggered run id, the marts' totals).
+    state: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: How long to wait between two reads when a figure may still be moving (pipeline mid-run).
+    settle_seconds: float = 5.0
+
+    def result(self, name: str, status: str, figure: str, hint: str = "") -> CheckResult:
+        return CheckResult(name, status, figure, hint if status == FAIL else "")  # type: ignore[arg-type]
+
+
+def _money(value: Any) -> Decimal:
+    return Decimal(str(value if value is not None else 0)).quantize(CENT)
+
+
+def _count(value: Any) -> int:
+    return int(Decimal(str(value if value is not None else 0)))
+
+
+# --- Iceberg REST catalog -----------------------------------------------------------------------
+
+
+class Catalog:
+    """The few Iceberg REST calls the checks need, as one principal."""
+
+    def __init__(self, http: httpx.Client, lake: LakehouseSettings, client_id: str, client_secret: str) -> None:
+        self.http, self.lake = http, lake
+        token = http.post(
+            lake.catalog_oauth2_uri,
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret,
+                  "scope": lake.catalog_scope},
+        )
+        if token.status_code != 200:
+            raise CheckFailed(
+                f"token request for client {client_id!r} answered {token.status_code}",
+                f"the catalog refused the credentials: check the principal's Secret and {lake.catalog_oauth2_uri}",
+            )
+        self.headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        config = http.get(f"{lake.catalog_uri}/v1/config", params={"warehouse": lake.catalog_warehouse}, headers=self.headers)
+        if config.status_code != 200:
+            raise CheckFailed(
+                f"catalog {lake.catalog_warehouse!r}: /v1/config answered {config.status_code}",
+                "the catalog does not exist yet: did the Polaris init Job complete? (make status)",
+            )
+        prefix = (config.json().get("overrides") or {}).get("prefix") or ""
+        self.base = f"{lake.catalog_uri}/v1/{prefix}" if prefix else f"{lake.catalog_uri}/v1"
+
+    def namespaces(self) -> list[str]:
+        response = self.http.get(f"{self.base}/namespaces", headers=self.headers)
+        response.raise_for_status()
+        return [".".join(ns) for ns in response.json().get("namespaces", [])]
+
+    def tables(self, namespace: str) -> list[str]:
+        response = self.http.get(f"{self.base}/namespaces/{quote(namespace, safe='')}/tables", headers=self.headers)
+        response.raise_for_status()
+        return [t["name"] for t in response.json().get("identifiers", [])]
+
+    def load(self, namespace: str, table: str) -> dict[str, Any]:
+        response = self.http.get(f"{self.base}/namespaces/{quote(namespace, safe='')}/tables/{quote(table, safe='')}", headers=self.headers)
+        response.raise_for_status()
+        return response.json()
+
+    def create_namespace(self, name: str) -> httpx.Response:
+        return self.http.post(f"{self.base}/namespaces", json={"namespace": [name], "properties": {}}, headers=self.headers)
+
+    def drop_namespace(self, name: str) -> httpx.Response:
+        return self.http.delete(f"{self.base}/namespaces/{quote(name, safe='')}", headers=self.headers)
+
+
+def writer(ctx: Context) -> Catalog:
+    lake = ctx.lake
+    return Catalog(ctx.http, lake, lake.catalog_client_id, lake.catalog_client_secret.get_secret_value())
+
+
+def reader(ctx: Context) -> Catalog:
+    s = ctx.settings
+    return Catalog(ctx.http, ctx.lake, s.reader_client_id, s.reader_client_secret.get_secret_value())
+
+
+def layer_namespaces(lake: LakehouseSettings) -> tuple[str, str, str]:
+    return (lake.namespace_raw, lake.namespace_staging, lake.namespace_marts)
+
+
+def check_catalog_namespaces(ctx: Context) -> CheckResult:
+    cat = writer(ctx)
+    present = set(cat.namespaces())
+    missing = [ns for ns in layer_namespaces(ctx.lake) if ns not in present]
+    if missing:
+        raise CheckFailed(
+            f"namespaces missing: {', '.join(missing)} (catalog has {', '.join(sorted(present)) or 'none'})",
+            "the Polaris init Job creates them: check `kubectl logs job/floe-polaris-init`",
+        )
+    raw, marts = set(cat.tables(ctx.lake.namespace_raw)), set(cat.tables(ctx.lake.namespace_marts))
+    figure = f"catalog {ctx.lake.catalog_warehouse}: raw/staging/marts present, {len(raw)} raw + {len(marts)} marts tables"
+    missing_tables = [f"raw.{t}" for t in RAW_TABLES if t not in raw] + [f"marts.{t}" for t in MARTS_TABLES if t not in marts]
+    if missing_tables:
+        raise CheckFailed(f"{figure}; missing {', '.join(missing_tables)}",
+                          "the seed run (raw) or dbt build (marts) has not completed: see the dagster.* checks")
+    return ctx.result("catalog.namespaces", PASS, figure)
+
+
+def check_catalog_reader(ctx: Context) -> CheckResult:
+    cat = reader(ctx)
+    loaded = 0
+    for namespace in (ctx.lake.namespace_raw, ctx.lake.namespace_marts):
+        for table in cat.tables(namespace):
+            cat.load(namespace, table)
+            loaded += 1
+    if not loaded:
+        raise CheckFailed("the reader lists no tables", "grant the reader's catalog role TABLE_LIST/TABLE_READ_DATA (Polaris init Job)")
+    scratch = f"floe_verify_{secrets.token_hex(4)}"
+    attempt = cat.create_namespace(scratch)
+    if attempt.status_code in (200, 201, 204):
+        cleanup = writer(ctx).drop_namespace(scratch)
+        raise CheckFailed(
+            f"the reader CREATED namespace {scratch} (HTTP {attempt.status_code}; dropped again: HTTP {cleanup.status_code})",
+            "the read-only principal can write: its catalog role must hold only read privileges",
+        )
+    if attempt.status_code != 403:
+        raise CheckFailed(f"the reader's write got HTTP {attempt.status_code}, not 403: {attempt.text[:160]}",
+                          "expected the catalog to refuse the write as Forbidden (403)")
+    return ctx.result("catalog.reader", PASS, f"listed and loaded {loaded} tables; write refused (403)")
+
+
+def check_catalog_writer(ctx: Context) -> CheckResult:
+    cat = writer(ctx)
+    scratch = f"floe_verify_{secrets.token_hex(4)}"
+    created = cat.create_namespace(scratch)
+    if created.status_code not in (200, 201, 204):
+        raise CheckFailed(f"the writer could not create a namespace: HTTP {created.status_code} {created.text[:160]}",
+                          "grant the writer's catalog role CATALOG_MANAGE_CONTENT (Polaris init Job)")
+    dropped = cat.drop_namespace(scratch)
+    if dropped.status_code not in (200, 204):
+        raise CheckFailed(f"created scratch namespace {scratch} but could not drop it: HTTP {dropped.status_code}",
+                          f"drop the namespace {scratch} by hand; the writer lacks NAMESPACE_DROP")
+    return ctx.result("catalog.writer", PASS, f"created and dropped scratch namespace {scratch}")
+
+
+# --- S3 -----------------------------------------------------------------------------------------
+
+
+def _s3(ctx: Context) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    lake = ctx.lake
+    return boto3.client(
+        "s3", endpoint_url=lake.s3_endpoint, aws_access_key_id=lake.s3_access_key_id,
+        aws_secret_access_key=lake.s3_secret_access_key.get_secret_value(), region_name=lake.s3_region,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=10, read_timeout=30),
+    )
+
+
+def check_storage(ctx: Context) -> CheckResult:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s, s3 = ctx.settings, _s3(ctx)
+    try:
+        for bucket in (s.warehouse_bucket, s.cubestore_bucket):
+            try:
+                s3.head_bucket(Bucket=bucket)
+            except ClientError as exc:
+                raise CheckFailed(f"bucket {bucket!r} missing ({exc.response.get('Error', {}).get('Code')})",
+                                  "the floe-minio-buckets Job creates it: check that Job's log") from exc
+        cat = writer(ctx)
+        empty, objects = [], 0
+        for namespace, tables in ((ctx.lake.namespace_raw, RAW_TABLES), (ctx.lake.namespace_marts, MARTS_TABLES)):
+            for table in tables:
+                location = cat.load(namespace, table)["metadata"]["location"]
+                bucket, _, prefix = location.split("://", 1)[1].partition("/")
+                found = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/").get("KeyCount", 0)
+                objects += found
+                if not found:
+                    empty.append(f"{namespace}.{table} ({location})")
+        if empty:
+            raise CheckFailed(f"no objects under {', '.join(empty)}",
+                              "table metadata points at files S3 does not have: S3 data lost (emptyDir restarted?)")
+        cube_objects = s3.list_objects_v2(Bucket=s.cubestore_bucket, MaxKeys=1000).get("KeyCount", 0)
+    except (BotoCoreError, ClientError) as exc:
+        raise CheckFailed(f"S3 at {ctx.lake.s3_endpoint}: {exc}", "check MinIO's pod and the S3 keys") from exc
+    figure = f"{s.warehouse_bucket}: {objects} objects under {len(RAW_TABLES) + len(MARTS_TABLES)} table locations; {s.cubestore_bucket}: {cube_objects} objects"
+    if not cube_objects:
+        raise CheckFailed(figure, "Cube Store has uploaded no pre-aggregation yet: check floe-cube-refresh-worker's log")
+    return ctx.result("storage.buckets", PASS, figure)
+
+
+# --- Dagster ------------------------------------------------------------------------------------
+
+WORKSPACE = """query Workspace {
+  workspaceOrError {
+    __typename
+    ... on Workspace { locationEntries { name loadStatus
+      locationOrLoadError { __typename
+        ... on RepositoryLocation { repositories { name jobs { name } } }
+        ... on PythonError { message } } } }
+    ... on PythonError { message }
+  }
+}"""
+
+AUTOMATION = """query Automation($sensor: SensorSelector!, $schedule: ScheduleSelector!) {
+  sensorOrError(sensorSelector: $sensor) { __typename ... on Sensor { sensorState { status } } ... on PythonError { message } }
+  scheduleOrError(scheduleSelector: $schedule) { __typename ... on Schedule { scheduleState { status } } ... on PythonError { message } }
+}"""
+
+LAST_RUNS = """query LastRuns($job: String!) {
+  runsOrError(filter: {pipelineName: $job}, limit: 1) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on PythonError { message }
+  }
+}"""
+
+
+def dagster_query(ctx: Context, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    response = ctx.http.post(f"{ctx.settings.dagster_url}/graphql", json={"query": query, "variables": variables or {}})
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise CheckFailed(f"GraphQL error: {json.dumps(body['errors'])[:300]}", "the webserver's schema differs from dagster-graphql 1.13")
+    return body["data"]
+
+
+def check_dagster_location(ctx: Context) -> CheckResult:
+    location = ctx.settings.dagster_location
+    data = dagster_query(ctx, WORKSPACE)["workspaceOrError"]
+    if data["__typename"] != "Workspace":
+        raise CheckFailed(f"workspace: {data.get('message', data['__typename'])}", "the webserver cannot read its workspace.yaml")
+    entries = {e["name"]: e for e in data["locationEntries"]}
+    entry = entries.get(location)
+    if entry is None:
+        raise CheckFailed(f"no code location {location!r} (have: {', '.join(entries) or 'none'})",
+                          "the workspace.yaml location_name and FLOE_DAGSTER_LOCATION must match")
+    loaded = entry["locationOrLoadError"] or {}
+    if entry["loadStatus"] != "LOADED" or loaded.get("__typename") != "RepositoryLocation":
+        raise CheckFailed(f"location {location}: {entry['loadStatus']} {loaded.get('message', '')[:200]}",
+                          "the code server (floe-dagster-user-code) failed to load the definitions: see its log")
+    jobs = {j["name"] for repo in loaded["repositories"] for j in repo["jobs"]}
+    missing = [j for j in (SEED_JOB, TICK_JOB, "build_marts") if j not in jobs]
+    if missing:
+        raise CheckFailed(f"location {location} lacks jobs {missing}", "the image runs other definitions than demo.orchestration.definitions")
+    return ctx.result("dagster.location", PASS, f"location {location} loaded, {len(jobs)} jobs")
+
+
+def check_dagster_automation(ctx: Context) -> CheckResult:
+    selector = {"repositoryLocationName": ctx.settings.dagster_location, "repositoryName": REPOSITORY}
+    data = dagster_query(ctx, AUTOMATION, {"sensor": {**selector, "sensorName": SEED_SENSOR},
+                                           "schedule": {**selector, "scheduleName": TICK_SCHEDULE}})
+    states = {
+        SEED_SENSOR: (data["sensorOrError"].get("sensorState") or {}).get("status", data["sensorOrError"]["__typename"]),
+        TICK_SCHEDULE: (data["scheduleOrError"].get("scheduleState") or {}).get("status", data["scheduleOrError"]["__typename"]),
+    }
+    figure = ", ".join(f"{k} {v}" for k, v in states.items())
+    if any(v != "RUNNING" for v in states.values()):
+        raise CheckFailed(figure, "start them in the Dagster UI (Automation); both default to RUNNING in the definitions")
+    return ctx.result("dagster.automation", PASS, figure)
+
+
+def last_run(ctx: Context, job: str) -> dict[str, Any] | None:
+    data = dagster_query(ctx, LAST_RUNS, {"job": job})["runsOrError"]
+    if data["__typename"] != "Runs":
+        raise CheckFailed(f"runs: {data.get('message', data['__typename'])}", "the run storage (PostgreSQL) is not readable")
+    return data["results"][0] if data["results"] else None
+
+
+def check_dagster_seed(ctx: Context) -> CheckResult:
+    run = last_run(ctx, SEED_JOB)
+    if run is None:
+        raise CheckFailed(f"no {SEED_JOB} run yet", "the sensor seeds within its interval once the daemon runs: check floe-dagster-daemon (or `make seed`)")
+    if run["status"] != "SUCCESS":
+        raise CheckFailed(f"last {SEED_JOB} run {run['runId']}: {run['status']}", "open the run in the Dagster UI to see why")
+    return ctx.result("dagster.seed_run", PASS, f"last {SEED_JOB} run {run['runId'][:8]} SUCCESS")
+
+
+def check_dagster_trigger(ctx: Context) -> CheckResult:
+    if not ctx.trigger:
+        return ctx.result("dagster.trigger", SKIP, "not asked (--trigger launches a generate_and_build run)")
+    from demo.orchestration.raw import raw_run_config
+    from demo.orchestration.trigger import TriggerError, launch_run, wait_for_run
+
+    url, location = ctx.settings.dagster_url, ctx.settings.dagster_location
+    try:
+        run_id = launch_run(ctx.http, url, TICK_JOB, location, raw_run_config("append"))
+    except TriggerError as exc:
+        raise CheckFailed(f"launch refused: {str(exc)[:200]}", "see the message; the job's config or location differs") from exc
+    with ctx.lock:
+        ctx.state["triggered_run"] = run_id
+    started = time.monotonic()
+    status = wait_for_run(ctx.http, url, run_id, timeout=ctx.settings.verify_trigger_timeout_seconds)
+    figure = f"run {run_id[:8]} {status} in {time.monotonic() - started:.0f}s"
+    if status != "SUCCESS":
+        raise CheckFailed(figure, "open the run in the Dagster UI to see which step failed")
+    return ctx.result("dagster.trigger", PASS, figure)
+
+
+# --- Data (DuckDB) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Totals:
+    orders: int
+    amount: Decimal
+    customers: int
+    lifetime_value: Decimal
+    products: int
+    units_sold: int
+    revenue: Decimal
+
+
+def _duckdb(ctx: Context) -> Any:
+    from demo.lakehouse.duckdb import connect
+
+    return connect(ctx.lake)
+
+
+def marts_totals(ctx: Context, con: Any | None = None) -> Totals:
+    """The marts' totals through DuckDB (cached for the Cube checks)."""
+    with ctx.lock:
+        cached = ctx.state.get("marts_totals")
+    if cached is not None and con is None:
+        return cached
+    own = con is None
+    con = con or _duckdb(ctx)
+    m = ctx.lake.namespace_marts
+    try:
+        orders, amount = con.execute(f'SELECT count(*), sum(amount) FROM lake."{m}".fct_orders').fetchone()
+        customers, ltv = con.execute(f'SELECT count(*), sum(lifetime_value) FROM lake."{m}".dim_customers').fetchone()
+        products, units, revenue = con.execute(f'SELECT count(*), sum(units_sold), sum(revenue) FROM lake."{m}".dim_products').fetchone()
+    finally:
+        if own:
+            con.close()
+    totals = Totals(_count(orders), _money(amount), _count(customers), _money(ltv), _count(products), _count(units), _money(revenue))
+    with ctx.lock:
+        ctx.state["marts_totals"] = totals
+    return totals
+
+
+def _raw_figures(con: Any, raw: str) -> dict[str, Any]:
+    counts = {t: con.execute(f'SELECT count(*) FROM lake."{raw}".{t}').fetchone()[0] for t in RAW_TABLES}
+    amount, revenue = con.execute(
+        f"""SELECT sum(l.line_amount),
+                   sum(l.line_amount) FILTER (WHERE o.status NOT IN ('cancelled', 'returned'))
+            FROM lake."{raw}".order_lines AS l JOIN lake."{raw}".orders AS o USING (order_id)"""
+    ).fetchone()
+    return {"counts": counts, "amount": _money(amount), "revenue": _money(revenue)}
+
+
+def check_data(ctx: Context) -> CheckResult:
+    """Row counts, and the marts agree with raw. A generation run appends to raw before dbt rebuilds
+    the marts, so a mismatch is read again a few times (``settle_seconds`` apart) before failing."""
+    con = _duckdb(ctx)
+    try:
+        for attempt in range(4):
+            raw = _raw_figures(con, ctx.lake.namespace_raw)
+            marts = marts_totals(ctx, con)
+            problems = []
+            if raw["counts"]["orders"] != marts.orders:
+                problems.append(f"orders raw {raw['counts']['orders']} ≠ fct_orders {marts.orders}")
+            if raw["amount"] != marts.amount:
+                problems.append(f"amount raw {raw['amount']} ≠ fct_orders {marts.amount}")
+            for label, value in (("dim_products.revenue", marts.revenue), ("dim_customers.lifetime_value", marts.lifetime_value)):
+                if raw["revenue"] != value:
+                    problems.append(f"revenue raw {raw['revenue']} ≠ {label} {value}")
+            if not problems and marts.orders:
+                break
+            if attempt < 3:
+                threading.Event().wait(ctx.settle_seconds)
+    finally:
+        con.close()
+    counts = ", ".join(f"{k} {v}" for k, v in raw["counts"].items())
+    figure = f"raw: {counts}; marts: {marts.orders} orders, {marts.customers} customers, {marts.products} products; revenue {marts.revenue}"
+    if not marts.orders:
+        raise CheckFailed(figure, "the marts are empty: has a generate_and_build run (dbt build) succeeded?")
+    if problems:
+        raise CheckFailed(f"{figure}; " + "; ".join(problems),
+                          "the marts do not match raw: run `make generate` (dbt build) and look at its dbt tests")
+    return ctx.result("data.marts_match_raw", PASS, figure)
+
+
+# --- Cube ---------------------------------------------------------------------------------------
+
+
+def cube_token(secret: str, *, lifetime: int = 3600) -> str:
+    """A JWT (HS256) signed with CUBEJS_API_SECRET, as Cube's default checkAuth verifies it."""
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"iat": int(time.time()), "exp": int(time.time()) + lifetime}).encode())
+    signature = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
+    return f"{head}.{body}.{signature}"
+
+
+CUBE_QUERIES: dict[str, dict[str, Any]] = {
+    "orders": {"measures": ["orders.count", "orders.total_amount"]},
+    "customers": {"measures": ["customers.count", "customers.total_lifetime_value"]},
+    "products": {"measures": ["products.count", "products.units_sold", "products.revenue"]},
+}
+#: The query the orders_by_day rollup serves (day grain; status is one of its dimensions).
+ROLLUP_QUERY: dict[str, Any] = {
+    "measures": ["orders.count", "orders.total_amount"],
+    "dimensions": ["orders.status"],
+    "timeDimensions": [{"dimension": "orders.created_at", "granularity": "day"}],
+}
+
+
+def expected_cube_totals(t: Totals) -> dict[str, dict[str, Decimal | int]]:
+    return {
+        "orders": {"orders.count": t.orders, "orders.total_amount": t.amount},
+        "customers": {"customers.count": t.customers, "customers.total_lifetime_value": t.lifetime_value},
+        "products": {"products.count": t.products, "products.units_sold": t.units_sold, "products.revenue": t.revenue},
+    }
+
+
+def _same(expected: Decimal | int, got: Any) -> bool:
+    return _money(got) == _money(expected)
+
+
+def cube_get(ctx: Context, path: str, query: dict[str, Any]) -> dict[str, Any]:
+    """GET a Cube REST endpoint, asking again while Cube answers "Continue wait"."""
+    s = ctx.settings
+    headers = {"Authorization": cube_token(s.cube_api_secret.get_secret_value())}
+    deadline = time.monotonic() + s.verify_check_timeout_seconds
+    while True:
+        response = ctx.http.get(f"{s.cube_api_url}/cubejs-api/v1/{path}", params={"query": json.dumps(query)}, headers=headers)
+        if response.status_code == 403:
+            raise CheckFailed("Cube answered 403", "the token was refused: FLOE_CUBE_API_SECRET must equal Cube's CUBEJS_API_SECRET")
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        if response.status_code == 200 and body.get("error") == "Continue wait" and time.monotonic() < deadline:
+            continue
+        if response.status_code != 200 or "error" in body:
+            raise CheckFailed(f"Cube {path} answered {response.status_code}: {str(body.get('error', response.text))[:200]}",
+                              "see floe-cube's log (data source, catalog attach, Cube Store)")
+        return body
+
+
+def check_cube_rest(ctx: Context) -> CheckResult:
+    expected = expected_cube_totals(marts_totals(ctx))
+    wrong, rows = [], 0
+    for cube, query in CUBE_QUERIES.items():
+        data = cube_get(ctx, "load", query).get("data") or []
+        rows += len(data)
+        if not data:
+            wrong.append(f"{cube}: no rows")
+            continue
+        for member, value in expected[cube].items():
+            got = sum((Decimal(str(row.get(member) or 0)) for row in data), Decimal(0))
+            if not _same(value, got):
+                wrong.append(f"{member} {got} ≠ marts {value}")
+    if wrong:
+        raise CheckFailed("; ".join(wrong), "Cube serves other numbers than the marts: stale pre-aggregation, or a model/marts mismatch")
+    return ctx.result("cube.rest", PASS, f"3 cubes, {rows} rows, totals equal the marts")
+
+
+def check_cube_preaggregation(ctx: Context) -> CheckResult:
+    t = marts_totals(ctx)
+    plan = cube_get(ctx, "sql", ROLLUP_QUERY).get("sql") or {}
+    planned = [p.get("preAggregationId") for p in plan.get("preAggregations") or []]
+    result = cube_get(ctx, "load", ROLLUP_QUERY)
+    used = list((result.get("usedPreAggregations") or {}).keys())
+    data = result.get("data") or []
+    count = sum(_count(r.get("orders.count")) for r in data)
+    amount = _money(sum((Decimal(str(r.get("orders.total_amount") or 0)) for r in data), Decimal(0)))
+    served = ROLLUP in planned and bool(result.get("external"))
+    if used:  # dev mode or playground token: Cube names the table it read
+        served = served or any("orders_by_day" in name for name in used)
+    figure = f"planned {planned or 'none'}, external={result.get('external')}, {len(data)} rows"
+    if not served:
+        raise CheckFailed(figure, f"the rollup query was not served from {ROLLUP} in Cube Store: check floe-cube-refresh-worker and Cube Store's logs")
+    if (count, amount) != (t.orders, t.amount):
+        raise CheckFailed(f"{figure}; rollup totals {count} orders / {amount} ≠ marts {t.orders} / {t.amount}",
+                          "the pre-aggregation is stale: it refreshes every 5 minutes")
+    return ctx.result("cube.preaggregation", PASS, f"served from {ROLLUP} (Cube Store), {len(data)} rows, totals equal the marts")
+
+
+def check_cube_latency(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    cube_get(ctx, "load", ROLLUP_QUERY)  # warm-up, not counted
+    timings = []
+    for _ in range(s.verify_latency_queries):
+        started = time.perf_counter()
+        cube_get(ctx, "load", ROLLUP_QUERY)
+        timings.append((time.perf_counter() - started) * 1000)
+    p50 = statistics.median(timings)
+    p95 = sorted(timings)[max(0, -(-95 * len(timings) // 100) - 1)]
+    figure = f"p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(timings)} warm queries (plan {s.verify_latency_budget_ms:.0f} ms)"
+    if p95 > s.verify_latency_budget_ms:
+        raise CheckFailed(figure, "slower than planned: is the rollup served from Cube Store (cube.preaggregation)? are the pods CPU-throttled?")
+    return ctx.result("cube.latency", PASS, figure)
+
+
+def _camel(member: str) -> str:
+    head, *rest = member.split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+def check_cube_graphql(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    expected = expected_cube_totals(marts_totals(ctx))
+    headers = {"Authorization": cube_token(s.cube_api_secret.get_secret_value())}
+    wrong = []
+    for cube in CUBE_QUERIES:
+        fields = " ".join(_camel(m.split(".", 1)[1]) for m in expected[cube])
+        for _ in range(20):  # "Continue wait" comes back as a GraphQL error: ask again
+            response = ctx.http.post(f"{s.cube_api_url}/cubejs-api/graphql", json={"query": f"{{ cube {{ {cube} {{ {fields} }} }} }}"}, headers=headers)
+            body = response.json() if response.status_code == 200 else {}
+            if not any("Continue wait" in str(e.get("message")) for e in body.get("errors") or []):
+                break
+        if response.status_code != 200 or body.get("errors"):
+            raise CheckFailed(f"GraphQL {cube}: HTTP {response.status_code} {json.dumps(body.get('errors') or response.text)[:200]}",
+                              "see floe-cube's log")
+        rows = (body.get("data") or {}).get("cube") or []
+        if not rows:
+            wrong.append(f"{cube}: no rows")
+            continue
+        for member, value in expected[cube].items():
+            got = sum((Decimal(str((row.get(cube) or {}).get(_camel(member.split('.', 1)[1])) or 0)) for row in rows), Decimal(0))
+            if not _same(value, got):
+                wrong.append(f"{member} {got} ≠ marts {value}")
+    if wrong:
+        raise CheckFailed("; ".join(wrong), "Cube's GraphQL API serves other numbers than the marts")
+    return ctx.result("cube.graphql", PASS, "3 cubes, totals equal the marts")
+
+
+#: The same question as the REST orders query, through Cube's SQL API (MEASURE() is Cube SQL).
+CUBE_SQL = "SELECT MEASURE(count) AS orders, MEASURE(total_amount) AS amount FROM orders"
+
+
+def check_cube_sql(ctx: Context) -> CheckResult:
+    import psycopg2
+
+    s, t = ctx.settings, marts_totals(ctx)
+    try:
+        conn = psycopg2.connect(host=s.cube_sql_host, port=s.cube_sql_port, user=s.cube_sql_user,
+                                password=s.cube_sql_password.get_secret_value(), dbname=s.cube_sql_database, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise CheckFailed(f"cannot connect to {s.cube_sql_host}:{s.cube_sql_port}: {str(exc).strip()[:200]}",
+                          "Cube's SQL API is down or the user/password differ from CUBEJS_SQL_USER/CUBEJS_SQL_PASSWORD") from exc
+    try:
+        with conn.cursor() as cur:
+            cur.execute(CUBE_SQL)
+            orders, amount = cur.fetchone()
+    finally:
+        conn.close()
+    figure = f"{_count(orders)} orders, amount {_money(amount)}"
+    if (_count(orders), _money(amount)) != (t.orders, t.amount):
+        raise CheckFailed(f"{figure} ≠ marts {t.orders} / {t.amount}", "Cube's SQL API serves other numbers than the marts")
+    return ctx.result("cube.sql", PASS, f"{figure} (equal to the marts)")
+
+
+# --- Marquez ------------------------------------------------------------------------------------
+
+
+def _marquez(ctx: Context, path: str, **params: Any) -> dict[str, Any]:
+    response = ctx.http.get(f"{ctx.settings.marquez_url}/api/v1/{path}", params=params)
+    response.raise_for_status()
+    return response.json()
+
+
+def lineage_reaches(graph: Iterable[dict[str, Any]], start: str, target: str) -> bool:
+    """True when ``target`` is downstream of ``start`` following the nodes' outEdges."""
+    edges: dict[str, list[str]] = {}
+    for node in graph:
+        for edge in node.get("outEdges") or []:
+            edges.setdefault(edge["origin"], []).append(edge["destination"])
+    seen, queue = {start}, deque([start])
+    while queue:
+        for nxt in edges.get(queue.popleft(), []):
+            if nxt == target:
+                return True
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return False
+
+
+def check_marquez(ctx: Context) -> CheckResult:
+    s, lake = ctx.settings, ctx.lake
+    if not s.marquez_url:
+        return ctx.result("marquez.lineage", SKIP, "Marquez is off (FLOE_MARQUEZ_URL unset)")
+    datasets_ns = lineage_dataset_namespace(lake)
+    namespaces = {n["name"] for n in _marquez(ctx, "namespaces", limit=1000).get("namespaces", [])}
+    missing = [n for n in (s.lineage_namespace, datasets_ns) if n not in namespaces]
+    if missing:
+        raise CheckFailed(f"namespaces missing: {missing}", "no lineage arrived: check OPENLINEAGE_URL on floe-dagster-user-code and its log")
+    jobs = {j["name"] for j in _marquez(ctx, f"namespaces/{quote(s.lineage_namespace, safe='')}/jobs", limit=1000).get("jobs", [])}
+    wanted_jobs = [f"dagster.{SEED_JOB}", f"dagster.{TICK_JOB}", "ingest.raw_tables", "dbt.fct_orders", "dbt.stg_orders"]
+    datasets = {d["name"] for d in _marquez(ctx, f"namespaces/{quote(datasets_ns, safe='')}/datasets", limit=1000).get("datasets", [])}
+    wh = lake.catalog_warehouse
+    wanted_datasets = [f"{wh}.{lake.namespace_raw}.orders", f"{wh}.{lake.namespace_marts}.fct_orders"]
+    staging = {d["name"] for d in _marquez(ctx, f"namespaces/{quote('duckdb://floe', safe='')}/datasets", limit=1000).get("datasets", [])}
+    problems = [f"job {j}" for j in wanted_jobs if j not in jobs] + [f"dataset {d}" for d in wanted_datasets if d not in datasets]
+    if not any(name.endswith(".stg_orders") for name in staging):
+        problems.append("staging dataset *.stg_orders (duckdb://floe)")
+    if problems:
+        raise CheckFailed("missing " + ", ".join(problems), "lineage is incomplete: has a generate_and_build run finished with lineage on?")
+    start, target = (f"dataset:{datasets_ns}:{name}" for name in wanted_datasets)
+    graph = _marquez(ctx, "lineage", nodeId=start, depth=20).get("graph", [])
+    if not lineage_reaches(graph, start, target):
+        raise CheckFailed(f"no lineage path {wanted_datasets[0]} → {wanted_datasets[1]} ({len(graph)} nodes)",
+                          "dbt's model events did not link raw to marts: check the dbt.* jobs' inputs in Marquez")
+    return ctx.result("marquez.lineage", PASS, f"{len(jobs)} jobs, {len(datasets)} iceberg datasets, raw.orders → marts.fct_orders linked")
+
+
+# --- Jaeger -------------------------------------------------------------------------------------
+
+
+def check_jaeger(ctx: Context) -> CheckResult:
+    s = ctx.settings
+    if not s.jaeger_url:
+        return ctx.result("jaeger.traces", SKIP, "Jaeger is off (FLOE_JAEGER_URL unset)")
+    services = ctx.http.get(f"{s.jaeger_url}/api/services")
+    services.raise_for_status()
+    if s.jaeger_service not in (services.json().get("data") or []):
+        raise CheckFailed(f"service {s.jaeger_service!r} has no traces (services: {services.json().get('data')})",
+                          "check OTEL_EXPORTER_OTLP_ENDPOINT/OTEL_SERVICE_NAME on floe-dagster-user-code")
+    now_us = int(time.time() * 1_000_000)
+    response = ctx.http.get(f"{s.jaeger_url}/api/traces", params={
+        "service": s.jaeger_service, "operation": f"dagster.run {TICK_JOB}", "limit": 20,
+        "start": now_us - 24 * 3600 * 1_000_000, "end": now_us})
+    response.raise_for_status()
+    traces = response.json().get("data") or []
+    with ctx.lock:
+        wanted_run = ctx.state.get("triggered_run")
+
+    def root(trace: dict[str, Any]) -> dict[str, Any] | None:
+        return next((sp for sp in trace.get("spans", []) if sp.get("operationName") == f"dagster.run {TICK_JOB}"), None)
+
+    def run_id(span: dict[str, Any]) -> str:
+        return next((str(t.get("value")) for t in span.get("tags", []) if t.get("key") == "dagster.run_id"), "?")
+
+    runs = [(root(t), t) for t in traces]
+    runs = [(r, t) for r, t in runs if r is not None and (wanted_run is None or run_id(r) == wanted_run)]
+    if not runs:
+        which = f"run {wanted_run}" if wanted_run else f"any {TICK_JOB} run in the last 24 h"
+        raise CheckFailed(f"no trace of {which}", "spans are flushed at the end of each run: has one finished since Jaeger started? (in-memory storage)")
+    span, trace = max(runs, key=lambda rt: rt[0].get("startTime", 0))
+    ops = [sp.get("operationName", "") for sp in trace.get("spans", [])]
+    dbt = [o for o in ops if o.startswith("dbt")]
+    iceberg = [o for o in ops if o.startswith("iceberg.")]
+    figure = f"trace {trace.get('traceID', '?')[:8]} of run {run_id(span)[:8]}: {len(ops)} spans, {len(dbt)} dbt, {len(iceberg)} iceberg"
+    if not dbt or not iceberg:
+        raise CheckFailed(figure, "the run's trace lacks its dbt or Iceberg spans: check the code server's log for exporter errors")
+    return ctx.result("jaeger.traces", PASS, figure)
+
+
+# --- the list -----------------------------------------------------------------------------------
+
+
+def all_checks(settings: VerifySettings) -> list[Check]:
+    return [
+        Check("catalog.namespaces", check_catalog_namespaces),
+        Check("catalog.reader", check_catalog_reader),
+        Check("catalog.writer", check_catalog_writer),
+        Check("storage.buckets", check_storage),
+        Check("dagster.location", check_dagster_location),
+        Check("dagster.automation", check_dagster_automation),
+        Check("dagster.seed_run", check_dagster_seed),
+        Check("dagster.trigger", check_dagster_trigger, timeout=settings.verify_trigger_timeout_seconds + 60),
+        Check("data.marts_match_raw", check_data),
+        Check("cube.rest", check_cube_rest),
+        Check("cube.preaggregation", check_cube_preaggregation),
+        Check("cube.graphql", check_cube_graphql),
+        Check("cube.sql", check_cube_sql),
+        Check("cube.latency", check_cube_latency),
+        Check("marquez.lineage", check_marquez),
+        Check("jaeger.traces", check_jaeger),
+    ]
+
+
+CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in all_checks(VerifySettings.model_construct(verify_trigger_timeout_seconds=1)))

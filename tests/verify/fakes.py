@@ -1,0 +1,218 @@
+"""Small HTTP servers on 127.0.0.1 that answer in the shapes Cube, Marquez and Jaeger document
+(none of them can run on these machines). Each knob makes one answer wrong, so the tests can show
+every check fails on it.
+
+Shapes, by upstream source:
+* Cube REST: cube-js/cube packages/cubejs-api-gateway/src/gateway.ts — ``load`` answers
+  ``{query, data: [{"<cube>.<member>": "<value as string>"}], lastRefreshTime, annotation,
+  dataSource, dbType, extDbType, external, slowQuery, total}`` (``usedPreAggregations`` only in dev
+  mode / playground auth); ``sql`` answers ``{"sql": {sql: [text, params], preAggregations:
+  [{preAggregationId: "<cube>.<name>", tableName, ...}], external, ...}}`` (preAggregationId from
+  packages/cubejs-schema-compiler/src/adapter/PreAggregations.ts); "Continue wait" is
+  ``{"error": "Continue wait"}`` with status 200 (``handleError``); a bad token is 403
+  ``{"error": "Invalid token"}`` (``createDefaultCheckAuth``: ``jwt.verify(auth, apiSecret)``).
+* Cube GraphQL: ``POST /cubejs-api/graphql`` → ``{"data": {"cube": [{"<cube>": {<camelCase>: value}}]}}``
+  (packages/cubejs-api-gateway/src/graphql.ts; docs/semantic.md's example).
+* Marquez: MarquezProject/marquez spec/openapi.yml — NamespaceList ``{namespaces: [{name}]}``,
+  JobList ``{jobs: [{name, namespace, ...}], totalCount}``, DatasetList ``{datasets: [{name,
+  namespace, ...}], totalCount}``, LineageGraph ``{graph: [{id, type, data, inEdges, outEdges}]}``
+  with GraphEdge ``{origin, destination}``; node ids ``dataset:<ns>:<name>`` / ``job:<ns>:<name>``.
+* Jaeger query: jaegertracing/jaeger cmd/query/app/http_handler.go ``structuredResponse``
+  ``{data, total, limit, offset, errors}``; ``/api/services`` data = service names; ``/api/traces``
+  data = traces as model/json/model.go (``traceID``, ``spans: [{traceID, spanID, operationName,
+  references, startTime, duration, tags: [{key, type, value}], processID}]``, ``processes``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from demo.verify.checks import Totals
+
+Handler = Callable[[str, str, dict[str, list[str]], dict[str, str], bytes], tuple[int, Any]]
+
+
+@contextmanager
+def serve(handler: Handler) -> Iterator[str]:
+    """Serve ``handler(method, path, query, headers, body) -> (status, json)``; yields the base URL."""
+
+    class Request(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            parts = urlsplit(self.path)
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+            status, payload = handler(self.command, unquote(parts.path), parse_qs(parts.query), dict(self.headers), body)
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _answer  # noqa: N815 (http.server API)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Request)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+# --- Cube ---------------------------------------------------------------------------------------
+
+
+def _jwt_ok(token: str, secret: str) -> bool:
+    try:
+        head, body, signature = token.split(".")
+    except ValueError:
+        return False
+    expected = base64.urlsafe_b64encode(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    return hmac.compare_digest(expected, signature) and claims.get("exp", 0) > time.time()
+
+
+@dataclass
+class FakeCube:
+    totals: Totals
+    secret: str
+    #: Knobs.
+    offset: int = 0  # added to every count: "wrong totals"
+    pre_aggregation: bool = True  # the rollup is planned and served from Cube Store
+    continue_wait_first: bool = False
+    delay: float = 0.0
+    requests: list[str] = field(default_factory=list)
+
+    def values(self) -> dict[str, Any]:
+        t = self.totals
+        return {
+            "orders.count": t.orders + self.offset, "orders.total_amount": t.amount,
+            "customers.count": t.customers + self.offset, "customers.total_lifetime_value": t.lifetime_value,
+            "products.count": t.products + self.offset, "products.units_sold": t.units_sold, "products.revenue": t.revenue,
+        }
+
+    def __call__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        self.requests.append(path)
+        if self.delay:
+            threading.Event().wait(self.delay)
+        if not _jwt_ok(headers.get("Authorization", ""), self.secret):
+            return 403, {"error": "Invalid token"}
+        if self.continue_wait_first:
+            self.continue_wait_first = False
+            return 200, {"error": "Continue wait"}
+        if path == "/cubejs-api/graphql":
+            text = json.loads(body)["query"]
+            cube, fields = re.search(r"cube \{ (\w+) \{ ([\w ]+) \}", text).groups()
+            values = {k.split(".", 1)[1]: v for k, v in self.values().items() if k.startswith(cube + ".")}
+            camel = {re.sub(r"_(\w)", lambda m: m.group(1).upper(), k): float(v) for k, v in values.items()}
+            return 200, {"data": {"cube": [{cube: {f: camel[f] for f in fields.split()}}]}}
+        q = json.loads(query["query"][0])
+        rollup = bool(q.get("dimensions"))
+        if path == "/cubejs-api/v1/sql":
+            pre = [{"preAggregationId": "orders.orders_by_day", "tableName": "prod_pre_aggregations.orders_orders_by_day",
+                    "type": "rollup", "external": True}] if rollup and self.pre_aggregation else []
+            return 200, {"sql": {"sql": ["SELECT 1", []], "preAggregations": pre, "external": bool(pre), "order": {}}}
+        if path == "/cubejs-api/v1/load":
+            values = self.values()
+            if rollup:  # two status rows per the day grain, summing to the totals
+                n, amount = values["orders.count"], self.totals.amount
+                data = [
+                    {"orders.status": "delivered", "orders.created_at.day": "2026-01-01T00:00:00.000",
+                     "orders.count": str(n - 1), "orders.total_amount": str(amount - 10)},
+                    {"orders.status": "placed", "orders.created_at.day": "2026-01-02T00:00:00.000",
+                     "orders.count": "1", "orders.total_amount": "10.00"},
+                ]
+            else:
+                data = [{m: str(values[m]) for m in q["measures"]}]
+            return 200, {"query": q, "data": data, "lastRefreshTime": "2026-01-01T00:00:00.000Z", "annotation": {},
+                         "dataSource": "default", "dbType": "duckdb", "extDbType": "cubestore",
+                         "external": rollup and self.pre_aggregation, "slowQuery": False, "total": None}
+        return 404, {"error": f"no route {path}"}
+
+
+# --- Marquez ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeMarquez:
+    job_namespace: str
+    dataset_namespace: str
+    warehouse: str
+    missing_job: str | None = None
+    drop_edge_to_marts: bool = False
+
+    def __call__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        ds, wh = self.dataset_namespace, self.warehouse
+        raw, stg, fct = f"{wh}.raw.orders", "dbt.staging.stg_orders", f"{wh}.marts.fct_orders"
+        jobs = [j for j in ("dagster.seed_raw_tables", "dagster.generate_and_build", "ingest.raw_tables",
+                            "dbt.stg_orders", "dbt.fct_orders") if j != self.missing_job]
+        if path == "/api/v1/namespaces":
+            return 200, {"namespaces": [{"name": n, "ownerName": "anonymous"} for n in (self.job_namespace, ds, "duckdb://floe")]}
+        if path == f"/api/v1/namespaces/{self.job_namespace}/jobs":
+            return 200, {"jobs": [{"name": j, "namespace": self.job_namespace} for j in jobs], "totalCount": len(jobs)}
+        if path == f"/api/v1/namespaces/{ds}/datasets":
+            names = [raw, f"{wh}.raw.order_lines", fct]
+            return 200, {"datasets": [{"name": n, "namespace": ds} for n in names], "totalCount": len(names)}
+        if path == "/api/v1/namespaces/duckdb://floe/datasets":
+            return 200, {"datasets": [{"name": stg, "namespace": "duckdb://floe"}], "totalCount": 1}
+        if path == "/api/v1/lineage":
+            node_ids = [f"dataset:{ds}:{raw}", f"job:{self.job_namespace}:dbt.stg_orders", f"dataset:duckdb://floe:{stg}",
+                        f"job:{self.job_namespace}:dbt.fct_orders", f"dataset:{ds}:{fct}"]
+            edges = list(zip(node_ids, node_ids[1:], strict=False))
+            if self.drop_edge_to_marts:
+                edges = edges[:-1]
+            graph = [{"id": n, "type": "DATASET" if n.startswith("dataset:") else "JOB", "data": {},
+                      "inEdges": [{"origin": a, "destination": b} for a, b in edges if b == n],
+                      "outEdges": [{"origin": a, "destination": b} for a, b in edges if a == n]} for n in node_ids]
+            assert query["nodeId"] == [node_ids[0]], query
+            return 200, {"graph": graph}
+        return 404, {"code": 404, "message": f"HTTP 404 Not Found: {path}"}
+
+
+# --- Jaeger -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeJaeger:
+    service: str
+    run_id: str = "0f1e2d3c-0000-4000-8000-000000000000"
+    traces: bool = True
+    dbt_spans: bool = True
+
+    def __call__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        def structured(data: Any) -> dict[str, Any]:
+            return {"data": data, "total": len(data), "limit": 0, "offset": 0, "errors": None}
+
+        if path == "/api/services":
+            return 200, structured([self.service, "jaeger"] if self.traces else ["jaeger"])
+        if path == "/api/traces":
+            if not self.traces or query.get("service") != [self.service]:
+                return 200, structured([])
+            ops = ["dagster.run generate_and_build", "dagster.step raw_tables", "iceberg.write raw", "dagster.step dbt_models"]
+            if self.dbt_spans:
+                ops += ["dbt build", "dbt.model fct_orders", "dbt.test not_null_fct_orders_order_id"]
+            spans = [{"traceID": "a1b2c3d4e5f60718", "spanID": f"{i:016x}", "operationName": op, "references": [],
+                      "startTime": 1_800_000_000_000_000 + i, "duration": 1000, "processID": "p1",
+                      "tags": [{"key": "dagster.run_id", "type": "string", "value": self.run_id}] if i == 0 else []}
+                     for i, op in enumerate(ops)]
+            trace = {"traceID": "a1b2c3d4e5f60718", "spans": spans,
+                     "processes": {"p1": {"serviceName": self.service, "tags": []}}, "warnings": None}
+            return 200, structured([trace])
+        return 404, structured([])

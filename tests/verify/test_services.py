@@ -1,0 +1,185 @@
+"""Cube (REST, GraphQL, SQL), Marquez and Jaeger checks against local stand-ins answering in the
+shapes upstream documents (tests/verify/fakes.py names each source), with the marts' totals read
+from the real lakehouse through DuckDB. Each check passes on right answers and FAILS on: wrong
+totals, no pre-aggregation, a missing lineage edge or job, no traces or no dbt spans, a wrong
+secret, and the service down (connection refused: a failed check with a hint, never a crash)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from demo.lakehouse.local import free_port
+from demo.verify.checks import (
+    CUBE_SQL,
+    Context,
+    check_cube_graphql,
+    check_cube_latency,
+    check_cube_preaggregation,
+    check_cube_rest,
+    check_cube_sql,
+    check_jaeger,
+    check_marquez,
+    marts_totals,
+)
+from demo.verify.runner import Check, CheckFailed, run_checks
+from demo.verify.settings import lineage_dataset_namespace
+from tests.support.postgres import PostgresServer, postgres_server
+from tests.verify.conftest import Stack, verify_settings
+from tests.verify.fakes import FakeCube, FakeJaeger, FakeMarquez, serve
+
+SECRET = "floe-test-cube-secret"
+
+
+@contextlib.contextmanager
+def cube(ctx: Context, **knobs: object) -> Iterator[tuple[Context, FakeCube]]:
+    fake = FakeCube(totals=marts_totals(ctx), secret=SECRET, **knobs)
+    with serve(fake) as url:
+        yield Context(lake=ctx.lake, settings=verify_settings(cube_api_url=url), state=ctx.state), fake
+
+
+def run(check, ctx: Context):  # noqa: ANN001, ANN201 - the way the CLI runs it (exceptions -> failed results)
+    report = run_checks([Check("c", check)], ctx, timeout=60, check_timeout=30, out=io.StringIO())
+    return report.checks[0]
+
+
+def test_cube_rest_graphql_preaggregation_and_latency_pass(ctx: Context) -> None:
+    with cube(ctx, continue_wait_first=True) as (c, fake):
+        assert check_cube_rest(c).figure == "3 cubes, 3 rows, totals equal the marts"
+        assert fake.requests[:2] == ["/cubejs-api/v1/load", "/cubejs-api/v1/load"]  # asked again after "Continue wait"
+        assert check_cube_graphql(c).status == "pass"
+        result = check_cube_preaggregation(c)
+        assert result.figure == "served from orders.orders_by_day (Cube Store), 2 rows, totals equal the marts"
+        latency = check_cube_latency(c)
+        assert latency.status == "pass" and "over 30 warm queries (plan 100 ms)" in latency.figure
+
+
+def test_cube_wrong_totals_fail_every_cube_check(ctx: Context) -> None:
+    with cube(ctx, offset=1) as (c, _):
+        t = marts_totals(c)
+        for check in (check_cube_rest, check_cube_graphql, check_cube_preaggregation):
+            with pytest.raises(CheckFailed) as failed:
+                check(c)
+            assert str(t.orders + 1) in str(failed.value) and str(t.orders) in str(failed.value)
+
+
+def test_cube_without_the_pre_aggregation_fails(ctx: Context) -> None:
+    with cube(ctx, pre_aggregation=False) as (c, _):
+        with pytest.raises(CheckFailed, match=r"planned none, external=False") as failed:
+            check_cube_preaggregation(c)
+        assert "not served from orders.orders_by_day" in failed.value.hint
+
+
+def test_cube_slower_than_the_plan_fails(ctx: Context) -> None:
+    with cube(ctx, delay=0.12) as (c, _):
+        with pytest.raises(CheckFailed, match=r"p95 1\d\d ms over 30 warm queries \(plan 100 ms\)"):
+            check_cube_latency(c)
+
+
+def test_cube_wrong_secret_and_cube_down_fail_with_hints(ctx: Context) -> None:
+    with cube(ctx) as (c, _):
+        bad = Context(lake=c.lake, settings=c.settings.model_copy(update={"cube_api_secret": verify_settings(cube_api_secret="x").cube_api_secret}), state=c.state)
+        result = run(check_cube_rest, bad)
+        assert result.status == "fail" and "CUBEJS_API_SECRET" in result.hint
+    down = Context(lake=ctx.lake, settings=verify_settings(cube_api_url=f"http://127.0.0.1:{free_port()}"), state=ctx.state)
+    for check in (check_cube_rest, check_cube_graphql, check_cube_preaggregation, check_cube_latency):
+        result = run(check, down)
+        assert result.status == "fail" and result.figure.startswith("cannot connect"), result
+
+
+# --- Cube SQL API: real PostgreSQL serving a table of the same shape ----------------------------
+
+
+@pytest.fixture(scope="module")
+def cube_sql() -> Iterator[PostgresServer]:
+    """PostgreSQL standing in for Cube's SQL API: a table `orders` with the cube's measures as
+    columns (one row per order: count 1, total_amount = amount) and an aggregate MEASURE(numeric)
+    that sums, so the verifier's exact statement — Cube SQL's MEASURE() — runs unchanged."""
+    with postgres_server(database="floe") as pg:
+        yield pg
+
+
+def fill_orders(pg: PostgresServer, amounts: list) -> None:  # noqa: ANN001
+    with psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname=pg.database) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS orders")
+        cur.execute("CREATE TABLE orders (count bigint, total_amount numeric(18, 2))")
+        cur.execute("CREATE OR REPLACE AGGREGATE measure(numeric) (SFUNC = numeric_add, STYPE = numeric)")
+        cur.executemany("INSERT INTO orders VALUES (1, %s)", [(a,) for a in amounts])
+
+
+def test_cube_sql_api_through_psycopg2(ctx: Context, stack: Stack, cube_sql: PostgresServer) -> None:
+    con = __import__("demo.lakehouse.duckdb", fromlist=["connect"]).connect(stack.settings)
+    amounts = [row[0] for row in con.execute(f'SELECT amount FROM lake."{stack.settings.namespace_marts}".fct_orders').fetchall()]
+    con.close()
+    settings = verify_settings(cube_sql_port=cube_sql.port, cube_sql_user=cube_sql.user, cube_sql_password=cube_sql.password)
+    c = Context(lake=ctx.lake, settings=settings, state=ctx.state)
+    fill_orders(cube_sql, amounts)
+    assert "MEASURE(count)" in CUBE_SQL
+    result = check_cube_sql(c)
+    assert result.status == "pass" and result.figure.startswith(f"{len(amounts)} orders"), result
+    fill_orders(cube_sql, [*amounts, 5])  # one order too many
+    with pytest.raises(CheckFailed, match=f"{len(amounts) + 1} orders"):
+        check_cube_sql(c)
+    wrong = Context(lake=ctx.lake, settings=verify_settings(cube_sql_port=cube_sql.port, cube_sql_password="wrong"), state=ctx.state)
+    with pytest.raises(CheckFailed, match="cannot connect") as failed:
+        check_cube_sql(wrong)
+    assert "CUBEJS_SQL_PASSWORD" in failed.value.hint
+    down = Context(lake=ctx.lake, settings=verify_settings(cube_sql_port=free_port()), state=ctx.state)
+    assert run(check_cube_sql, down).status == "fail"
+
+
+# --- Marquez ------------------------------------------------------------------------------------
+
+
+def marquez(ctx: Context, **knobs: object):  # noqa: ANN201
+    fake = FakeMarquez(job_namespace="floe", dataset_namespace=lineage_dataset_namespace(ctx.lake),
+                       warehouse=ctx.lake.catalog_warehouse, **knobs)
+    return serve(fake)
+
+
+def test_marquez_lineage(ctx: Context) -> None:
+    with marquez(ctx) as url:
+        c = Context(lake=ctx.lake, settings=verify_settings(marquez_url=url))
+        assert check_marquez(c).figure == "5 jobs, 3 iceberg datasets, raw.orders → marts.fct_orders linked"
+    with marquez(ctx, drop_edge_to_marts=True) as url:
+        c = Context(lake=ctx.lake, settings=verify_settings(marquez_url=url))
+        with pytest.raises(CheckFailed, match=r"no lineage path warehouse\.raw\.orders → warehouse\.marts\.fct_orders"):
+            check_marquez(c)
+    with marquez(ctx, missing_job="dbt.fct_orders") as url:
+        c = Context(lake=ctx.lake, settings=verify_settings(marquez_url=url))
+        with pytest.raises(CheckFailed, match="missing job dbt.fct_orders"):
+            check_marquez(c)
+    off = Context(lake=ctx.lake, settings=verify_settings(marquez_url=""))
+    assert (check_marquez(off).status, check_marquez(off).figure) == ("skip", "Marquez is off (FLOE_MARQUEZ_URL unset)")
+    down = Context(lake=ctx.lake, settings=verify_settings(marquez_url=f"http://127.0.0.1:{free_port()}"))
+    result = run(check_marquez, down)
+    assert result.status == "fail" and result.figure.startswith("cannot connect")
+
+
+# --- Jaeger -------------------------------------------------------------------------------------
+
+
+def test_jaeger_traces(ctx: Context) -> None:
+    with serve(FakeJaeger(service="floe-pipeline")) as url:
+        c = Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url))
+        assert check_jaeger(c).figure == "trace a1b2c3d4 of run 0f1e2d3c: 7 spans, 3 dbt, 1 iceberg"
+        # With --trigger, the trace must be the triggered run's.
+        c.state["triggered_run"] = "another-run"
+        with pytest.raises(CheckFailed, match="no trace of run another-run"):
+            check_jaeger(c)
+        other = Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url, jaeger_service="floe-other"))
+        with pytest.raises(CheckFailed, match="service 'floe-other' has no traces"):
+            check_jaeger(other)
+    with serve(FakeJaeger(service="floe-pipeline", dbt_spans=False)) as url:
+        with pytest.raises(CheckFailed, match="4 spans, 0 dbt, 1 iceberg"):
+            check_jaeger(Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url)))
+    with serve(FakeJaeger(service="floe-pipeline", traces=False)) as url:
+        with pytest.raises(CheckFailed, match="has no traces"):
+            check_jaeger(Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url)))
+    assert check_jaeger(Context(lake=ctx.lake, settings=verify_settings())).status == "skip"
+    down = Context(lake=ctx.lake, settings=verify_settings(jaeger_url=f"http://127.0.0.1:{free_port()}"))
+    assert run(check_jaeger, down).figure.startswith("cannot connect")
