@@ -427,17 +427,19 @@ def job(
     volumes: list[k8s.Volume] | None = None,
     backoff_limit: int = 20,
     active_deadline_seconds: int = JOB_ACTIVE_DEADLINE_SECONDS,
+    restart_policy: str = "OnFailure",
+    ttl_seconds_after_finished: int = JOB_TTL_SECONDS_AFTER_FINISHED,
 ) -> k8s.KubeJob:
     """A bootstrap Job: idempotent by contract, retried (with backoff) until its dependency is up,
-    named after its content (:func:`job_name`) and removed a day after it finishes."""
+    named after its content (:func:`job_name`) and removed a day after it finishes (by default)."""
     spec = k8s.JobSpec(
         backoff_limit=backoff_limit,
         active_deadline_seconds=active_deadline_seconds,
-        ttl_seconds_after_finished=JOB_TTL_SECONDS_AFTER_FINISHED,
+        ttl_seconds_after_finished=ttl_seconds_after_finished,
         template=k8s.PodTemplateSpec(
             metadata=k8s.ObjectMeta(labels=lbls),
             spec=k8s.PodSpec(
-                restart_policy="OnFailure",
+                restart_policy=restart_policy,
                 containers=[container],
                 init_containers=init_containers or None,
                 volumes=volumes or None,

@@ -113,22 +113,11 @@ class VerifyJob(Construct):
             volume_mounts=[SCRATCH.mount()],
             security_context=base.container_security(),
         )
-        spec = k8s.JobSpec(
-            backoff_limit=0,
+        # One attempt (a retry would re-run --trigger); named after its content like every Job of
+        # the stack (base.job_name), and each run gets its own name anyway (floe.deploy.verify.run_manifest).
+        self.job = base.job(
+            self, "job", name=name, lbls=lbls, container=container, run_as=base.PROJECT_RUN_AS,
+            volumes=[SCRATCH.volume()], backoff_limit=0, restart_policy="Never",
             active_deadline_seconds=DEFAULT_TIMEOUT_SECONDS + START_ALLOWANCE_SECONDS,
             ttl_seconds_after_finished=TTL_SECONDS_AFTER_FINISHED,
-            template=k8s.PodTemplateSpec(
-                metadata=k8s.ObjectMeta(labels=lbls),
-                spec=k8s.PodSpec(
-                    restart_policy="Never",
-                    containers=[container],
-                    volumes=[SCRATCH.volume()],
-                    security_context=base.pod_security(base.PROJECT_RUN_AS),
-                    automount_service_account_token=False,
-                    enable_service_links=False,
-                ),
-            ),
         )
-        # Named after its content like every Job of the stack (base.job_name); each run gets its own
-        # name anyway (floe.deploy.verify.run_manifest).
-        self.job = k8s.KubeJob(self, "job", metadata=base.meta(base.job_name(name, spec), lbls), spec=spec)
