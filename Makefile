@@ -6,6 +6,8 @@ SHELL := /bin/bash
 PYTHON_VERSION ?= 3.11
 UV_VERSION ?= 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# The tests check uv.lock with the same uv (tests/bootstrap/test_bootstrap_dockerfile.py).
+export UV
 PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 # jsii prints a large end-of-life banner for Node 20 on every start.
