@@ -8,6 +8,7 @@ each writable path, and an init container that waits for what the pod depends on
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -63,10 +64,22 @@ def meta(name: str, lbls: dict[str, str], annotations: dict[str, str] | None = N
 # --- resources and probes -----------------------------------------------------------------------
 
 
+# Quantity and IntOrString are immutable jsii value objects, and each ``from_*`` is a round trip to
+# the jsii node process: one object per distinct value serves every construct (synth time).
+@functools.lru_cache(maxsize=None)
+def quantity(value: str) -> k8s.Quantity:
+    return k8s.Quantity.from_string(value)
+
+
+@functools.lru_cache(maxsize=None)
+def int_or_string(value: int | str) -> k8s.IntOrString:
+    return k8s.IntOrString.from_number(value) if isinstance(value, int) else k8s.IntOrString.from_string(value)
+
+
 def resources(r: Resources) -> k8s.ResourceRequirements:
     return k8s.ResourceRequirements(
-        requests={"cpu": k8s.Quantity.from_string(r.cpu_request), "memory": k8s.Quantity.from_string(r.memory_request)},
-        limits={"cpu": k8s.Quantity.from_string(r.cpu_limit), "memory": k8s.Quantity.from_string(r.memory_limit)},
+        requests={"cpu": quantity(r.cpu_request), "memory": quantity(r.memory_request)},
+        limits={"cpu": quantity(r.cpu_limit), "memory": quantity(r.memory_limit)},
     )
 
 
@@ -109,7 +122,7 @@ def exec_command(command: list[str], timing: ProbeTiming) -> k8s.Probe:
 
 
 def _port(port: int | str) -> k8s.IntOrString:
-    return k8s.IntOrString.from_number(port) if isinstance(port, int) else k8s.IntOrString.from_string(port)
+    return int_or_string(port)
 
 
 def _probe(timing: ProbeTiming, **action: object) -> k8s.Probe:
@@ -180,7 +193,7 @@ class ScratchVolume:
     size_limit: str = "256Mi"
 
     def volume(self) -> k8s.Volume:
-        return k8s.Volume(name=self.name, empty_dir=k8s.EmptyDirVolumeSource(size_limit=k8s.Quantity.from_string(self.size_limit)))
+        return k8s.Volume(name=self.name, empty_dir=k8s.EmptyDirVolumeSource(size_limit=quantity(self.size_limit)))
 
     def mount(self) -> k8s.VolumeMount:
         return k8s.VolumeMount(name=self.name, mount_path=self.path)
@@ -361,7 +374,7 @@ def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str
             cluster_ip="None" if service.headless else None,
             selector=selector,
             ports=[
-                k8s.ServicePort(name=p.name, port=p.port, target_port=k8s.IntOrString.from_number(p.target_port), protocol="TCP")
+                k8s.ServicePort(name=p.name, port=p.port, target_port=int_or_string(p.target_port), protocol="TCP")
                 for p in service.ports
             ],
         ),

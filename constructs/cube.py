@@ -23,7 +23,7 @@ from constructs import Construct
 from constructs import base
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
-from demo.lakehouse.duckdb import EXTENSIONS
+from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
 from floe.config import StackConfig
 from floe.quantities import memory_bytes

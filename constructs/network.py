@@ -249,7 +249,7 @@ def derive(documents: Iterable[dict], namespace: str) -> Graph:
 
 
 def _ports(ports: Iterable[int], protocol: str = "TCP") -> list[k8s.NetworkPolicyPort]:
-    return [k8s.NetworkPolicyPort(port=k8s.IntOrString.from_number(p), protocol=protocol) for p in sorted(set(ports))]
+    return [k8s.NetworkPolicyPort(port=base.int_or_string(p), protocol=protocol) for p in sorted(set(ports))]
 
 
 def _grouped(pairs: Iterable[tuple[str, int]]) -> list[tuple[tuple[int, ...], list[str]]]:

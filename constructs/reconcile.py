@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdk8s import ApiObject
+from cdk8s import App
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
@@ -31,14 +31,15 @@ CONTAINER = "reconcile"
 REALM_CONTAINER = "bootstrap-realm"
 
 
-def _synthesized(scope: Construct, kind: str, name: str) -> dict[str, Any]:
-    """The JSON of an object already added to the app (any chart), found by kind and name (a Job by
-    its base name: its object name carries a content digest, base.job_name)."""
-    for node in scope.node.root.node.find_all():
-        if not isinstance(node, ApiObject) or node.kind != kind:
+def _synthesized(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """An object already added to the app (any chart), found by kind and name (a Job by its base
+    name: its object name carries a content digest, base.job_name)."""
+    for doc in documents:
+        if doc.get("kind") != kind:
             continue
-        if node.name == name or (kind == "Job" and node.metadata.get_label(base.JOB_BASE_NAME_LABEL) == name):
-            return node.to_json()
+        labels = doc["metadata"].get("labels") or {}
+        if doc["metadata"]["name"] == name or (kind == "Job" and labels.get(base.JOB_BASE_NAME_LABEL) == name):
+            return doc
     raise LookupError(f"{kind}/{name} must be synthesized before the reconcile CronJob")
 
 
@@ -82,10 +83,12 @@ class Reconcile(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         r, names = config.reconcile, config.names
-        buckets_job = _synthesized(scope, "Job", names.minio_buckets_job)
-        polaris_job = _synthesized(scope, "Job", names.polaris_init_job)
-        polaris = _synthesized(scope, "Deployment", names.polaris)
-        daemon = _synthesized(scope, "Deployment", names.dagster_daemon)
+        # Every chart's objects as JSON, read once (each jsii property read is a round trip).
+        documents = [doc for chart in App.of(scope).charts for doc in chart.to_json()]
+        buckets_job = _synthesized(documents, "Job", names.minio_buckets_job)
+        polaris_job = _synthesized(documents, "Job", names.polaris_init_job)
+        polaris = _synthesized(documents, "Deployment", names.polaris)
+        daemon = _synthesized(documents, "Deployment", names.dagster_daemon)
 
         # What the daemon needs to open the Dagster instance: its env, dagster.yaml and DAGSTER_HOME.
         daemon_container = _pod(daemon)["containers"][0]

@@ -466,11 +466,20 @@ def _hostports(text: str) -> Iterator[tuple[str, int]]:
             yield match["host"], int(match["port"])
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_config(text: str) -> object:
+    """A config file's YAML (JSON is YAML too), parsed once however many pods mount it; None when
+    it is not YAML (cube.js). Callers only read the result."""
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+
+
 def _structured_hostports(text: str) -> Iterator[tuple[str, int]]:
     """host/port pairs in YAML/JSON config files (e.g. Dagster's workspace.yaml grpc_server)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+    data = _parsed_config(text)
+    if data is None:
         return
     stack = [data]
     while stack:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-#: Load order matters: iceberg needs avro (toolchain.md).
-EXTENSIONS = ("httpfs", "avro", "iceberg")
+from demo.lakehouse.extensions import EXTENSIONS
+
 
 
 def extension_file(name: str) -> Path:

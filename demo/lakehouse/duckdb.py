@@ -22,10 +22,9 @@ from typing import Any
 
 import duckdb
 
+from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
 
-#: Extensions the lakehouse needs, in load order (the iceberg extension reads manifests with avro).
-EXTENSIONS: tuple[str, ...] = ("avro", "httpfs", "iceberg")
 
 
 class LakehouseConnectionError(RuntimeError):
