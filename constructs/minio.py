@@ -20,7 +20,13 @@ class Minio(Construct):
         super().__init__(scope, id)
         m, names = config.minio, config.names
         secrets = StackSecrets(config)
-        data = base.ScratchVolume("data", "/data", size_limit="10Gi")
+        # With persistence (cluster profile) /data is a PersistentVolumeClaim that outlives the pod.
+        persistent = m.persistence
+        data: base.ScratchVolume | base.PersistentVolume = (
+            base.PersistentVolume("data", "/data", size=persistent.size, storage_class=persistent.storage_class)
+            if persistent
+            else base.ScratchVolume("data", "/data", size_limit="10Gi")
+        )
         # MinIO keeps certs and a config cache under $HOME/.minio: give it a writable HOME.
         home = base.ScratchVolume("home", "/tmp", size_limit="64Mi")
         container = k8s.Container(
@@ -50,31 +56,36 @@ class Minio(Construct):
             volume_mounts=[data.mount(), home.mount()],
             security_context=base.container_security(),
         )
-        base.Workload(
-            self,
-            "workload",
-            props=base.WorkloadProps(
-                name=names.minio,
-                component="object-store",
-                layer=layer,
-                version=m.image.tag,
-                containers=[container],
-                run_as=MINIO_RUN_AS,
-                volumes=[data.volume(), home.volume()],
-                services=[
-                    base.ExposedService(
-                        names.minio,
-                        [base.ServicePort("s3", m.api_port, m.api_port)],
-                        description="MinIO S3 API",
-                    ),
-                    base.ExposedService(
-                        names.minio_console,
-                        [base.ServicePort("console", m.console_port, m.console_port, forward_to=9001)],
-                        description="MinIO console (log in with the floe-minio-root Secret)",
-                    ),
-                ],
-            ),
+        s3 = base.ServicePort("s3", m.api_port, m.api_port)
+        props = base.WorkloadProps(
+            name=names.minio,
+            component="object-store",
+            layer=layer,
+            version=m.image.tag,
+            containers=[container],
+            run_as=MINIO_RUN_AS,
+            volumes=[home.volume()] if persistent else [data.volume(), home.volume()],
+            services=[
+                base.ExposedService(names.minio, [s3], description="MinIO S3 API"),
+                base.ExposedService(
+                    names.minio_console,
+                    [base.ServicePort("console", m.console_port, m.console_port, forward_to=9001)],
+                    description="MinIO console (log in with the floe-minio-root Secret)",
+                ),
+            ],
         )
+        if persistent:
+            # A single-drive server whose drive is a claim: it follows the pod to any node.
+            lbls = base.labels(names.minio, component="object-store", layer=layer, version=m.image.tag)
+            base.StatefulWorkload(
+                self,
+                "workload",
+                props=props,
+                governing_service=base.ExposedService(names.minio_headless, [s3], headless=True),
+                volume_claims=[data.claim(lbls)],
+            )
+        else:
+            base.Workload(self, "workload", props=props)
         BucketJob(self, "buckets", config=config, layer=layer)
 
 
@@ -98,8 +109,8 @@ class BucketJob(Construct):
                 base.env(setting("s3_endpoint"), config.endpoints.s3_url),
                 secrets.minio_user.env(setting("s3_admin_access_key_id")),
                 secrets.minio_password.env(setting("s3_admin_secret_access_key")),
-                base.env(setting("s3_region"), m.region),
+                base.env(setting("s3_region"), config.endpoints.s3_region),
                 base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket},{m.dagster_logs_bucket}"),
             ],
-            depends_on=base.Dependency(names.minio, m.api_port),
+            depends_on=base.Dependency(config.endpoints.s3_host, config.endpoints.s3_port),
         )

@@ -50,8 +50,15 @@ class Postgres(Construct):
         init_config = f"{name}-init"
         base.config_map(self, "init", name=init_config, lbls=lbls, data={INIT_SCRIPT: init_script(pg.databases)})
 
-        # PG 18 keeps PGDATA under /var/lib/postgresql/18/docker: mount the parent (stack.md).
-        data = base.ScratchVolume("data", "/var/lib/postgresql", size_limit="2Gi")
+        # PG 18 keeps PGDATA under /var/lib/postgresql/18/docker: mount the parent (stack.md). With
+        # persistence (cluster profile) it is a PersistentVolumeClaim, so PGDATA is a subdirectory of
+        # the volume's root (initdb refuses a non-empty directory such as a volume's lost+found).
+        persistent = pg.persistence
+        data: base.ScratchVolume | base.PersistentVolume = (
+            base.PersistentVolume("data", "/var/lib/postgresql", size=persistent.size, storage_class=persistent.storage_class)
+            if persistent
+            else base.ScratchVolume("data", "/var/lib/postgresql", size_limit="2Gi")
+        )
         run = base.ScratchVolume("run", "/var/run/postgresql", size_limit="16Mi")
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
         init = base.ConfigFiles("initdb", init_config, "/docker-entrypoint-initdb.d")
@@ -75,23 +82,32 @@ class Postgres(Construct):
             volume_mounts=[v.mount() for v in (data, run, tmp, init)],
             security_context=base.container_security(),
         )
-        base.Workload(
-            self,
-            "workload",
-            props=base.WorkloadProps(
-                name=name,
-                component="database",
-                layer=layer,
-                version=pg.image.tag,
-                containers=[container],
-                run_as=POSTGRES_RUN_AS,
-                volumes=[v.volume() for v in (data, run, tmp, init)],
-                services=[
-                    base.ExposedService(
-                        name=name,
-                        ports=[base.ServicePort("postgres", pg.port, pg.port, forward_to=None)],
-                        description="PostgreSQL (Dagster, Marquez and Polaris databases)",
-                    )
-                ],
-            ),
+        service = base.ServicePort("postgres", pg.port, pg.port, forward_to=None)
+        props = base.WorkloadProps(
+            name=name,
+            component="database",
+            layer=layer,
+            version=pg.image.tag,
+            containers=[container],
+            run_as=POSTGRES_RUN_AS,
+            volumes=[v.volume() for v in (run, tmp, init)] if persistent else [v.volume() for v in (data, run, tmp, init)],
+            services=[
+                base.ExposedService(
+                    name=name,
+                    ports=[service],
+                    description="PostgreSQL (Dagster, Marquez and Polaris databases)",
+                )
+            ],
         )
+        if persistent:
+            # One server, its data on a claim that outlives the pod (StatefulSet: the claim follows
+            # the pod to whichever node it is rescheduled on; it is never shared by two pods).
+            base.StatefulWorkload(
+                self,
+                "workload",
+                props=props,
+                governing_service=base.ExposedService(config.names.postgres_headless, [service], headless=True),
+                volume_claims=[data.claim(lbls)],
+            )
+        else:
+            base.Workload(self, "workload", props=props)

@@ -36,10 +36,16 @@ class StackSecrets:
         self.postgres_password = SecretKey(n.postgres_secret, "password")
         self.minio_user = SecretKey(n.minio_secret, "access-key")
         self.minio_password = SecretKey(n.minio_secret, "secret-key")
+        s3 = config.minio.external
+        if s3 is not None:  # an existing store: its keys come from the Secret the config declares
+            self.minio_user = SecretKey(s3.secret.name, s3.secret.access_key_id_key)
+            self.minio_password = SecretKey(s3.secret.name, s3.secret.secret_access_key_key)
         self.polaris_root_client_id = SecretKey(n.polaris_root_secret, "client-id")
         self.polaris_root_client_secret = SecretKey(n.polaris_root_secret, "client-secret")
         # "<realm>,<client id>,<secret>": the form POLARIS_BOOTSTRAP_CREDENTIALS takes.
         self.polaris_bootstrap_credentials = SecretKey(n.polaris_root_secret, "bootstrap-credentials")
+        # The token broker's shared key, used only with polaris.replicas > 1 (constructs/polaris.py).
+        self.polaris_token_broker_secret = SecretKey(n.polaris_root_secret, "token-broker-secret")
         self.catalog_writer_client_id = SecretKey(n.catalog_writer_secret, "client-id")
         self.catalog_writer_client_secret = SecretKey(n.catalog_writer_secret, "client-secret")
         self.catalog_reader_client_id = SecretKey(n.catalog_reader_secret, "client-id")
@@ -49,14 +55,30 @@ class StackSecrets:
         self.cube_sql_password = SecretKey(n.cube_secret, "sql-password")
 
     def database_user(self, database: str) -> SecretKey:
+        external = self._config.postgres.external
+        if external is not None:
+            secret = external.databases[database].secret
+            return SecretKey(secret.name, secret.username_key)
         return SecretKey(self._config.names.database_secret(database), "username")
 
     def database_password(self, database: str) -> SecretKey:
+        external = self._config.postgres.external
+        if external is not None:
+            secret = external.databases[database].secret
+            return SecretKey(secret.name, secret.password_key)
         return SecretKey(self._config.names.database_secret(database), "password")
+
+    def declared_external(self) -> set[str]:
+        """Secrets the config declares for external services (postgres.external, minio.external):
+        they exist in the namespace already and are never synthesized."""
+        found = {self.database_user(db).secret for db in self._config.postgres.databases} if self._config.postgres.external else set()
+        return found | ({self.minio_user.secret} if self._config.minio.external else set())
 
     def names(self) -> set[str]:
         """Every Secret name the stack references (what `credentials.source: existing` expects)."""
         fixed = {ref.secret for ref in vars(self).values() if isinstance(ref, SecretKey)}
+        if self._config.postgres.external is not None:  # no in-cluster server, no superuser
+            fixed.discard(self.postgres_user.secret)
         return fixed | {self.database_user(db).secret for db in self._config.postgres.databases}
 
     def contents(self, credentials: Credentials) -> dict[str, dict[str, str]]:
@@ -78,12 +100,16 @@ class StackSecrets:
             self.cube_sql_user: self._config.cube.sql_user,
             self.cube_sql_password: c.cube_sql_password,
         }
+        if self._config.polaris.replicas > 1:
+            values[self.polaris_token_broker_secret] = c.polaris_token_broker_secret
         for database in self._config.postgres.databases:
             values[self.database_user(database)] = database
             values[self.database_password(database)] = c.database_passwords[database]
         grouped: dict[str, dict[str, str]] = {}
+        skip = self.declared_external() | ({self.postgres_user.secret} if self._config.postgres.external else set())
         for ref, value in values.items():
-            grouped.setdefault(ref.secret, {})[ref.key] = value
+            if ref.secret not in skip:
+                grouped.setdefault(ref.secret, {})[ref.key] = value
         return grouped
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from floe.quantities import cpu_millicores, memory_bytes
+from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
 
 DEFAULT_CONFIG_PATH = Path("config/local.yaml")
 CONFIG_PATH_ENV = "FLOE_CONFIG"
@@ -48,6 +49,24 @@ _PATTERN_HELP = {
     r"^[a-z][a-z0-9_]*$": "must be a lowercase identifier: a letter, then letters, digits or '_'",
 }
 BucketName = Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")]
+
+
+def _replica_count(value: int) -> int:
+    if value < 1:
+        raise ValueError(
+            f"must be at least 1 (got {value}): a workload with more than one replica gets a PodDisruptionBudget "
+            "(maxUnavailable 1), which needs a pod to protect; switch a service off with its `enabled` field instead"
+        )
+    return value
+
+
+#: Pods of a stateless workload. More than one: spread over nodes, with a PodDisruptionBudget
+#: (constructs/base.py replication). 10 at most: nothing here needs more.
+Replicas = Annotated[int, Field(le=10), AfterValidator(_replica_count)]
+# DNS-1123 subdomain: an Ingress host (no wildcard: one host per UI).
+Hostname = Annotated[
+    str, Field(max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+]
 
 
 class StrictModel(BaseModel):
@@ -102,6 +121,152 @@ class Resources(StrictModel):
         return self
 
 
+# RFC 1123 subdomain: what Kubernetes requires of StorageClass and Secret names (<= 253 characters).
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_PATTERN_HELP[DNS1123_SUBDOMAIN] = (
+    "must be a DNS-1123 subdomain (a Kubernetes object name): lowercase letters, digits, '-' and '.', "
+    "starting and ending alphanumeric"
+)
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
+# A key of a Secret's data: what the API server accepts (alphanumerics, '-', '_', '.').
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+_PATTERN_HELP[SECRET_KEY] = "must be a Secret data key: letters, digits, '-', '_' and '.'"
+SecretDataKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY)]
+# A host outside the cluster: a lowercase DNS name (RFC 1123) or an IPv4 address.
+HOST = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*|\d{1,3}(\.\d{1,3}){3})$"
+_PATTERN_HELP[HOST] = "must be a lowercase DNS name or an IPv4 address (no scheme, no port)"
+Host = Annotated[str, Field(min_length=1, max_length=253, pattern=HOST)]
+# PostgreSQL database names as floe writes them unquoted into JDBC URLs and Dagster's config.
+PG_NAME = r"^[a-z_][a-z0-9_$]*$"
+_PATTERN_HELP[PG_NAME] = "must be a lowercase PostgreSQL identifier: a letter or '_', then letters, digits, '_' or '$'"
+PgName = Annotated[str, Field(min_length=1, max_length=63, pattern=PG_NAME)]
+
+
+def _cidr(value: str) -> str:
+    import ipaddress
+
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"must be an IPv4 CIDR with no host bits set, e.g. 10.20.0.0/16 ({exc})") from None
+    return str(network)
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+def _storage_size(value: str) -> str:
+    size = memory_bytes(value)  # raises ValueError naming the accepted forms
+    if size <= 0:
+        raise ValueError("must be a positive storage quantity, e.g. 20Gi")
+    canonical = canonical_quantity(value)
+    if canonical != value:
+        # The API server stores the canonical form; anything else shows as a diff on every apply.
+        raise ValueError(f"write the canonical form {canonical!r} (what the API server stores)")
+    return value
+
+
+StorageSize = Annotated[str, AfterValidator(_storage_size)]
+
+
+class Persistence(StrictModel):
+    """A PersistentVolumeClaim per pod (StatefulSet volumeClaimTemplates) instead of an emptyDir.
+
+    Only the ``cluster`` profile may ask for it. The claim is ReadWriteOnce; it outlives the pod and
+    the StatefulSet (Kubernetes' default retention), so state survives restarts, rescheduling and
+    re-applies. A template's size and class cannot be changed in place (volumeClaimTemplates are
+    immutable): see docs/production.md.
+    """
+
+    # A StorageClass of the cluster (`kubectl get storageclass`); unset: the cluster's default class.
+    storage_class: ObjectName | None = None
+    size: StorageSize = "10Gi"
+
+
+class SecretRef(StrictModel):
+    """An existing Secret in the namespace (created by you, never synthesized) and its keys."""
+
+    name: ObjectName
+
+
+class DatabaseSecret(SecretRef):
+    username_key: SecretDataKey = "username"
+    password_key: SecretDataKey = "password"
+
+
+class S3Secret(SecretRef):
+    access_key_id_key: SecretDataKey = "access-key-id"
+    secret_access_key_key: SecretDataKey = "secret-access-key"
+
+
+class ExternalDatabase(StrictModel):
+    """One application's database on the external server: it must already exist, owned by (or
+    fully granted to) the user in ``secret`` — floe runs no CREATE DATABASE / CREATE ROLE there."""
+
+    name: PgName
+    secret: DatabaseSecret
+
+
+class ExternalPostgres(StrictModel):
+    """An existing PostgreSQL server (managed or self-run) instead of the in-cluster one."""
+
+    host: Host
+    port: Port = 5432
+    # Where the server lives, for the NetworkPolicies' egress rule. Unset: its IP if ``host`` is
+    # one, else any non-private address on ``port`` (constructs/network.py explains why).
+    cidr: Cidr | None = None
+    # Per application database (dagster, marquez, polaris: every entry of postgres.databases).
+    databases: dict[Identifier, ExternalDatabase]
+
+
+class ExternalS3(StrictModel):
+    """An existing S3-compatible object store instead of the in-cluster MinIO. The buckets are
+    ``minio.warehouse_bucket``, ``minio.cubestore_bucket`` and ``minio.dagster_logs_bucket``."""
+
+    # http(s)://host[:port]; the port defaults to 443 (https) or 80 (http) and is always written out.
+    endpoint: str = Field(pattern=r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?/?$")
+    region: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$")
+    secret: S3Secret
+    # Path-style requests (http://host/bucket/key). Every client of the stack is configured for it
+    # (boto3, pyiceberg, DuckDB, Polaris, Cube Store); virtual-hosted style is not wired yet.
+    path_style: bool = True
+    cidr: Cidr | None = None
+
+    @field_validator("path_style")
+    @classmethod
+    def _path_style_only(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError(
+                "virtual-hosted-style addressing is not supported yet: every S3 client of the stack "
+                "(boto3, pyiceberg, DuckDB, Polaris, Cube Store) is set to path-style; use a store "
+                "that accepts path-style requests"
+            )
+        return value
+
+    @property
+    def scheme(self) -> str:
+        return self.endpoint.split("://", 1)[0]
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.split("://", 1)[1].rstrip("/").split(":")[0]
+
+    @property
+    def port(self) -> int:
+        hostport = self.endpoint.split("://", 1)[1].rstrip("/")
+        if ":" in hostport:
+            return int(hostport.rsplit(":", 1)[1])
+        return 443 if self.scheme == "https" else 80
+
+    @field_validator("endpoint")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        hostport = value.split("://", 1)[1].rstrip("/")
+        if ":" in hostport and not 1 <= int(hostport.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError(f"port of {value!r} is not in 1-65535")
+        return value
+
+
 class PostgresConfig(StrictModel):
     image: Image = Image(repository="postgres", tag="18.1")
     # Documented: shared_buffers defaults to 128MB (postgresql.conf), plus a few MiB per backend
@@ -110,6 +275,23 @@ class PostgresConfig(StrictModel):
     port: Port = 5432
     # One database (owned by its own user) per application that keeps state in PostgreSQL.
     databases: tuple[Identifier, ...] = ("dagster", "marquez", "polaris")
+    # cluster profile: a StatefulSet with a PersistentVolumeClaim for the data directory.
+    persistence: Persistence | None = None
+    # An existing server instead: nothing of the above is synthesized (docs/production.md).
+    external: ExternalPostgres | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PostgresConfig:
+        if self.persistence is not None and self.external is not None:
+            raise ValueError("set persistence (in-cluster server) or external (existing server), not both")
+        if self.external is not None:
+            declared, needed = set(self.external.databases), set(self.databases)
+            if declared != needed:
+                raise ValueError(
+                    f"external.databases must declare exactly {', '.join(sorted(needed))} "
+                    f"(missing: {', '.join(sorted(needed - declared)) or '-'}; unknown: {', '.join(sorted(declared - needed)) or '-'})"
+                )
+        return self
 
 
 class MinioConfig(StrictModel):
@@ -125,6 +307,16 @@ class MinioConfig(StrictModel):
     # Dagster's compute logs (run stdout/stderr, S3ComputeLogManager): written by the pod that runs
     # the step, read by the webserver.
     dagster_logs_bucket: BucketName = "dagster-logs"
+    # cluster profile: a StatefulSet with a PersistentVolumeClaim for /data.
+    persistence: Persistence | None = None
+    # An existing S3-compatible store instead of MinIO (the bucket names above still apply).
+    external: ExternalS3 | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MinioConfig:
+        if self.persistence is not None and self.external is not None:
+            raise ValueError("set persistence (in-cluster MinIO) or external (existing S3 store), not both")
+        return self
 
     @model_validator(mode="after")
     def _distinct(self) -> MinioConfig:
@@ -148,6 +340,11 @@ class PolarisConfig(StrictModel):
     admin_tool_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi")
     port: Port = 8181
     management_port: Port = 8182
+    # Stateless on relational-jdbc (every entity in PostgreSQL). Above 1 the token broker switches to
+    # a shared symmetric key from the polaris-root Secret: the default rsa-key-pair broker generates
+    # its keys per pod, and a token issued by one replica fails on another (Polaris
+    # "Configuring Polaris for Production": "not suitable when deploying many replicas").
+    replicas: Replicas = 1
     realm: Identifier = "floe"
     catalog: Identifier = "floe"
     writer_principal: Identifier = "floe_writer"
@@ -186,6 +383,8 @@ class MarquezWebConfig(StrictModel):
     # Estimate: a Node.js static server + proxy (web/setupProxy.js), under 100 MiB idle.
     resources: Resources = Resources(cpu_request="50m", memory_request="96Mi", cpu_limit="500m", memory_limit="512Mi")
     port: Port = 3000
+    # A static server + proxy to the API: no state.
+    replicas: Replicas = 1
 
 
 class MarquezConfig(StrictModel):
@@ -195,9 +394,23 @@ class MarquezConfig(StrictModel):
     resources: Resources = Resources(cpu_request="200m", memory_request="320Mi", cpu_limit="1", memory_limit="1Gi")
     api_port: Port = 5000
     admin_port: Port = 5001
+    # State is in PostgreSQL. migrateOnStartup runs Flyway in every replica: Flyway serialises
+    # concurrent migrations on PostgreSQL with an advisory lock, so two pods starting together
+    # migrate once (the other waits, then finds nothing to apply).
+    replicas: Replicas = 1
     web: MarquezWebConfig = MarquezWebConfig()
     # OpenLineage namespace the pipeline reports its jobs under.
     lineage_namespace: str = Field(default="floe", min_length=1)
+
+
+class KubernetesApiConfig(StrictModel):
+    """Where the pods that talk to the Kubernetes API (the Dagster daemon and webserver with the k8s
+    run launcher) reach it. NetworkPolicies see the API server's own address and port (after the
+    ``kubernetes`` Service's DNAT), which no pod selector matches: these ipBlocks allow it."""
+
+    cidrs: tuple[Cidr, ...] = ()
+    # 6443: kubeadm, kind, k3s, minikube; 443: most managed control planes.
+    ports: tuple[Port, ...] = (443, 6443)
 
 
 class DagsterConfig(StrictModel):
@@ -207,6 +420,10 @@ class DagsterConfig(StrictModel):
     # The Service maps 80 -> webserver_port, as Dagster's own chart does.
     service_port: Port = 80
     grpc_port: Port = 3030
+    # The webserver only reads the instance and proxies to the code server: Dagster's own Helm chart
+    # scales it with dagsterWebserver.replicaCount. The daemon and the code server stay at one
+    # (one daemon per instance; runs execute in the code server's pod).
+    webserver_replicas: Replicas = 1
     location_name: DnsLabel = "floe-demo"
     module: str = Field(default="demo.orchestration.definitions", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
     # Requests from measured peaks (`make bench` → bench.footprint, demo.local ui on the embedded
@@ -221,6 +438,38 @@ class DagsterConfig(StrictModel):
     schedule_cron: str = Field(default="*/5 * * * *", min_length=9)
     orders_per_tick: int = Field(default=50, ge=1, le=100_000)
     max_concurrent_runs: int = Field(default=1, ge=1, le=10)
+    # default: each run is a subprocess of the user-code server (in its pod, no RBAC). k8s:
+    # dagster-k8s's K8sRunLauncher, one Kubernetes Job per run from the project image, sized by
+    # run_resources; the daemon and webserver then get a ServiceAccount bound to a Role with exactly
+    # the API calls the launcher makes (constructs/dagster.py LAUNCHER_RULES).
+    run_launcher: Literal["default", "k8s"] = "default"
+    # One run's pod (k8s launcher): a run peaks at ~1 GiB (run worker 449 MiB + dbt 245 MiB,
+    # bench.footprint), requested in full since the pod exists only for that run.
+    run_resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi")
+    kubernetes_api: KubernetesApiConfig = KubernetesApiConfig()
+
+    @model_validator(mode="after")
+    def _api_server_known_for_k8s(self) -> DagsterConfig:
+        if self.run_launcher == "k8s" and not self.kubernetes_api.cidrs:
+            raise ValueError(
+                "dagster.kubernetes_api.cidrs: run_launcher k8s needs the API server's address for the launcher's "
+                "NetworkPolicy egress (the endpoints of `kubectl get endpointslices -n default -l "
+                "kubernetes.io/service-name=kubernetes`, e.g. [172.18.0.2/32])"
+            )
+        return self
+
+
+class CubeSqlServiceConfig(StrictModel):
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # NodePort only: a fixed port in the cluster's NodePort range (default 30000-32767); None lets
+    # the API server pick one.
+    node_port: int | None = Field(default=None, ge=30000, le=32767)
+
+    @model_validator(mode="after")
+    def _node_port_needs_node_port_type(self) -> CubeSqlServiceConfig:
+        if self.node_port is not None and self.type != "NodePort":
+            raise ValueError(f"node_port is only used with type NodePort (type is {self.type})")
+        return self
 
 
 class CubeConfig(StrictModel):
@@ -230,6 +479,10 @@ class CubeConfig(StrictModel):
     # are built for exactly that version. Check before moving.
     image: Image = Image(repository="cubejs/cube", tag="v1.7.43")
     api_replicas: int = Field(default=1, ge=1, le=5)
+    # How the SQL API (Postgres wire, sql_port) is reached: ClusterIP (in-cluster and port-forward),
+    # NodePort or LoadBalancer (from outside the cluster; the NetworkPolicy then admits any source on
+    # sql_port: clients authenticate with the floe-cube Secret's sql-user/sql-password).
+    sql_service: CubeSqlServiceConfig = CubeSqlServiceConfig()
     # Request: estimate of Node.js + an idle embedded DuckDB; the limit holds the heap and DuckDB's
     # memory_limit (constructs/cube.py cube_memory).
     api_resources: Resources = Resources(cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi")
@@ -247,6 +500,7 @@ class CubeStoreConfig(StrictModel):
     # One worker fits a 4 GB Docker Desktop and holds the demo's pre-aggregations; set 2+ for
     # parallel builds and queries (the router spreads partitions over CUBESTORE_WORKERS).
     workers: int = Field(default=1, ge=1, le=8)
+    # The router (metastore, one per cluster) is never replicated: Cube Store has one metastore.
     # Estimate: the Rust binary idles at tens of MiB; pre-aggregations here are kilobytes.
     router_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
     worker_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
@@ -274,6 +528,70 @@ class ReconcileConfig(StrictModel):
     failed_jobs_history_limit: int = Field(default=3, ge=0, le=10)
 
 
+class AvailabilityConfig(StrictModel):
+    """How a workload with more than one replica keeps serving (constructs/base.py ``replication``):
+    its pods are spread over ``topology_key`` domains, a PodDisruptionBudget lets a drain evict one
+    pod at a time (maxUnavailable 1), and Deployments roll one new pod in before an old one goes."""
+
+    # kubernetes.io/hostname: one domain per node (topology.kubernetes.io/zone for zones).
+    topology_key: str = Field(default="kubernetes.io/hostname", min_length=1, pattern=r"^([a-z0-9.-]+/)?[A-Za-z0-9._-]+$")
+    max_skew: int = Field(default=1, ge=1, le=5)
+    # DoNotSchedule (hard): two replicas never share a node while another node can take one. Taints
+    # are honoured (nodeTaintsPolicy Honor), so a cordoned node under drain is no domain and the
+    # evicted pod schedules elsewhere; one node is one domain, so a single-node cluster still
+    # schedules every replica. ScheduleAnyway (soft) only prefers spreading.
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = "DoNotSchedule"
+
+
+class IngressControllerConfig(StrictModel):
+    """Where the ingress controller's pods run: the NetworkPolicies admit exactly these into the
+    exposed Services' pods and ports. Defaults: the ingress-nginx chart's controller."""
+
+    namespace: DnsLabel = "ingress-nginx"
+    pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+        min_length=1,
+    )
+
+
+class IngressHosts(StrictModel):
+    """One host per UI; a UI without a host gets no Ingress rule."""
+
+    dagster: Hostname | None = None
+    cube: Hostname | None = None
+    marquez: Hostname | None = None
+    jaeger: Hostname | None = None
+    minio_console: Hostname | None = None
+
+    def given(self) -> dict[str, str]:
+        return {ui: host for ui, host in self.model_dump().items() if host}
+
+
+class IngressConfig(StrictModel):
+    """An Ingress (networking.k8s.io/v1) for the UIs, off by default (local: `make port-forward`)."""
+
+    enabled: bool = False
+    # The IngressClass to use; None: the cluster's default class.
+    class_name: DnsLabel | None = None
+    hosts: IngressHosts = IngressHosts()
+    # A kubernetes.io/tls Secret in the namespace covering every host (you or cert-manager create
+    # it); None: plain HTTP.
+    tls_secret: DnsLabel | None = None
+    controller: IngressControllerConfig = IngressControllerConfig()
+
+    @model_validator(mode="after")
+    def _hosts_when_enabled(self) -> IngressConfig:
+        if self.enabled and not self.hosts.given():
+            raise ValueError(
+                "hosts: an enabled Ingress needs at least one host (hosts.dagster, hosts.cube, hosts.marquez, "
+                "hosts.jaeger, hosts.minio_console)"
+            )
+        hosts = list(self.hosts.given().values())
+        if len(set(hosts)) != len(hosts):
+            raise ValueError("hosts: each UI needs its own host")
+        return self
+
+
 class CredentialsConfig(StrictModel):
     """Where passwords and keys come from.
 
@@ -287,6 +605,9 @@ class CredentialsConfig(StrictModel):
 
 
 class StackConfig(StrictModel):
+    # local: Docker Desktop (emptyDir only, config/local.yaml); cluster: a shared multi-node cluster
+    # (config/cluster.yaml), where persistent volumes and the cluster-only settings are allowed.
+    profile: Literal["local", "cluster"] = "local"
     namespace: DnsLabel = "floe"
     # Prefix of every object name; Services become <prefix>-postgres, <prefix>-minio, ...
     name_prefix: DnsLabel = "floe"
@@ -302,6 +623,8 @@ class StackConfig(StrictModel):
     cubestore: CubeStoreConfig = CubeStoreConfig()
     credentials: CredentialsConfig = CredentialsConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    availability: AvailabilityConfig = AvailabilityConfig()
+    ingress: IngressConfig = IngressConfig()
     # The verification Job (`make verify`): 83 MiB measured for its imports + DuckDB; the marts it
     # reads are small, and DuckDB spills to /tmp beyond half the limit.
     verify_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
@@ -314,6 +637,34 @@ class StackConfig(StrictModel):
             raise ValueError(
                 f"cube.image.tag ({self.cube.image.tag}) and cubestore.image.tag ({self.cubestore.image.tag}) must be the same Cube release"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _ingress_hosts_have_services(self) -> StackConfig:
+        hosts = self.ingress.hosts
+        off = {
+            "marquez": not (self.marquez.enabled and self.marquez.web.enabled),
+            "jaeger": not self.jaeger.enabled,
+        }
+        for ui, disabled in off.items():
+            if getattr(hosts, ui) and disabled:
+                raise ValueError(f"ingress.hosts.{ui} is set but that UI is switched off ({ui}.enabled / marquez.web.enabled)")
+        return self
+
+    @model_validator(mode="after")
+    def _persistence_needs_cluster_profile(self) -> StackConfig:
+        asked = [f"{s}.persistence" for s in ("postgres", "minio") if getattr(self, s).persistence is not None]
+        if asked and self.profile != "cluster":
+            raise ValueError(
+                f"{' and '.join(asked)}: persistent storage (PersistentVolumeClaims) needs profile: cluster; "
+                f"the {self.profile} profile keeps every volume an emptyDir"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _external_s3_has_no_console(self) -> StackConfig:
+        if self.minio.external is not None and self.ingress.hosts.minio_console:
+            raise ValueError("ingress.hosts.minio_console is set, but minio.external replaces MinIO: there is no console to expose")
         return self
 
     @model_validator(mode="after")
@@ -347,7 +698,10 @@ class Names:
         return f"{self.prefix}-{suffix}"
 
     postgres = property(lambda self: self._n("postgres"))
+    # Governing (headless) Services of the persistent StatefulSets: pods are <name>-0.<this>.
+    postgres_headless = property(lambda self: self._n("postgres-headless"))
     minio = property(lambda self: self._n("minio"))
+    minio_headless = property(lambda self: self._n("minio-headless"))
     minio_console = property(lambda self: self._n("minio-console"))
     minio_buckets_job = property(lambda self: self._n("minio-buckets"))
     polaris = property(lambda self: self._n("polaris"))
@@ -363,6 +717,11 @@ class Names:
     dagster_user_code = property(lambda self: self._n("dagster-user-code"))
     dagster_instance_config = property(lambda self: self._n("dagster-instance"))
     dagster_workspace_config = property(lambda self: self._n("dagster-workspace"))
+    # run_launcher k8s: the run pods (a PodTemplate declares them), their non-secret env, their
+    # ServiceAccount (no token, no Role), and the launcher's ServiceAccount/Role/RoleBinding.
+    dagster_run = property(lambda self: self._n("dagster-run"))
+    dagster_run_env = property(lambda self: self._n("dagster-run-env"))
+    dagster_launcher = property(lambda self: self._n("dagster-launcher"))
     cube = property(lambda self: self._n("cube"))
     cube_sql = property(lambda self: self._n("cube-sql"))
     cube_refresh_worker = property(lambda self: self._n("cube-refresh-worker"))
@@ -373,6 +732,8 @@ class Names:
     # Governing (headless) Service of the worker StatefulSet: pods are <worker>-N.<this>.
     cubestore_workers = property(lambda self: self._n("cubestore-workers"))
     cube_secret = property(lambda self: self._n("cube"))
+    # The UIs' Ingress (ingress.enabled).
+    ingress = property(lambda self: self._n("ingress"))
     # Secrets
     postgres_secret = property(lambda self: self._n("postgres-superuser"))
     minio_secret = property(lambda self: self._n("minio-root"))
@@ -391,8 +752,20 @@ class Names:
         }
 
 
+@dataclass(frozen=True)
+class ExternalEndpoint:
+    """A declared service outside the cluster: what the ``endpoints`` check accepts and where the
+    NetworkPolicies open egress (``cidr``; None: any non-private address on ``port``)."""
+
+    service: Literal["postgres", "s3"]
+    host: str
+    port: int
+    cidr: str | None
+
+
 class Endpoints:
-    """Every in-cluster address, derived from the config. Same-namespace DNS: the Service name."""
+    """Every address a client uses, derived from the config: the in-cluster Service name (same
+    namespace DNS), or the declared external server (``postgres.external``, ``minio.external``)."""
 
     def __init__(self, config: StackConfig) -> None:
         self._c = config
@@ -401,22 +774,59 @@ class Endpoints:
     def _url(self, service: str, port: int, path: str = "") -> str:
         return f"http://{service}:{port}{path}"
 
-    # PostgreSQL
+    # PostgreSQL (in-cluster, or postgres.external)
     @property
     def postgres_host(self) -> str:
-        return self._n.postgres
+        external = self._c.postgres.external
+        return external.host if external else self._n.postgres
 
     @property
     def postgres_port(self) -> int:
-        return self._c.postgres.port
+        external = self._c.postgres.external
+        return external.port if external else self._c.postgres.port
+
+    def database_name(self, database: str) -> str:
+        """The server's name for an application's database (``dagster``, ``marquez``, ``polaris``)."""
+        external = self._c.postgres.external
+        return external.databases[database].name if external else database
 
     def jdbc_url(self, database: str) -> str:
-        return f"jdbc:postgresql://{self._n.postgres}:{self._c.postgres.port}/{database}"
+        return f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.database_name(database)}"
 
-    # MinIO
+    # S3: MinIO in-cluster, or minio.external
+    @property
+    def s3_host(self) -> str:
+        external = self._c.minio.external
+        return external.host if external else self._n.minio
+
+    @property
+    def s3_port(self) -> int:
+        external = self._c.minio.external
+        return external.port if external else self._c.minio.api_port
+
     @property
     def s3_url(self) -> str:
+        """Always with an explicit port: the wiring check and the NetworkPolicies read it from here."""
+        external = self._c.minio.external
+        if external:
+            return f"{external.scheme}://{external.host}:{external.port}"
         return self._url(self._n.minio, self._c.minio.api_port)
+
+    @property
+    def s3_region(self) -> str:
+        external = self._c.minio.external
+        return external.region if external else self._c.minio.region
+
+    @property
+    def external(self) -> tuple[ExternalEndpoint, ...]:
+        """The declared services outside the cluster (none in the default profile)."""
+        found = []
+        pg, s3 = self._c.postgres.external, self._c.minio.external
+        if pg:
+            found.append(ExternalEndpoint("postgres", pg.host, pg.port, pg.cidr or _host_cidr(pg.host)))
+        if s3:
+            found.append(ExternalEndpoint("s3", s3.host, s3.port, s3.cidr or _host_cidr(s3.host)))
+        return tuple(found)
 
     # Polaris
     @property
@@ -475,6 +885,16 @@ class Endpoints:
         if not self._c.marquez.enabled:
             return None
         return self._url(self._n.marquez, self._c.marquez.api_port)
+
+
+def _host_cidr(host: str) -> str | None:
+    """``host``/32 when the host is an IPv4 address: then the egress rule can be exact."""
+    import ipaddress
+
+    try:
+        return f"{ipaddress.IPv4Address(host)}/32"
+    except ValueError:
+        return None
 
 
 class ConfigError(Exception):

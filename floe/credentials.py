@@ -45,6 +45,8 @@ class Credentials(BaseModel):
     minio_root_password: str = Field(default_factory=_token)
     polaris_root_client_id: str = Field(default_factory=_client_id)
     polaris_root_client_secret: str = Field(default_factory=_client_secret)
+    # Signs Polaris' OAuth tokens (symmetric-key broker) when more than one replica serves them.
+    polaris_token_broker_secret: str = Field(default_factory=lambda: _token(48))
     catalog_writer_client_id: str = Field(default_factory=_client_id)
     catalog_writer_client_secret: str = Field(default_factory=_client_secret)
     catalog_reader_client_id: str = Field(default_factory=_client_id)

@@ -96,8 +96,7 @@ def synthesize(config: StackConfig, out_dir: Path, *, root: Path) -> SynthResult
     try:
         synth_to(staging, config, credentials)
         documents = load_documents(staging)
-        external = set() if credentials is not None else secret_names(config)
-        violations = check_manifests(documents, namespace=config.namespace, external_secrets=external)
+        violations = check_manifests(documents, **check_options(config, generated=credentials is not None))
         if violations:
             raise ChecksFailed(violations)
         _swap(staging, out_dir)
@@ -111,6 +110,24 @@ def secret_names(config: StackConfig) -> set[str]:
     from constructs.secrets import StackSecrets
 
     return StackSecrets(config).names()
+
+
+def check_options(config: StackConfig, *, generated: bool) -> dict:
+    """What the manifest checks must know of the profile: the namespace, the Secrets that exist
+    outside dist/ (all of them with ``credentials.source: existing``, else the ones declared for
+    external services), the declared external endpoints, and the StatefulSets given persistent
+    storage."""
+    from constructs.secrets import StackSecrets
+
+    secrets = StackSecrets(config)
+    names = config.names
+    persistent = {n for n, section in ((names.postgres, config.postgres), (names.minio, config.minio)) if section.persistence}
+    return {
+        "namespace": config.namespace,
+        "external_secrets": secrets.declared_external() if generated else secrets.names(),
+        "external_endpoints": {(e.host, e.port) for e in config.endpoints.external},
+        "persistent_workloads": persistent,
+    }
 
 
 def _swap(new: Path, target: Path) -> None:

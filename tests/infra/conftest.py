@@ -23,6 +23,7 @@ FAKE_CREDENTIALS = {
     "minio_root_password": "test-minio-password",
     "polaris_root_client_id": "0000000000000001",
     "polaris_root_client_secret": "00000000000000000000000000000001",
+    "polaris_token_broker_secret": "test-polaris-token-broker-secret",
     "catalog_writer_client_id": "0000000000000002",
     "catalog_writer_client_secret": "00000000000000000000000000000002",
     "catalog_reader_client_id": "0000000000000003",

@@ -28,6 +28,45 @@ CASES = {
     "same ports": ("minio:\n  api_port: 9000\n  console_port: 9000\n", ["minio", "must differ"]),
     "not yaml": ("polaris: [unclosed\n", ["not valid YAML"]),
     "not a mapping": ("- a\n- b\n", ["top level must be a mapping"]),
+    # Persistent storage and external services (issue 11 item 1).
+    "local profile asking for PVCs": ("postgres:\n  persistence:\n    size: 20Gi\n", ["postgres.persistence", "needs profile: cluster", "emptyDir"]),
+    "storage class not a name": ("profile: cluster\nminio:\n  persistence:\n    storage_class: Fast_SSD\n", ["minio.persistence.storage_class", "DNS-1123 subdomain", "'Fast_SSD'"]),
+    "storage size not a quantity": ("profile: cluster\npostgres:\n  persistence:\n    size: 20GB\n", ["postgres.persistence.size", "'20GB'"]),
+    "storage size not canonical": ("profile: cluster\npostgres:\n  persistence:\n    size: 1024Mi\n", ["postgres.persistence.size", "canonical form '1Gi'"]),
+    "unknown profile": ("profile: production\n", ["profile", "'local' or 'cluster'", "'production'"]),
+    "external postgres without a Secret": (
+        "postgres:\n  external:\n    host: db.example.com\n    databases:\n"
+        "      dagster: {name: dagster}\n      marquez: {name: marquez, secret: {name: db-marquez}}\n      polaris: {name: polaris, secret: {name: db-polaris}}\n",
+        ["postgres.external.databases.dagster.secret", "Field required"],
+    ),
+    "external postgres missing a database": (
+        "postgres:\n  external:\n    host: db.example.com\n    databases:\n      dagster: {name: dagster, secret: {name: db}}\n",
+        ["postgres", "external.databases must declare exactly dagster, marquez, polaris", "missing: marquez, polaris"],
+    ),
+    "external postgres host with a scheme": (
+        "postgres:\n  external:\n    host: postgres://db.example.com\n    databases: {}\n",
+        ["postgres.external.host", "lowercase DNS name or an IPv4 address"],
+    ),
+    "external cidr with host bits": (
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    cidr: 10.20.0.1/16\n",
+        ["minio.external.cidr", "IPv4 CIDR"],
+    ),
+    "external S3 without a Secret": ("minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n", ["minio.external.secret", "Field required"]),
+    "external S3 virtual-hosted style": (
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    path_style: false\n",
+        ["minio.external.path_style", "path-style"],
+    ),
+    "persistence and external both": (
+        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n",
+        ["minio", "not both"],
+    ),
+    "zero replicas": ("polaris:\n  replicas: 0\n", ["polaris.replicas", "at least 1", "PodDisruptionBudget"]),
+    "zero webserver replicas": ("dagster:\n  webserver_replicas: 0\n", ["dagster.webserver_replicas", "at least 1"]),
+    "ingress without hosts": ("ingress:\n  enabled: true\n  class_name: nginx\n", ["ingress", "hosts", "at least one host"]),
+    "ingress host not a DNS name": ("ingress:\n  enabled: true\n  hosts:\n    dagster: Dagster_UI\n", ["ingress.hosts.dagster", "'Dagster_UI'"]),
+    "ingress host for a switched-off UI": ("jaeger:\n  enabled: false\ningress:\n  enabled: true\n  hosts:\n    jaeger: traces.example.com\n", ["ingress.hosts.jaeger", "switched off"]),
+    "node port without NodePort": ("cube:\n  sql_service:\n    node_port: 31432\n", ["cube.sql_service", "only used with type NodePort"]),
+    "unreplicable service": ("jaeger:\n  replicas: 2\n", ["jaeger.replicas", "unknown key"]),
 }
 
 
