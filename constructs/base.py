@@ -17,7 +17,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from demo.bootstrap.image import IMAGE_GID, IMAGE_UID
-from floe.config import Image, Resources, StackConfig
+from floe.config import AvailabilityConfig, Image, Resources, StackConfig
 
 PART_OF = "floe"
 LAYER_LABEL = "floe.dev/layer"
@@ -200,6 +200,32 @@ class ScratchVolume:
 
 
 @dataclass(frozen=True)
+class PersistentVolume:
+    """A volumeClaimTemplate mounted at ``path``: the cluster profile's state that survives the pod
+    (``Persistence`` in floe/config.py). Only a StatefulSet can carry it."""
+
+    name: str
+    path: str
+    size: str
+    storage_class: str | None = None
+
+    def claim(self, lbls: dict[str, str]) -> k8s.KubePersistentVolumeClaimProps:
+        # volumeClaimTemplates are immutable: no version label, or an image upgrade could not be applied.
+        stable = {k: v for k, v in lbls.items() if k != "app.kubernetes.io/version"}
+        return k8s.KubePersistentVolumeClaimProps(
+            metadata=k8s.ObjectMeta(name=self.name, labels=stable),
+            spec=k8s.PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=self.storage_class,
+                resources=k8s.ResourceRequirements(requests={"storage": quantity(self.size)}),
+            ),
+        )
+
+    def mount(self) -> k8s.VolumeMount:
+        return k8s.VolumeMount(name=self.name, mount_path=self.path)
+
+
+@dataclass(frozen=True)
 class ConfigFiles:
     """A ConfigMap mounted read-only at ``path`` (optionally just one ``sub_path`` file)."""
 
@@ -274,6 +300,10 @@ class ExposedService:
     ports: list[ServicePort]
     description: str = ""
     headless: bool = False
+    # ClusterIP (every Service of the local profile), NodePort or LoadBalancer (cube.sql_service).
+    type: str = "ClusterIP"
+    # NodePort only: a fixed node port for the first port (None: the API server picks one).
+    node_port: int | None = None
 
 
 @dataclass
@@ -292,15 +322,78 @@ class WorkloadProps:
     strategy: str = "Recreate"
     enable_service_links: bool = False
     termination_grace_period: int = 30
+    # A ServiceAccount whose token the pod mounts (only one bound by a Role we synthesize: the
+    # "security" check). None: the namespace's default account, and no token.
+    service_account: str | None = None
+    # Required when replicas > 1: spread, PodDisruptionBudget and rolling update (see replication).
+    availability: AvailabilityConfig | None = None
+
+
+def replicated(props: WorkloadProps) -> bool:
+    """More than one pod: spread over nodes, a PodDisruptionBudget, rolling updates."""
+    if props.replicas > 1 and props.availability is None:
+        raise ValueError(f"{props.name}: {props.replicas} replicas need props.availability (spread and disruption budget)")
+    return props.replicas > 1
+
+
+def topology_spread(props: WorkloadProps) -> list[k8s.TopologySpreadConstraint] | None:
+    """One constraint over ``availability.topology_key`` for a replicated workload, None otherwise.
+
+    whenUnsatisfiable and maxSkew come from the config (DoNotSchedule, 1 by default). nodeTaintsPolicy
+    Honor: a node the pod does not tolerate (a cordoned node under drain carries
+    node.kubernetes.io/unschedulable) is not a domain, so it cannot hold the global minimum at 0 and
+    keep an evicted replica Pending (the default, Ignore, counts it)."""
+    if not replicated(props):
+        return None
+    a = props.availability
+    assert a is not None
+    return [
+        k8s.TopologySpreadConstraint(
+            max_skew=a.max_skew,
+            topology_key=a.topology_key,
+            when_unsatisfiable=a.when_unsatisfiable,
+            label_selector=k8s.LabelSelector(match_labels=selector_labels(props.name)),
+            node_taints_policy="Honor",
+        )
+    ]
+
+
+def disruption_budget(scope: Construct, props: WorkloadProps, lbls: dict[str, str]) -> k8s.KubePodDisruptionBudget | None:
+    """maxUnavailable 1 for a replicated workload: a drain evicts one pod at a time, and always
+    may evict one (minAvailable = replicas would block every voluntary eviction)."""
+    if not replicated(props):
+        return None
+    return k8s.KubePodDisruptionBudget(
+        scope,
+        "disruption-budget",
+        metadata=meta(props.name, lbls),
+        spec=k8s.PodDisruptionBudgetSpec(
+            max_unavailable=int_or_string(1),
+            selector=k8s.LabelSelector(match_labels=selector_labels(props.name)),
+        ),
+    )
+
+
+def deployment_strategy(props: WorkloadProps) -> k8s.DeploymentStrategy:
+    """``props.strategy`` for one pod; for a replicated Deployment a rolling update that starts one
+    new pod before it stops an old one (maxSurge 1, maxUnavailable 0): it never serves with fewer."""
+    if not replicated(props):
+        return k8s.DeploymentStrategy(type=props.strategy)
+    return k8s.DeploymentStrategy(
+        type="RollingUpdate",
+        rolling_update=k8s.RollingUpdateDeployment(max_surge=int_or_string(1), max_unavailable=int_or_string(0)),
+    )
 
 
 def pod_spec(props: WorkloadProps) -> k8s.PodSpec:
     return k8s.PodSpec(
+        topology_spread_constraints=topology_spread(props),
         containers=props.containers,
         init_containers=props.init_containers or None,
         volumes=props.volumes or None,
         security_context=pod_security(props.run_as),
-        automount_service_account_token=False,
+        service_account_name=props.service_account,
+        automount_service_account_token=props.service_account is not None,
         enable_service_links=props.enable_service_links,
         termination_grace_period_seconds=props.termination_grace_period,
     )
@@ -319,10 +412,11 @@ class Workload(Construct):
             spec=k8s.DeploymentSpec(
                 replicas=props.replicas,
                 selector=k8s.LabelSelector(match_labels=selector_labels(props.name)),
-                strategy=k8s.DeploymentStrategy(type=props.strategy),
+                strategy=deployment_strategy(props),
                 template=k8s.PodTemplateSpec(metadata=k8s.ObjectMeta(labels=pod_labels), spec=pod_spec(props)),
             ),
         )
+        disruption_budget(self, props, pod_labels)
         for service in props.services:
             expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
 
@@ -330,11 +424,21 @@ class Workload(Construct):
 class StatefulWorkload(Construct):
     """A StatefulSet, its governing headless Service and any other Services in front of it.
 
-    Pods get stable DNS names ``<name>-N.<governing service>``. No volumeClaimTemplates: like every
-    pod of the stack, state lives in emptyDirs (``props.volumes``). ``props.strategy`` is unused.
+    Pods get stable DNS names ``<name>-N.<governing service>``. State lives in emptyDirs
+    (``props.volumes``), except where the profile asks for persistent storage: then ``volume_claims``
+    become volumeClaimTemplates (one PersistentVolumeClaim per pod, mounted by the claim's name).
+    ``props.strategy`` is unused.
     """
 
-    def __init__(self, scope: Construct, id: str, *, props: WorkloadProps, governing_service: ExposedService) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        props: WorkloadProps,
+        governing_service: ExposedService,
+        volume_claims: list[k8s.KubePersistentVolumeClaimProps] | None = None,
+    ) -> None:
         super().__init__(scope, id)
         if not governing_service.headless:
             raise ValueError(f"governing Service {governing_service.name} of {props.name} must be headless")
@@ -350,8 +454,10 @@ class StatefulWorkload(Construct):
                 pod_management_policy="Parallel",
                 selector=k8s.LabelSelector(match_labels=selector_labels(props.name)),
                 template=k8s.PodTemplateSpec(metadata=k8s.ObjectMeta(labels=pod_labels), spec=pod_spec(props)),
+                volume_claim_templates=volume_claims or None,
             ),
         )
+        disruption_budget(self, props, pod_labels)
         for service in [governing_service, *props.services]:
             expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
 
@@ -370,12 +476,18 @@ def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str
         f"service-{service.name}",
         metadata=meta(service.name, lbls, annotations),
         spec=k8s.ServiceSpec(
-            type="ClusterIP",
+            type=service.type,
             cluster_ip="None" if service.headless else None,
             selector=selector,
             ports=[
-                k8s.ServicePort(name=p.name, port=p.port, target_port=int_or_string(p.target_port), protocol="TCP")
-                for p in service.ports
+                k8s.ServicePort(
+                    name=p.name,
+                    port=p.port,
+                    target_port=int_or_string(p.target_port),
+                    protocol="TCP",
+                    node_port=service.node_port if i == 0 and service.type == "NodePort" else None,
+                )
+                for i, p in enumerate(service.ports)
             ],
         ),
     )

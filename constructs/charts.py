@@ -10,9 +10,10 @@ from constructs import base
 from constructs.dagster import Dagster
 from constructs.cube import Cube
 from constructs.cubestore import CubeStore
+from constructs.ingress import UiIngress
 from constructs.jaeger import Jaeger
 from constructs.marquez import Marquez
-from constructs.minio import Minio
+from constructs.minio import BucketJob, Minio
 from constructs.network import NetworkPolicies
 from constructs.polaris import Polaris
 from constructs.postgres import Postgres
@@ -65,8 +66,15 @@ class InfrastructureChart(LayerChart):
         super().__init__(scope, config=config)
         if credentials is not None:
             StackSecretObjects(self, "secrets", config=config, credentials=credentials, layer=self.layer)
-        Postgres(self, "postgres", config=config, layer=self.layer)
-        Minio(self, "minio", config=config, layer=self.layer)
+        # An external server (postgres.external, minio.external) replaces the in-cluster one: no
+        # workload, Service, init script or Secret of it is synthesized, and every client is wired
+        # to it by config.endpoints. The buckets Job still creates missing buckets there.
+        if config.postgres.external is None:
+            Postgres(self, "postgres", config=config, layer=self.layer)
+        if config.minio.external is None:
+            Minio(self, "minio", config=config, layer=self.layer)
+        else:
+            BucketJob(self, "minio-buckets", config=config, layer=self.layer)
         Polaris(self, "polaris", config=config, layer=self.layer)
 
 
@@ -106,6 +114,9 @@ class SemanticChart(LayerChart):
         # SEMANTIC-LAYER: constructs are added here.
         CubeStore(self, "cubestore", config=config, layer=self.layer)
         Cube(self, "cube", config=config, layer=self.layer)
+        if config.ingress.enabled:
+            # Last layer: every UI's Service exists by the time the Ingress routes to it.
+            UiIngress(self, "ingress", config=config, layer=self.layer)
 
 
 class VerifyChart(LayerChart):

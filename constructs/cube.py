@@ -150,7 +150,7 @@ def lakehouse_env(config: StackConfig, *, extension_directory: str | None) -> li
         # MinIO root is the only S3 identity the stack has (no per-client MinIO users yet).
         secrets.minio_user.env(setting("s3_access_key_id")),
         secrets.minio_password.env(setting("s3_secret_access_key")),
-        base.env(setting("s3_region"), config.minio.region),
+        base.env(setting("s3_region"), config.endpoints.s3_region),
     ]
     if extension_directory:
         result.append(base.env(setting("duckdb_extension_directory"), extension_directory))
@@ -261,6 +261,7 @@ class Cube(Construct):
                 volumes=volumes,
                 replicas=c.api_replicas,
                 strategy="RollingUpdate",
+                availability=config.availability,
                 services=[
                     base.ExposedService(
                         names.cube,
@@ -271,6 +272,8 @@ class Cube(Construct):
                         names.cube_sql,
                         [base.ServicePort("pg-sql", c.sql_port, c.sql_port, forward_to=15432)],
                         description="Cube SQL API (Postgres wire protocol; user/password in the floe-cube Secret)",
+                        type=c.sql_service.type,
+                        node_port=c.sql_service.node_port,
                     ),
                 ],
             ),

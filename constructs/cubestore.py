@@ -27,7 +27,7 @@ def remote_storage_env(config: StackConfig) -> list[k8s.EnvVar]:
     return [
         base.env("CUBESTORE_MINIO_BUCKET", config.minio.cubestore_bucket),
         base.env("CUBESTORE_MINIO_SERVER_ENDPOINT", config.endpoints.s3_url),
-        base.env("CUBESTORE_MINIO_REGION", config.minio.region),
+        base.env("CUBESTORE_MINIO_REGION", config.endpoints.s3_region),
         # MinIO root is the only S3 identity the stack has (no per-client MinIO users yet).
         secrets.minio_user.env("CUBESTORE_MINIO_ACCESS_KEY_ID"),
         secrets.minio_password.env("CUBESTORE_MINIO_SECRET_ACCESS_KEY"),
@@ -75,7 +75,7 @@ class CubeStore(Construct):
                 version=cs.image.tag,
                 containers=[router],
                 # Remote storage must answer before the metastore can load from or upload to it.
-                init_containers=[base.wait_for([base.Dependency(names.minio, config.minio.api_port)], image=config.postgres.image)],
+                init_containers=[base.wait_for([base.Dependency(config.endpoints.s3_host, config.endpoints.s3_port)], image=config.postgres.image)],
                 run_as=CUBESTORE_RUN_AS,
                 volumes=[data.volume(), tmp.volume()],
                 # A Service whose name starts with `cubestore` would inject CUBESTORE_PORT=tcp://...
@@ -131,6 +131,9 @@ class CubeStore(Construct):
                 volumes=[data.volume(), tmp.volume()],
                 replicas=cs.workers,
                 enable_service_links=False,
+                # The router's CUBESTORE_WORKERS lists <worker>-0..N-1 from the same count
+                # (Endpoints.cubestore_workers), so scaling here and there never drift apart.
+                availability=config.availability,
             ),
             governing_service=base.ExposedService(
                 names.cubestore_workers,

@@ -95,9 +95,11 @@ class Marquez(Construct):
                 layer=layer,
                 version=mq.image.tag,
                 containers=[api],
-                init_containers=[base.wait_for([base.Dependency(names.postgres, config.postgres.port)], image=config.postgres.image)],
+                init_containers=[base.wait_for([base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)], image=config.postgres.image)],
                 run_as=MARQUEZ_RUN_AS,
                 volumes=[files.volume(), tmp.volume()],
+                replicas=mq.replicas,
+                availability=config.availability,
                 services=[
                     base.ExposedService(
                         names.marquez,
@@ -147,6 +149,8 @@ class MarquezWeb(Construct):
                 run_as=MARQUEZ_WEB_RUN_AS,
                 volumes=[tmp.volume()],
                 strategy="RollingUpdate",
+                replicas=web.replicas,
+                availability=config.availability,
                 services=[
                     base.ExposedService(
                         names.marquez_web,

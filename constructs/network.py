@@ -25,17 +25,19 @@ namespace to 127.0.0.1:<port> (it never crosses the pod's interface, so the UIs 
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cdk8s import Chart
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.ingress import CONTROLLER_LABELS_ANNOTATION, CONTROLLER_NAMESPACE_ANNOTATION
 from demo.bootstrap.settings import PolarisInitSettings
-from floe.config import StackConfig
+from floe.config import ExternalEndpoint, StackConfig
 from floe.manifest_checks import (
     LOCAL_HOSTS,
     Manifests,
@@ -44,6 +46,7 @@ from floe.manifest_checks import (
     _references,
     _resolve_host,
     _structured_hostports,
+    token_pods,
 )
 
 #: The cluster DNS. CoreDNS carries the label ``k8s-app: kube-dns`` (kept from the kube-dns days, so
@@ -63,6 +66,22 @@ INTERNET = "0.0.0.0/0"
 NOT_INTERNET = ("10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16")
 #: The internet as an edge's server.
 INTERNET_PEER = "internet"
+#: A declared external service (postgres.external, minio.external) as an edge's server:
+#: ``external-service:<service>``. Its policy rule is an ipBlock on the service's port only: the
+#: declared ``cidr`` (or the host's own /32 when the host is an IPv4 address), else any address but
+#: the private, shared, loopback and link-local ranges (:data:`NOT_INTERNET`). Why not "any address":
+#: a NetworkPolicy cannot say "outside the cluster" (the pod, Service and node ranges are the
+#: cluster's and unknown at synth time), and 0.0.0.0/0 would also open that port towards every pod
+#: and node the CNI matches by IP. Without the private ranges the rule reaches nothing inside; a
+#: server on a private address (a managed database in the same VPC) therefore needs ``cidr``.
+EXTERNAL_SERVICE_PREFIX = "external-service:"
+#: Any address outside the namespace, as the client of a NodePort/LoadBalancer Service: the node
+#: forwards external traffic (SNAT-ed to a node address with externalTrafficPolicy Cluster), so no
+#: narrower source can be relied on.
+EXTERNAL_PEER = "external"
+EXTERNAL_TYPES = ("NodePort", "LoadBalancer")
+#: Prefix of the peer standing for an ingress controller's pods (``ingress-controller:<namespace>``).
+INGRESS_PEER_PREFIX = "ingress-controller:"
 
 #: Env vars whose presence makes a container download at run time, and the ports it needs.
 #: CUBEJS_DB_DUCKDB_EXTENSIONS (cube.duckdb_extensions: download): Cube's DuckDB driver runs INSTALL
@@ -99,6 +118,11 @@ class Graph:
     selectors: dict[str, dict[str, str]]
     #: workload name -> how many pods it runs (replicas, Job parallelism)
     pods: dict[str, int]
+    #: clients that are no workload of the namespace -> {"namespace", "labels"} or {"cidr"}
+    peers: dict[str, dict] = field(default_factory=dict)
+    #: declared external services (``external-service:<service>``) -> their CIDR, or None
+    #: (non-private addresses); servers only
+    externals: dict[str, str | None] = field(default_factory=dict)
 
     def servers(self, client: str) -> list[Edge]:
         return [e for e in self.edges if e.client == client]
@@ -203,9 +227,11 @@ def _targets(m: Manifests, host: str, port: int) -> list[tuple[Pod, int]] | None
     return found
 
 
-def derive(documents: Iterable[dict], namespace: str) -> Graph:
-    """The edges of the stack in ``documents`` (the objects of every chart but the policies)."""
-    m = Manifests([d for d in documents if d.get("kind") != "NetworkPolicy"], namespace)
+def derive(documents: Iterable[dict], namespace: str, external: Iterable[ExternalEndpoint] = ()) -> Graph:
+    """The edges of the stack in ``documents`` (the objects of every chart but the policies), and
+    to the declared ``external`` services (config.endpoints.external)."""
+    declared = {(e.host, e.port): e for e in external}
+    m = Manifests([d for d in documents if d.get("kind") != "NetworkPolicy"], namespace, external_endpoints=set(declared))
     owners = {p.workload: p for p in m.pods}
     selectors = {name: _selector(p) for name, p in owners.items()}
     for name, selector in selectors.items():
@@ -230,6 +256,9 @@ def derive(documents: Iterable[dict], namespace: str) -> Graph:
                     for h, pt in _hostports(server_env)
                     for p, _ in _targets(m, h, pt) or []
                 })
+            if (host, port) in declared:  # outside the cluster, where the config says it is
+                edges.update(Edge(who, EXTERNAL_SERVICE_PREFIX + declared[(host, port)].service, port) for who in clients)
+                continue
             targets = _targets(m, host, port)
             for who in clients:
                 if targets is None:
@@ -242,7 +271,46 @@ def derive(documents: Iterable[dict], namespace: str) -> Graph:
                     if server == who and pods[server] < 2:
                         continue
                     edges.add(Edge(who, server, target_port))
-    return Graph(tuple(sorted(edges)), selectors, pods)
+    peers: dict[str, dict] = {}
+    for client, peer, server, port in _exposed(m):
+        peers[client] = peer
+        edges.add(Edge(client, server, port))
+    externals = {EXTERNAL_SERVICE_PREFIX + e.service: e.cidr for e in declared.values()}
+    return Graph(tuple(sorted(edges)), selectors, pods, peers, externals)
+
+
+def _service_targets(m: Manifests, service: str, port: int | str) -> list[tuple[Pod, int]]:
+    """(pod, container port) behind a Service port given by number or name."""
+    svc = m.services.get(service)
+    if svc is None:
+        return []
+    numbers = [p["port"] for p in svc["spec"].get("ports") or [] if port in (p.get("port"), p.get("name"))]
+    return [t for number in numbers for t in _targets(m, service, number) or []]
+
+
+def _exposed(m: Manifests) -> Iterator[tuple[str, dict, str, int]]:
+    """(client peer, its definition, server workload, container port) for what is reached from
+    outside the namespace: each Ingress backend from the ingress controller's pods (namespace and
+    labels from the Ingress' own annotations), each NodePort/LoadBalancer Service from anywhere."""
+    for ingress in m.of_kind("Ingress"):
+        annotations = ingress["metadata"].get("annotations") or {}
+        namespace = annotations.get(CONTROLLER_NAMESPACE_ANNOTATION)
+        if not namespace:
+            raise ValueError(f"Ingress {ingress['metadata']['name']}: no {CONTROLLER_NAMESPACE_ANNOTATION} annotation")
+        peer = {"namespace": namespace, "labels": json.loads(annotations[CONTROLLER_LABELS_ANNOTATION])}
+        spec = ingress.get("spec") or {}
+        backends = [spec["defaultBackend"]] if spec.get("defaultBackend") else []
+        backends += [p["backend"] for r in spec.get("rules") or [] for p in (r.get("http") or {}).get("paths") or []]
+        for backend in backends:
+            service = backend.get("service") or {}
+            port = (service.get("port") or {}).get("number", (service.get("port") or {}).get("name"))
+            for pod, target in _service_targets(m, service.get("name", ""), port):
+                yield f"{INGRESS_PEER_PREFIX}{namespace}", peer, pod.workload, target
+    for name, svc in sorted(m.services.items()):
+        if svc["spec"].get("type") in EXTERNAL_TYPES:
+            for sp in svc["spec"].get("ports") or []:
+                for pod, target in _service_targets(m, name, sp["port"]):
+                    yield EXTERNAL_PEER, {"cidr": INTERNET}, pod.workload, target
 
 
 # --- the policies -------------------------------------------------------------------------------
@@ -264,6 +332,15 @@ def _grouped(pairs: Iterable[tuple[str, int]]) -> list[tuple[tuple[int, ...], li
 
 
 def _peer(graph: Graph, workload: str) -> k8s.NetworkPolicyPeer:
+    outside = graph.peers.get(workload)
+    if outside and "cidr" in outside:
+        return k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=outside["cidr"]))
+    if outside:
+        # Pods of another namespace: both selectors in one peer (AND), never either alone.
+        return k8s.NetworkPolicyPeer(
+            namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": outside["namespace"]}),
+            pod_selector=k8s.LabelSelector(match_labels=outside["labels"]),
+        )
     # No namespaceSelector: a podSelector alone means pods of the policy's own namespace.
     return k8s.NetworkPolicyPeer(pod_selector=k8s.LabelSelector(match_labels=graph.selectors[workload]))
 
@@ -275,9 +352,13 @@ def workload_policy_spec(graph: Graph, workload: str) -> k8s.NetworkPolicySpec |
         return None
     egress = []
     for ports, servers in _grouped(egress_pairs):
-        peers = [_peer(graph, s) for s in servers if s != INTERNET_PEER]
+        peers = [_peer(graph, s) for s in servers if s != INTERNET_PEER and s not in graph.externals]
         if peers:
             egress.append(k8s.NetworkPolicyEgressRule(to=peers, ports=_ports(ports)))
+        for server in (s for s in servers if s in graph.externals):
+            cidr = graph.externals[server]
+            block = k8s.IpBlock(cidr=cidr) if cidr else k8s.IpBlock(cidr=INTERNET, except_=list(NOT_INTERNET))
+            egress.append(k8s.NetworkPolicyEgressRule(to=[k8s.NetworkPolicyPeer(ip_block=block)], ports=_ports(ports)))
         if INTERNET_PEER in servers:
             internet = k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=INTERNET, except_=list(NOT_INTERNET)))
             egress.append(k8s.NetworkPolicyEgressRule(to=[internet], ports=_ports(ports)))
@@ -299,7 +380,7 @@ class NetworkPolicies(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, charts: list[Chart]) -> None:
         super().__init__(scope, id)
         documents = [doc for chart in charts for doc in chart.to_json()]
-        graph = derive(documents, config.namespace)
+        graph = derive(documents, config.namespace, config.endpoints.external)
 
         def meta(name: str, description: str) -> k8s.ObjectMeta:
             # Layer "infrastructure": applied with the first phase, before any pod exists.
@@ -338,6 +419,43 @@ class NetworkPolicies(Construct):
                     metadata=meta(workload, f"the connections {workload} makes and accepts, derived from the stack's wiring"),
                     spec=spec,
                 )
+        spec = kubernetes_api_policy_spec(documents, config)
+        if spec is not None:
+            k8s.KubeNetworkPolicy(
+                self,
+                "allow-kubernetes-api",
+                metadata=meta(f"{config.name_prefix}-allow-kubernetes-api", "pods that mount a ServiceAccount token may reach the Kubernetes API server"),
+                spec=spec,
+            )
+
+
+def kubernetes_api_policy_spec(documents: Iterable[dict], config: StackConfig) -> k8s.NetworkPolicySpec | None:
+    """Egress to the API server (``dagster.kubernetes_api``: its addresses and ports, as policies see
+    them after the ``kubernetes`` Service's DNAT) for exactly the pods the "security" check lets
+    mount a ServiceAccount token (one bound to a Role of dist/: the k8s run launcher's daemon and
+    webserver). None when no pod mounts one (the local profile)."""
+    m = Manifests([d for d in documents if d.get("kind") != "NetworkPolicy"], config.namespace)
+    workloads = sorted({p.workload for p in token_pods(m)})
+    if not workloads:
+        return None
+    api = config.dagster.kubernetes_api
+    if not api.cidrs:
+        raise ValueError(f"{', '.join(workloads)} mount a ServiceAccount token but dagster.kubernetes_api.cidrs is empty")
+    name_key = next(iter(base.selector_labels("")))
+    selector = k8s.LabelSelector(
+        match_labels={k: v for k, v in base.selector_labels("").items() if k != name_key},
+        match_expressions=[k8s.LabelSelectorRequirement(key=name_key, operator="In", values=workloads)],
+    )
+    return k8s.NetworkPolicySpec(
+        pod_selector=selector,
+        policy_types=["Egress"],
+        egress=[
+            k8s.NetworkPolicyEgressRule(
+                to=[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in api.cidrs],
+                ports=_ports(api.ports),
+            )
+        ],
+    )
 
 
 # --- the "who talks to whom" table in docs/architecture.md --------------------------------------

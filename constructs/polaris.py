@@ -53,7 +53,7 @@ class Polaris(Construct):
         p, names = config.polaris, config.names
         secrets = StackSecrets(config)
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="256Mi")
-        wait = base.wait_for([base.Dependency(names.postgres, config.postgres.port)], image=config.postgres.image)
+        wait = base.wait_for([base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)], image=config.postgres.image)
         # Realm bootstrap with the admin tool: idempotent since 1.7.0 ("Realm ... is already
         # bootstrapped; skipping", apache/polaris#4996), unlike the server's auto-bootstrap on a
         # persistent backend, which fails on the second start (apache/polaris#2324).
@@ -69,6 +69,16 @@ class Polaris(Construct):
             resources=base.resources(p.admin_tool_resources),
             volume_mounts=[tmp.mount()],
             security_context=base.container_security(),
+        )
+        # Replicas share one token broker key: the default rsa-key-pair broker generates keys per pod,
+        # so a token from one replica would fail on another ("Configuring Polaris for Production").
+        token_broker = (
+            [
+                base.env("POLARIS_AUTHENTICATION_TOKEN_BROKER_TYPE", "symmetric-key"),
+                secrets.polaris_token_broker_secret.env("POLARIS_AUTHENTICATION_TOKEN_BROKER_SYMMETRIC_KEY_SECRET"),
+            ]
+            if p.replicas > 1
+            else []
         )
         otel = (
             [
@@ -90,7 +100,7 @@ class Polaris(Construct):
                 # catalog properties, which every client can read.
                 secrets.minio_user.env("AWS_ACCESS_KEY_ID"),
                 secrets.minio_password.env("AWS_SECRET_ACCESS_KEY"),
-                base.env("AWS_REGION", config.minio.region),
+                base.env("AWS_REGION", config.endpoints.s3_region),
                 # Polaris' application.properties turns the file log on (./logs/polaris.log under
                 # /home/polaris): the root filesystem is read-only here, and the console log is what
                 # `kubectl logs` shows. `quarkus.log.file.enabled` is the name since Quarkus 3.26
@@ -98,6 +108,7 @@ class Polaris(Construct):
                 # `...enable` is removed by quarkusio/quarkus#56198.
                 base.env("QUARKUS_LOG_FILE_ENABLED", "false"),
                 *run_java_env(server_memory(config)),
+                *token_broker,
                 *otel,
             ],
             resources=base.resources(p.resources),
@@ -119,6 +130,8 @@ class Polaris(Construct):
                 init_containers=[wait, bootstrap],
                 run_as=POLARIS_RUN_AS,
                 volumes=[tmp.volume()],
+                replicas=p.replicas,
+                availability=config.availability,
                 services=[
                     base.ExposedService(
                         names.polaris,
@@ -159,7 +172,7 @@ class PolarisInitJob(Construct):
                 base.env(setting("catalog_base_location"), f"s3://{m.warehouse_bucket}/"),
                 base.env(setting("s3_endpoint"), endpoints.s3_url),
                 base.env(setting("s3_endpoint_internal"), endpoints.s3_url),
-                base.env(setting("s3_region"), m.region),
+                base.env(setting("s3_region"), endpoints.s3_region),
                 base.env(setting("namespace_raw"), p.namespaces["raw"]),
                 base.env(setting("namespace_staging"), p.namespaces["staging"]),
                 base.env(setting("namespace_marts"), p.namespaces["marts"]),

@@ -131,8 +131,8 @@ class Reconcile(Construct):
         lbls = base.labels(names.reconcile, component="reconcile", layer=layer, version=config.project_image.tag)
         wait = base.wait_for(
             [
-                base.Dependency(names.postgres, config.postgres.port),
-                base.Dependency(names.minio, config.minio.api_port),
+                base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port),
+                base.Dependency(config.endpoints.s3_host, config.endpoints.s3_port),
                 base.Dependency(names.polaris, config.polaris.port),
             ],
             image=config.postgres.image,

@@ -77,3 +77,100 @@ def load_all(dist: Path) -> list[dict[str, Any]]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return [d for path in sorted(dist.rglob("*.yaml")) for d in yaml.load_all(path.read_text(), Loader=loader) if d]
+
+
+# --- a multi-node cluster (the cluster profile, issue 11) ---------------------------------------
+
+#: A 4 CPU / 16 GiB node as a pod sees it. Allocatable is less than capacity: kube-reserved and
+#: system-reserved (GKE's published formula for 4 cores / 16 GiB reserves 80m and ~2.6 GiB, AKS and
+#: EKS are of the same order) plus the hard eviction threshold (100Mi), and every node runs
+#: DaemonSets (kube-proxy, the CNI, a log or metrics agent; an ingress-nginx controller may land
+#: there too). Taken together, conservatively: 3.5 CPU and 12.5 GiB for our pods.
+CLUSTER_NODE = Node("4 CPU / 16 GiB node (allocatable less system reserve and DaemonSets)", 3500, int(12.5 * GiB))
+
+
+@dataclass(frozen=True)
+class PodLoad:
+    """One pod to place: its workload, effective requests and hard spread (maxSkew) if any."""
+
+    workload: str
+    cpu_millicores: int
+    memory_bytes: int
+    max_skew: int | None  # DoNotSchedule over kubernetes.io/hostname; None: no hard spread
+
+
+@dataclass
+class Packing:
+    nodes: list[Node]
+    placed: dict[str, list[PodLoad]]  # node name -> pods
+    unplaced: list[PodLoad]
+
+    @property
+    def fits(self) -> bool:
+        return not self.unplaced
+
+    def free(self, node: Node) -> tuple[int, int]:
+        pods = self.placed[node.name]
+        return node.cpu_millicores - sum(p.cpu_millicores for p in pods), node.memory_bytes - sum(p.memory_bytes for p in pods)
+
+    def spread_of(self, workload: str) -> dict[str, int]:
+        return {n.name: sum(p.workload == workload for p in self.placed[n.name]) for n in self.nodes}
+
+    def summary(self) -> str:
+        lines = []
+        for node in self.nodes:
+            cpu, mem = self.free(node)
+            lines.append(f"{node.name}: {len(self.placed[node.name])} pods, free {cpu}m / {format_memory(max(mem, 0))}")
+        lines += [f"UNPLACED {p.workload} ({p.cpu_millicores}m / {format_memory(p.memory_bytes)})" for p in self.unplaced]
+        return "\n".join(lines)
+
+
+def _hard_spread(spec: dict[str, Any]) -> int | None:
+    """maxSkew of a DoNotSchedule spread over nodes; other topology keys are not modelled here
+    (every node is its own domain), ScheduleAnyway is only a preference."""
+    for constraint in spec.get("topologySpreadConstraints") or []:
+        if constraint.get("whenUnsatisfiable", "DoNotSchedule") == "DoNotSchedule":
+            if constraint.get("topologyKey") != "kubernetes.io/hostname":
+                raise ValueError(f"topologyKey {constraint.get('topologyKey')!r}: only kubernetes.io/hostname is modelled")
+            return int(constraint["maxSkew"])
+    return None
+
+
+def pod_loads(documents: list[dict[str, Any]]) -> list[PodLoad]:
+    """Every pod of ``documents`` at once: replicas of Deployments and StatefulSets, running Jobs,
+    one run of each CronJob; init containers by their maximum (as :func:`fit`)."""
+    loads = []
+    for doc in documents:
+        spec = pod_spec(doc)
+        if spec is None:
+            continue
+        cpu, mem = pod_effective_requests(spec)
+        name = f"{doc['kind']}/{doc['metadata']['name']}"
+        loads += [PodLoad(name, cpu, mem, _hard_spread(spec)) for _ in range(_replicas(doc))]
+    return loads
+
+
+def pack(documents: list[dict[str, Any]], nodes: list[Node]) -> Packing:
+    """Place every pod as the scheduler's filters would: a node must have room for the requests,
+    and a pod with a hard spread goes only where (its workload's pods on that node + 1) - (the fewest
+    on any node) <= maxSkew. Largest pods first; among the allowed nodes, the one with the most free
+    memory (the scheduler's spreading scores). A heuristic: "fits" is proof (it found a placement),
+    "does not fit" means this order found none."""
+    packing = Packing(list(nodes), {n.name: [] for n in nodes}, [])
+    order = sorted(pod_loads(documents), key=lambda p: (-p.memory_bytes, -p.cpu_millicores, p.workload))
+    for pod in order:
+        counts = packing.spread_of(pod.workload)
+        floor = min(counts.values()) if counts else 0
+        candidates = []
+        for node in nodes:
+            cpu, mem = packing.free(node)
+            if cpu < pod.cpu_millicores or mem < pod.memory_bytes:
+                continue
+            if pod.max_skew is not None and counts[node.name] + 1 - floor > pod.max_skew:
+                continue
+            candidates.append((mem, cpu, node.name))
+        if not candidates:
+            packing.unplaced.append(pod)
+            continue
+        packing.placed[max(candidates)[2]].append(pod)
+    return packing

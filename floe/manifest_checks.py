@@ -25,7 +25,9 @@ from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
 SCHEMA_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 DETECTION_BUDGET_SECONDS = 30
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
-POD_OWNER_KINDS = WORKLOAD_KINDS | {"Job", "CronJob"}
+# PodTemplate: pods something else creates from a declared template (the k8s run launcher's run
+# pods, constructs/dagster.py run_pod): checked like any pod, and read by the NetworkPolicy derivation.
+POD_OWNER_KINDS = WORKLOAD_KINDS | {"Job", "CronJob", "PodTemplate"}
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -85,7 +87,10 @@ class Pod:
 
 
 def pod_template(doc: dict) -> dict:
-    """The pod template of a workload, Job or CronJob (whose template sits one Job deeper)."""
+    """The pod template of a workload, Job or CronJob (whose template sits one Job deeper), or a
+    PodTemplate's own."""
+    if doc.get("kind") == "PodTemplate":
+        return doc["template"]
     spec = doc["spec"]["jobTemplate"]["spec"] if doc.get("kind") == "CronJob" else doc["spec"]
     return spec["template"]
 
@@ -98,8 +103,15 @@ def ref(doc: dict) -> str:
 class Manifests:
     documents: list[dict]
     namespace: str
-    # Secrets that exist outside dist/ (credentials.source: existing): references to them are fine.
+    # Secrets that exist outside dist/ (credentials.source: existing, and the Secrets the config
+    # declares for external services): references to them are fine.
     external_secrets: set[str] = field(default_factory=set)
+    # (host, port) of the services the config declares outside the cluster (postgres.external,
+    # minio.external): the only addresses the wiring may name that are not Services of dist/.
+    external_endpoints: set[tuple[str, int]] = field(default_factory=set)
+    # StatefulSets the profile gives persistent storage (postgres.persistence, minio.persistence):
+    # the only objects that may carry volumeClaimTemplates.
+    persistent_workloads: set[str] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> list[dict]:
         return [d for d in self.documents if d.get("kind") == kind]
@@ -396,6 +408,8 @@ def _references_resolve(m: Manifests) -> Iterator[Violation]:
                 yield Violation("references", pod.ref, f"{kind} {name} has no key {key!r} (has: {', '.join(sorted(data))})")
         for _, c in pod.containers():
             declared = {v["name"] for v in pod.spec.get("volumes") or []}
+            # A StatefulSet's volumeClaimTemplates become pod volumes of the same name.
+            declared |= {t["metadata"]["name"] for t in pod.owner.get("spec", {}).get("volumeClaimTemplates") or [] if pod.owner["kind"] == "StatefulSet"}
             for mount in c.get("volumeMounts") or []:
                 if mount["name"] not in declared:
                     yield Violation("references", pod.ref, f"container {c['name']} mounts undeclared volume {mount['name']!r}")
@@ -427,14 +441,23 @@ def _resolve_host(m: Manifests, host: str) -> tuple[str, str] | None:
             return base[0], ""
         if len(base) == 2 and base[1] in m.services:  # <pod>.<headless service>
             return base[1], base[0]
-    # Dotted names outside the cluster's (e.g. a public host) are not ours to check.
+    # Dotted names outside the cluster's (e.g. a public host): None. The endpoints check accepts
+    # them only as declared external endpoints; the NetworkPolicies give them an ipBlock rule.
     return ("", "") if len(parts) == 1 else None
 
 
 def _endpoint_problems(m: Manifests, host: str, port: int) -> str | None:
+    if (host, port) in m.external_endpoints:
+        return None  # declared in the config (postgres.external, minio.external)
+    if host not in LOCAL_HOSTS and m.external_endpoints and host in {h for h, _ in m.external_endpoints}:
+        declared = sorted(p for h, p in m.external_endpoints if h == host)
+        return f"{host}:{port}: the external service {host} is declared on port(s) {declared}, not {port}"
     resolved = _resolve_host(m, host)
     if resolved is None:
-        return None
+        if host in LOCAL_HOSTS:
+            return None
+        # Outside the cluster: only where the config declares a service there.
+        return f"{host}:{port} is outside the cluster and not a declared external endpoint (postgres.external, minio.external)"
     service, pod_name = resolved
     if service not in m.services:
         return f"{host}:{port} names no Service in dist/"
@@ -625,16 +648,53 @@ def _resources(m: Manifests) -> Iterator[Violation]:
                 yield Violation("resources", pod.ref, f"container {c['name']}: memory limit below request")
 
 
+def bound_service_accounts(m: Manifests) -> set[str]:
+    """ServiceAccounts of dist/ that a RoleBinding of dist/ binds to a Role of dist/ (in the
+    namespace): the only identities whose token a pod may mount (the k8s run launcher's)."""
+    roles = {r["metadata"]["name"] for r in m.of_kind("Role")}
+    accounts = {a["metadata"]["name"] for a in m.of_kind("ServiceAccount")}
+    bound = set()
+    for binding in m.of_kind("RoleBinding"):
+        role = binding.get("roleRef") or {}
+        if role.get("kind") != "Role" or role.get("name") not in roles:
+            continue
+        for subject in binding.get("subjects") or []:
+            if subject.get("kind") == "ServiceAccount" and subject.get("name") in accounts and subject.get("namespace", m.namespace) == m.namespace:
+                bound.add(subject["name"])
+    return bound
+
+
+def token_pods(m: Manifests) -> list[Pod]:
+    """Pods that mount a ServiceAccount token the "security" check allows (they talk to the API)."""
+    bound = bound_service_accounts(m)
+    return [p for p in m.pods if p.spec.get("automountServiceAccountToken") is True and p.spec.get("serviceAccountName") in bound]
+
+
 @check("security")
 def _security(m: Manifests) -> Iterator[Violation]:
+    bound = bound_service_accounts(m)
+    accounts = {a["metadata"]["name"] for a in m.of_kind("ServiceAccount")}
+    for doc in [*m.of_kind("ClusterRole"), *m.of_kind("ClusterRoleBinding")]:
+        yield Violation("security", ref(doc), "cluster-wide RBAC: the stack needs namespaced Roles only")
+    for role in m.of_kind("Role"):
+        for rule in role.get("rules") or []:
+            for key in ("apiGroups", "resources", "verbs"):
+                if "*" in (rule.get(key) or []):
+                    yield Violation("security", ref(role), f"rule with {key} '*': grant the exact ones used")
     for pod in m.pods:
         psc = pod.spec.get("securityContext") or {}
         if psc.get("runAsNonRoot") is not True:
             yield Violation("security", pod.ref, "pod securityContext.runAsNonRoot is not true")
         if psc.get("runAsUser") == 0:
             yield Violation("security", pod.ref, "pod runs as uid 0")
-        if pod.spec.get("automountServiceAccountToken") is not False:
-            yield Violation("security", pod.ref, "automountServiceAccountToken is not false")
+        account = pod.spec.get("serviceAccountName")
+        if account is not None and account not in accounts:
+            yield Violation("security", pod.ref, f"serviceAccountName {account!r} is not a ServiceAccount in dist/")
+        if pod.spec.get("automountServiceAccountToken") is not False and account not in bound:
+            yield Violation(
+                "security", pod.ref,
+                "automountServiceAccountToken is not false (only a pod whose ServiceAccount a RoleBinding in dist/ binds to a Role in dist/ may mount its token)",
+            )
         if pod.spec.get("hostNetwork") or pod.spec.get("hostPID") or pod.spec.get("hostIPC"):
             yield Violation("security", pod.ref, "uses the host's network/PID/IPC namespace")
         pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
@@ -714,11 +774,27 @@ def _images(m: Manifests) -> Iterator[Violation]:
 
 @check("volumes")
 def _volumes(m: Manifests) -> Iterator[Violation]:
+    """emptyDir only, except the volumeClaimTemplates of the StatefulSets the profile gives
+    persistent storage (``persistent_workloads``); no stand-alone claim, no hostPath."""
     for doc in m.documents:
         if doc.get("kind") == "PersistentVolumeClaim":
-            yield Violation("volumes", ref(doc), "PersistentVolumeClaims are not used by this stack (emptyDir only)")
+            yield Violation("volumes", ref(doc), "PersistentVolumeClaims are not used by this stack (volumeClaimTemplates only, where the profile asks)")
         if doc.get("kind") == "StatefulSet" and doc["spec"].get("volumeClaimTemplates"):
-            yield Violation("volumes", ref(doc), "volumeClaimTemplates are not used by this stack (emptyDir only)")
+            if doc["metadata"]["name"] not in m.persistent_workloads:
+                yield Violation("volumes", ref(doc), "volumeClaimTemplates where the profile asks for no persistent storage (emptyDir only)")
+                continue
+            mounted = {mount["name"] for _, c in Pod(doc, pod_template(doc).get("spec", {}), {}).containers() for mount in c.get("volumeMounts") or []}
+            for claim in doc["spec"]["volumeClaimTemplates"]:
+                name = claim.get("metadata", {}).get("name")
+                storage = ((claim.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+                if name not in mounted:
+                    yield Violation("volumes", ref(doc), f"volumeClaimTemplate {name!r} is mounted by no container")
+                if storage is None:
+                    yield Violation("volumes", ref(doc), f"volumeClaimTemplate {name!r} requests no storage")
+                else:
+                    yield from _canonical(ref(doc), f"volumeClaimTemplate {name} storage", storage)
+    for name in sorted(m.persistent_workloads - {d["metadata"]["name"] for d in m.of_kind("StatefulSet") if d["spec"].get("volumeClaimTemplates")}):
+        yield Violation("volumes", f"StatefulSet/{name}", "the profile asks for persistent storage, but no StatefulSet of that name has volumeClaimTemplates")
     for pod in m.pods:
         for volume in pod.spec.get("volumes") or []:
             for forbidden in ("hostPath", "persistentVolumeClaim"):
@@ -726,9 +802,102 @@ def _volumes(m: Manifests) -> Iterator[Violation]:
                     yield Violation("volumes", pod.ref, f"volume {volume['name']} uses {forbidden}")
 
 
+@check("ingress")
+def _ingress(m: Manifests) -> Iterator[Violation]:
+    """Every Ingress rule names a host (no catch-all), and every backend a Service in dist/ with
+    that port (number or name) and pods behind it."""
+    for ing in m.of_kind("Ingress"):
+        spec = ing.get("spec") or {}
+        backends = [("defaultBackend", spec["defaultBackend"])] if spec.get("defaultBackend") else []
+        for rule in spec.get("rules") or []:
+            if not rule.get("host"):
+                yield Violation("ingress", ref(ing), "a rule without host catches every host name: give each UI its host")
+            for path in (rule.get("http") or {}).get("paths") or []:
+                backends.append((f"{rule.get('host')}{path.get('path', '')}", path.get("backend") or {}))
+        if not backends:
+            yield Violation("ingress", ref(ing), "routes nothing (no rule, no defaultBackend)")
+        for where, backend in backends:
+            service = backend.get("service")
+            if not service:
+                yield Violation("ingress", ref(ing), f"{where}: backend is not a Service")
+                continue
+            name, port = service.get("name"), service.get("port") or {}
+            svc = m.services.get(name)
+            if svc is None:
+                yield Violation("ingress", ref(ing), f"{where}: Service {name!r} is not in dist/")
+                continue
+            ports = svc["spec"].get("ports") or []
+            wanted = port.get("number", port.get("name"))
+            if not any(wanted in (p.get("port"), p.get("name")) for p in ports):
+                have = ", ".join(f"{p.get('name')}:{p.get('port')}" for p in ports)
+                yield Violation("ingress", ref(ing), f"{where}: Service {name} has no port {wanted!r} (has {have})")
+            if svc["spec"].get("clusterIP") == "None":
+                yield Violation("ingress", ref(ing), f"{where}: Service {name} is headless")
+            if not m.selected_pods(svc):
+                yield Violation("ingress", ref(ing), f"{where}: Service {name} selects no pods")
+
+
+def _allowed_evictions(pdb_spec: dict, replicas: int) -> int:
+    """Pods a drain may evict at once with every replica healthy (percentages as the disruption
+    controller rounds them: maxUnavailable and minAvailable both round up)."""
+    def absolute(value: object) -> int:
+        if isinstance(value, str) and value.endswith("%"):
+            return -(-int(value[:-1]) * replicas // 100)
+        return int(value)  # type: ignore[arg-type]
+
+    if "maxUnavailable" in pdb_spec:
+        return max(0, min(replicas, absolute(pdb_spec["maxUnavailable"])))
+    if "minAvailable" in pdb_spec:
+        return max(0, replicas - absolute(pdb_spec["minAvailable"]))
+    return replicas
+
+
+@check("replicas")
+def _replicas_check(m: Manifests) -> Iterator[Violation]:
+    """A workload with more than one replica spreads them over nodes and has exactly one
+    PodDisruptionBudget, which allows at least one voluntary eviction (a drain can proceed) and at
+    most one (it keeps serving); a Deployment rolls without dropping below its replicas. A budget
+    selects exactly one workload's pods."""
+    budgets = m.of_kind("PodDisruptionBudget")
+    for pdb in budgets:
+        match = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        owners = {p.workload: p for p in m.pods if p.long_running and match and match.items() <= p.labels.items()}
+        if len(owners) != 1:
+            yield Violation("replicas", ref(pdb), f"selects the pods of {len(owners)} workloads ({', '.join(sorted(owners)) or 'none'}), not one")
+            continue
+        pod = next(iter(owners.values()))
+        replicas = int(pod.owner["spec"].get("replicas", 1))
+        allowed = _allowed_evictions(pdb.get("spec") or {}, replicas)
+        if allowed < 1:
+            yield Violation("replicas", ref(pdb), f"allows no voluntary eviction of {pod.ref}'s {replicas} pod(s): a drain would hang")
+    for pod in m.pods:
+        replicas = int(pod.owner["spec"].get("replicas", 1)) if pod.long_running else 1
+        if replicas < 2:
+            continue
+        covering = [b for b in budgets if (((b.get("spec") or {}).get("selector") or {}).get("matchLabels") or {"": ""}).items() <= pod.labels.items()]
+        if len(covering) != 1:
+            yield Violation("replicas", pod.ref, f"{replicas} replicas with {len(covering)} PodDisruptionBudgets (needs exactly one)")
+        elif _allowed_evictions(covering[0].get("spec") or {}, replicas) > 1:
+            yield Violation("replicas", pod.ref, f"its PodDisruptionBudget lets a drain take more than one of its {replicas} pods at once")
+        spread = pod.spec.get("topologySpreadConstraints") or []
+        if not any(((c.get("labelSelector") or {}).get("matchLabels") or {"": ""}).items() <= pod.labels.items() for c in spread):
+            yield Violation("replicas", pod.ref, f"{replicas} replicas without a topologySpreadConstraint selecting its own pods")
+        if pod.owner["kind"] == "Deployment":
+            strategy = pod.owner["spec"].get("strategy") or {}
+            rolling = strategy.get("rollingUpdate") or {}
+            if strategy.get("type") != "RollingUpdate" or rolling.get("maxUnavailable") not in (0, "0%"):
+                yield Violation("replicas", pod.ref, "a replicated Deployment must roll with maxUnavailable 0 (RollingUpdate)")
+
+
 def check_manifests(
-    documents: list[dict], *, namespace: str, external_secrets: set[str] | None = None, only: Iterable[str] | None = None
+    documents: list[dict],
+    *,
+    namespace: str,
+    external_secrets: set[str] | None = None,
+    external_endpoints: set[tuple[str, int]] | None = None,
+    persistent_workloads: set[str] | None = None,
+    only: Iterable[str] | None = None,
 ) -> list[Violation]:
-    m = Manifests(documents, namespace, external_secrets or set())
+    m = Manifests(documents, namespace, external_secrets or set(), external_endpoints or set(), persistent_workloads or set())
     names = list(only) if only is not None else list(CHECKS)
     return [v for name in names for v in CHECKS[name](m)]

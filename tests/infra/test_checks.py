@@ -193,7 +193,44 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("PVC volume", lambda d: pod(d, "Deployment", "floe-minio")["volumes"][0].update(persistentVolumeClaim={"claimName": "x"})),
         ("PVC object", lambda d: d.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data", "namespace": "floe"}})),
     ],
+    "ingress": [
+        ("backend names no Service", lambda d: d.append(ingress("floe-dagster-web", 80))),
+        ("backend port the Service lacks", lambda d: d.append(ingress("floe-dagster-webserver", 3000))),
+        ("backend port name unknown", lambda d: d.append(ingress("floe-jaeger", "http"))),
+        ("rule without host", lambda d: d.append(ingress("floe-cube", 4000, host=None))),
+        ("backend is a headless Service", lambda d: d.append(ingress("floe-cubestore-workers", 9001))),
+    ],
+    "replicas": [
+        ("replicated without a disruption budget", lambda d: find(d, "Deployment", "floe-cube")["spec"].update(replicas=2)),
+        ("budget allows no eviction", lambda d: d.append(budget("floe-cube", minAvailable=1))),
+        ("budget of 100%", lambda d: d.append(budget("floe-polaris", maxUnavailable="0%"))),
+        ("budget selects nothing", lambda d: d.append(budget("floe-cube-typo", maxUnavailable=1))),
+        ("replicated, budget, no spread", lambda d: (
+            find(d, "Deployment", "floe-marquez-web")["spec"].update(replicas=2, strategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+            d.append(budget("floe-marquez-web", maxUnavailable=1)),
+        )),
+        ("replicated, Recreate", lambda d: (
+            find(d, "Deployment", "floe-polaris")["spec"].update(replicas=2),
+            find(d, "Deployment", "floe-polaris")["spec"]["template"]["spec"].update(topologySpreadConstraints=[{
+                "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": find(d, "Deployment", "floe-polaris")["spec"]["selector"]["matchLabels"]}}]),
+            d.append(budget("floe-polaris", maxUnavailable=1)),
+        )),
+    ],
 }
+
+
+def ingress(service: str, port: int | str, host: str | None = "ui.example.com") -> dict:
+    backend = {"service": {"name": service, "port": {"number": port} if isinstance(port, int) else {"name": port}}}
+    rule = {"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+    if host:
+        rule["host"] = host
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x", "namespace": NAMESPACE}, "spec": {"rules": [rule]}}
+
+
+def budget(workload: str, **spec: object) -> dict:
+    selector = {"matchLabels": {"app.kubernetes.io/name": workload, "app.kubernetes.io/instance": "floe"}}
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": workload, "namespace": NAMESPACE}, "spec": {**spec, "selector": selector}}
 
 
 def test_every_check_has_mutations() -> None:

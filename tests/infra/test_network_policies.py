@@ -27,6 +27,8 @@ import yaml
 
 from constructs.network import (
     DNS_NAMESPACE,
+    EXTERNAL_SERVICE_PREFIX,
+    INTERNET,
     INTERNET_PEER,
     NOT_INTERNET,
     TABLE_BEGIN,
@@ -37,7 +39,8 @@ from constructs.network import (
 )
 from floe.manifest_checks import check_manifests
 from floe.synth import SynthResult, load_documents
-from tests.infra.conftest import REPO, synth
+from tests.infra.conftest import REPO, make_config, synth
+from tests.infra.test_cluster_storage import EXTERNAL
 
 NAMESPACE = "floe"
 STRANGER_NAMESPACE = "other"
@@ -153,20 +156,46 @@ def _in_cluster(peer: str) -> bool:
 
 
 def _ip_range(peer: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    if "/" in peer:
+        network = ipaddress.IPv4Network(peer)
+        return network[0], network[-1]
     low, high = peer.split("-")
     return ipaddress.IPv4Address(low), ipaddress.IPv4Address(high)
 
 
+Block = tuple[ipaddress.IPv4Network, tuple[ipaddress.IPv4Network, ...]]
+
+
+def _block(cidr: str | None) -> Block:
+    """An egress ipBlock as the policies write it: the CIDR, or the internet without NOT_INTERNET."""
+    if cidr:
+        return ipaddress.IPv4Network(cidr), ()
+    return ipaddress.IPv4Network(INTERNET), tuple(ipaddress.IPv4Network(n) for n in NOT_INTERNET)
+
+
+def _covers(block: Block, low: ipaddress.IPv4Address, high: ipaddress.IPv4Address) -> bool:
+    network, excepted = block
+    inside = network[0] <= low and high <= network[-1]
+    return inside and not any(low <= n[-1] and n[0] <= high for n in excepted)
+
+
 def problems(allowed: dict[tuple[str, str], frozenset[str]], graph: Graph) -> list[str]:
-    """Every difference between what nca says is allowed and the stack's edges (+ DNS, internet)."""
+    """Every difference between what nca says is allowed and the stack's edges (+ DNS, internet,
+    declared external services: egress to their ipBlock on their port only)."""
     ours = f"{NAMESPACE}/"
     expected: dict[tuple[str, str], set[str]] = defaultdict(set)
     internet: dict[str, set[str]] = defaultdict(set)
+    # client -> [(ipBlock, connection, server)]: what egress to addresses outside the cluster may do
+    outside: dict[str, list[tuple[Block, str, str]]] = defaultdict(list)
     for e in graph.edges:
+        conn = f"{e.protocol}/{e.port}"
         if e.server == INTERNET_PEER:
-            internet[ours + e.client].add(f"{e.protocol}/{e.port}")
+            internet[ours + e.client].add(conn)
+            outside[ours + e.client].append((_block(None), conn, e.server))
+        elif e.server.startswith(EXTERNAL_SERVICE_PREFIX):
+            outside[ours + e.client].append((_block(graph.externals[e.server]), conn, e.server))
         else:
-            expected[(ours + e.client, ours + e.server)].add(f"{e.protocol}/{e.port}")
+            expected[(ours + e.client, ours + e.server)].add(conn)
     for workload in graph.selectors:
         expected[(ours + workload, DNS_PEER)] |= DNS_CONNS
     found: list[str] = []
@@ -175,9 +204,9 @@ def problems(allowed: dict[tuple[str, str], frozenset[str]], graph: Graph) -> li
             continue  # the rest of the cluster has no policies of ours
         if not _in_cluster(dst) and src.startswith(ours):  # egress to an IP range
             low, high = _ip_range(dst)
-            private = [n for n in NOT_INTERNET if low <= ipaddress.IPv4Network(n)[-1] and ipaddress.IPv4Network(n)[0] <= high]
-            if private or conns != internet.get(src):
-                found.append(f"over-broad: {src} -> {dst}: {sorted(conns)} (internet egress expected: {sorted(internet.get(src, []))})")
+            want = {conn for block, conn, _ in outside.get(src, []) if _covers(block, low, high)}
+            if conns != want:
+                found.append(f"over-broad: {src} -> {dst}: {sorted(conns)} (egress expected there: {sorted(want)})")
             continue
         want = expected.get((src, dst), set())
         if conns != want:
@@ -189,10 +218,23 @@ def problems(allowed: dict[tuple[str, str], frozenset[str]], graph: Graph) -> li
     for src, want in sorted(internet.items()):
         if not any(s == src and not _in_cluster(d) for s, d in allowed):
             found.append(f"missing: {src} -> internet: {sorted(want)} not allowed")
+    for src, rules in sorted(outside.items()):
+        for block, conn, server in rules:
+            ranges = [_ip_range(d) for (s, d), conns in allowed.items() if s == src and not _in_cluster(d) and conn in conns]
+            if not any(_covers(block, low, high) for low, high in ranges):
+                found.append(f"missing: {src} -> {server} ({block[0]}): {conn} not allowed")
     return found
 
 
 # --- fixtures -----------------------------------------------------------------------------------
+
+
+#: Storage variants of the cluster profile (issue 11): in-cluster StatefulSets on claims, and
+#: external PostgreSQL (private, CIDR declared) and S3 (public, no CIDR) instead.
+PERSISTENT = {"profile": "cluster", "postgres__persistence": {"size": "20Gi"}, "minio__persistence": {"size": "100Gi"}}
+EXTERNAL_SERVICES = {"profile": "cluster", "postgres__external": EXTERNAL["postgres"]["external"], "minio__external": EXTERNAL["minio"]["external"]}
+#: dist/ folder -> the external services its config declares (what derive() is told, as synth does).
+_EXTERNAL_ENDPOINTS: dict[Path, tuple] = {}
 
 
 @pytest.fixture(scope="module")
@@ -203,13 +245,17 @@ def variants(tmp_path_factory: pytest.TempPathFactory, default_synth: SynthResul
         "no-marquez": {"marquez__enabled": False},
         "download": {"cube__duckdb_extensions": "download"},
         "two-workers": {"cubestore__workers": 2},
+        "cluster-persistent": PERSISTENT,
+        "cluster-external": EXTERNAL_SERVICES,
     }.items():
-        results[name] = synth(tmp_path_factory.mktemp(name), **overrides)
+        folder = tmp_path_factory.mktemp(name)
+        results[name] = synth(folder, **overrides)
+        _EXTERNAL_ENDPOINTS[results[name].out_dir] = make_config(folder, **overrides).endpoints.external
     return results
 
 
 def graph_of(result: SynthResult) -> Graph:
-    return derive(result.documents, NAMESPACE)
+    return derive(result.documents, NAMESPACE, _EXTERNAL_ENDPOINTS.get(result.out_dir, ()))
 
 
 def policies(result: SynthResult) -> list[dict]:
@@ -219,7 +265,7 @@ def policies(result: SynthResult) -> list[dict]:
 # --- the analyzer agrees with the edges ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["default", "no-jaeger", "no-marquez", "download", "two-workers"])
+@pytest.mark.parametrize("variant", ["default", "no-jaeger", "no-marquez", "download", "two-workers", "cluster-persistent", "cluster-external"])
 def test_analyzer_allows_exactly_the_edges(variants: dict[str, SynthResult], variant: str, tmp_path: Path) -> None:
     result = variants[variant]
     graph = graph_of(result)
@@ -228,7 +274,7 @@ def test_analyzer_allows_exactly_the_edges(variants: dict[str, SynthResult], var
     elapsed = time.perf_counter() - started
     assert problems(allowed, graph) == []
     in_namespace = {k: v for k, v in allowed.items() if k[0].startswith(f"{NAMESPACE}/") and k[1].startswith(f"{NAMESPACE}/")}
-    edges = [e for e in graph.edges if e.server != INTERNET_PEER]
+    edges = [e for e in graph.edges if e.server != INTERNET_PEER and not e.server.startswith(EXTERNAL_SERVICE_PREFIX)]
     print(f"{variant}: nca allows {sum(len(v) for v in in_namespace.values())} pod-to-pod connections "
           f"(workload pairs x ports) in {NAMESPACE}; the graph has {len(edges)} edges; nca ran {elapsed:.1f}s")
     assert sum(len(v) for v in in_namespace.values()) == len(edges)
@@ -345,6 +391,23 @@ def test_mutation_internet_for_all_is_caught(variants: dict[str, SynthResult], t
     result = variants["default"]
     found = problems(analyze(_mutated(result, tmp_path, internet_for_postgres), tmp_path), graph_of(result))
     assert found and all(f.startswith("over-broad: floe/floe-postgres -> ") for f in found), found
+
+
+def test_mutation_external_service_rules_are_caught(variants: dict[str, SynthResult], tmp_path: Path) -> None:
+    """The external variant: a database rule widened from its CIDR to any address, and the S3 rule
+    of the Cube Store router dropped, are both found."""
+    def widen_and_drop(policies: dict[str, dict]) -> None:
+        for rule in policies["floe-polaris"]["spec"]["egress"]:
+            for peer in rule.get("to", []):
+                if peer.get("ipBlock", {}).get("cidr") == EXTERNAL["postgres"]["external"]["cidr"]:
+                    peer["ipBlock"] = {"cidr": "0.0.0.0/0"}
+        router = policies["floe-cubestore-router"]["spec"]
+        router["egress"] = [r for r in router["egress"] if not any("ipBlock" in p for p in r.get("to", []))]
+
+    result = variants["cluster-external"]
+    found = problems(analyze(_mutated(result, tmp_path, widen_and_drop), tmp_path), graph_of(result))
+    assert any(f.startswith("over-broad: floe/floe-polaris -> ") and "TCP/6432" in f for f in found), found
+    assert "missing: floe/floe-cubestore-router -> external-service:s3 (0.0.0.0/0): TCP/443 not allowed" in found, found
 
 
 # --- the doc ------------------------------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""The cluster profile's manifests (config/cluster.yaml, fake credentials), held for review like the
+local profile's (tests/infra/test_snapshots.py): a change to the cluster profile's dist/ shows up as
+a diff of tests/infra/__snapshots__/test_snapshots_cluster.ambr.
+
+Regenerate on purpose only (`pytest tests/infra/test_snapshots_cluster.py --snapshot-update`) and read
+the diff. The local profile's snapshots are separate and must not change with this file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from floe.config import StackConfig, load_config
+from floe.synth import SynthResult, synthesize
+from tests.infra.conftest import REPO, write_fake_credentials
+
+CHARTS = ["namespace", "infrastructure", "observability", "orchestration", "semantic", "verify"]
+
+
+@pytest.fixture(scope="module")
+def cluster_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
+    folder = tmp_path_factory.mktemp("cluster-snapshot")
+    data = load_config(REPO / "config" / "cluster.yaml", environ={}).model_dump(mode="json")
+    data["credentials"]["store"] = str(write_fake_credentials(folder))
+    return synthesize(StackConfig.model_validate(data), folder / "dist", root=folder)
+
+
+def chart_files(result: SynthResult) -> dict[str, str]:
+    # NNNN-<chart>.k8s.yaml, and verify/verify.k8s.yaml.
+    return {
+        path.name.split("-", 1)[-1].removesuffix(".k8s.yaml") if path.parent == result.out_dir else "verify": path.read_text()
+        for path in result.files
+    }
+
+
+def test_cluster_charts_are_the_local_ones(cluster_synth: SynthResult) -> None:
+    assert sorted(chart_files(cluster_synth)) == sorted(CHARTS)
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_cluster_chart_snapshot(cluster_synth: SynthResult, chart: str, snapshot) -> None:
+    assert chart_files(cluster_synth)[chart] == snapshot
