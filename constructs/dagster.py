@@ -2,12 +2,17 @@
 
 All three run the project image. ``dagster.yaml`` (PostgreSQL storage, daemon scheduler, queued run
 coordinator, compute logs on MinIO, telemetry off) and ``workspace.yaml`` are rendered from the
-typed config into ConfigMaps. Runs are launched by the default run launcher inside the user-code
-pod, so no RBAC is needed and that pod is sized for dbt + DuckDB; their stdout/stderr go to MinIO
-(S3ComputeLogManager), where the webserver reads them.
+typed config into ConfigMaps. By default (``dagster.run_launcher: default``, the local profile) runs
+are launched inside the user-code pod, so no RBAC is needed and that pod is sized for dbt + DuckDB.
+With ``k8s`` (config/cluster.yaml) dagster-k8s's K8sRunLauncher starts one Job per run from the
+project image (:func:`run_pod`, declared in dist/ as a PodTemplate), and the daemon and webserver
+mount the token of a ServiceAccount whose Role is exactly :data:`LAUNCHER_RULES`. Either way run
+stdout/stderr go to MinIO (S3ComputeLogManager), where the webserver reads them.
 """
 
 from __future__ import annotations
+
+import re
 
 import yaml
 from cdk8s_plus_27 import k8s
@@ -74,15 +79,15 @@ def instance_config(config: StackConfig) -> dict:
             "class": "QueuedRunCoordinator",
             "config": {"max_concurrent_runs": config.dagster.max_concurrent_runs},
         },
-        # Default run launcher: each run is a subprocess of the user-code server.
-        "run_launcher": {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"},
+        # default: each run is a subprocess of the user-code server; k8s: a Kubernetes Job per run.
+        "run_launcher": run_launcher_config(config),
         # Run stdout/stderr on MinIO: runs execute in the user-code pod, the webserver shows them.
         # Endpoint and bucket only; the credentials are boto3's env (compute_log_env), from Secrets.
         "compute_logs": s3_compute_logs(
             bucket=config.minio.dagster_logs_bucket,
             endpoint_url=config.endpoints.s3_url,
             use_ssl=config.endpoints.s3_url.startswith("https://"),
-            region=config.minio.region,
+            region=config.endpoints.s3_region,
             local_dir=COMPUTE_LOG_STAGING_DIR,
         ),
         # Artifacts on the pod's scratch volume (the image is read-only).
@@ -111,7 +116,7 @@ def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env("DAGSTER_HOME", DAGSTER_HOME),
         base.env(PG_ENV["host"], config.endpoints.postgres_host),
         base.env(PG_ENV["port"], config.endpoints.postgres_port),
-        base.env(PG_ENV["db"], "dagster"),
+        base.env(PG_ENV["db"], config.endpoints.database_name("dagster")),
         secrets.database_user("dagster").env(PG_ENV["user"]),
         secrets.database_password("dagster").env(PG_ENV["password"]),
         *compute_log_env(config),
@@ -126,7 +131,7 @@ def compute_log_env(config: StackConfig) -> list[k8s.EnvVar]:
     return [
         secrets.minio_user.env(S3_ENV["access_key_id"]),
         secrets.minio_password.env(S3_ENV["secret_access_key"]),
-        base.env(S3_ENV["region"], config.minio.region),
+        base.env(S3_ENV["region"], config.endpoints.s3_region),
     ]
 
 
@@ -164,7 +169,7 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(name("s3_endpoint"), endpoints.s3_url),
         secrets.minio_user.env(name("s3_access_key_id")),
         secrets.minio_password.env(name("s3_secret_access_key")),
-        base.env(name("s3_region"), config.minio.region),
+        base.env(name("s3_region"), config.endpoints.s3_region),
         base.env(name("namespace_raw"), p.namespaces["raw"]),
         base.env(name("namespace_staging"), p.namespaces["staging"]),
         base.env(name("namespace_marts"), p.namespaces["marts"]),
@@ -184,10 +189,11 @@ DUCKDB_TEMP_DIRECTORY = "/tmp/duckdb"
 USER_CODE_SCRATCH_SIZE = "2Gi"
 
 
-def duckdb_env(config: StackConfig) -> list[k8s.EnvVar]:
-    """DuckDB's memory_limit and spill directory, derived from the user-code container's limits."""
+def duckdb_env(config: StackConfig, resources: base.Resources | None = None) -> list[k8s.EnvVar]:
+    """DuckDB's memory_limit and spill directory, derived from the limits of the container that runs
+    the steps (the user-code container, or a run pod's with the k8s launcher)."""
     name = LakehouseSettings.env_name
-    memory_mib = memory_bytes(config.dagster.user_code_resources.memory_limit) // 2**20
+    memory_mib = memory_bytes((resources or config.dagster.user_code_resources).memory_limit) // 2**20
     spill_mib = memory_bytes(USER_CODE_SCRATCH_SIZE) // 2**20
     return [
         base.env(name("duckdb_memory_limit"), f"{int(memory_mib * DUCKDB_MEMORY_SHARE)}MiB"),
@@ -208,6 +214,172 @@ def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
     ]
 
 
+# --- runs as Kubernetes Jobs (dagster.run_launcher: k8s) ----------------------------------------
+
+#: The run pod's container: construct_dagster_k8s_job's default name (dagster_k8s/job.py).
+RUN_CONTAINER = "dagster"
+RUN_COMPONENT = "run-worker"
+ORCHESTRATION_LAYER = "orchestration"
+
+#: (apiGroup, resource) -> verbs: every Kubernetes API call K8sRunLauncher makes in dagster-k8s
+#: 0.29.27, in the job namespace, and nothing else (tests/contract/test_k8s_run_launcher.py derives
+#: the same table from the installed package's source). launcher.py -> client.py:
+#:   launch_run / resume_run -> create_namespaced_job_with_retries -> batch_api.create_namespaced_job
+#:   terminate -> delete_job -> core_api.list_namespaced_pod (get_pods_in_job),
+#:       batch_api.delete_namespaced_job, core_api.delete_namespaced_pod
+#:   check_run_worker_health -> get_job_status -> batch_api.read_namespaced_job_status
+#:   get_run_worker_debug_info -> get_pod_names_in_job (list pods), get_pod_debug_info
+#:       (core_api.list_namespaced_pod, read_namespaced_pod_log, list_namespaced_event),
+#:       get_job_debug_info (batch_api.list_namespaced_job, core_api.list_namespaced_event)
+LAUNCHER_RULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("batch", "jobs"): ("create", "delete", "list"),
+    ("batch", "jobs/status"): ("get",),
+    ("", "pods"): ("delete", "list"),
+    ("", "pods/log"): ("get",),
+    ("", "events"): ("list",),
+}
+
+
+def run_pod_env(config: StackConfig) -> tuple[list[k8s.EnvVar], list[k8s.EnvVar]]:
+    """(literal values, values from Secrets) of a run pod: the user-code container's env (a run does
+    what the default launcher's run did there), DuckDB sized to ``dagster.run_resources``. The
+    literal ones go to a ConfigMap (``names.dagster_run_env``, read with envFrom); the Secret
+    references are written into dagster.yaml (names and keys only, never a value). DAGSTER_HOME is
+    dagster-k8s's own (``dagster_home``). Traces keep the user-code service name: the pipeline's."""
+    everything = [
+        *instance_env(config),
+        *lakehouse_env(config),
+        *duckdb_env(config, config.dagster.run_resources),
+        *pipeline_env(config),
+        *observability_env(config, config.names.dagster_user_code),
+    ]
+    everything = [e for e in everything if e.name != "DAGSTER_HOME"]
+    return [e for e in everything if e.value_from is None], [e for e in everything if e.value_from is not None]
+
+
+def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTemplateSpec:
+    """The pod dagster-k8s builds for each run (construct_dagster_k8s_job, from the launcher config
+    that :func:`k8s_run_launcher` derives from this): hardened like every pod of the stack, no
+    ServiceAccount token, labels that select exactly the run pods. Declared in dist/ as a
+    PodTemplate, so the checks and the NetworkPolicy derivation see the run pods."""
+    names = config.names
+    _, secret_env = run_pod_env(config)
+    tmp = base.ScratchVolume("tmp", "/tmp", size_limit=USER_CODE_SCRATCH_SIZE)
+    home = base.ScratchVolume("home", DAGSTER_HOME, size_limit="64Mi")
+    instance = base.ConfigFiles("instance", names.dagster_instance_config, f"{DAGSTER_HOME}/{INSTANCE_FILE}", sub_path=INSTANCE_FILE)
+    container = k8s.Container(
+        name=RUN_CONTAINER,
+        **base.image_fields(config.project_image),
+        working_dir=APP_DIR,
+        env=[base.env("DAGSTER_HOME", DAGSTER_HOME), *secret_env],
+        env_from=[k8s.EnvFromSource(config_map_ref=k8s.ConfigMapEnvSource(name=names.dagster_run_env))],
+        resources=base.resources(config.dagster.run_resources),
+        volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
+        security_context=base.container_security(),
+    )
+    lbls = base.labels(names.dagster_run, component=RUN_COMPONENT, layer=layer, version=config.project_image.tag)
+    return k8s.PodTemplateSpec(
+        metadata=k8s.ObjectMeta(labels=lbls),
+        spec=k8s.PodSpec(
+            restart_policy="Never",
+            containers=[container],
+            volumes=[tmp.volume(), home.volume(), instance.volume()],
+            security_context=base.pod_security(base.PROJECT_RUN_AS),
+            service_account_name=names.dagster_run,
+            automount_service_account_token=False,
+            enable_service_links=False,
+        ),
+    )
+
+
+def _snake(value: object) -> object:
+    """Kubernetes' camelCase keys in dagster-k8s's snake_case (its k8s_model_from_dict rejects
+    anything else). Only for objects without free-form maps (labels, annotations)."""
+    if isinstance(value, dict):
+        return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): _snake(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snake(v) for v in value]
+    return value
+
+
+def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> dict:
+    """dagster_k8s.launcher.K8sRunLauncher's config (config_type_run_launcher in dagster_k8s/job.py),
+    read off :func:`run_pod` so the Job dagster-k8s builds is that pod."""
+    names = config.names
+    pod = k8s.KubePodTemplate.manifest(metadata=k8s.ObjectMeta(name=names.dagster_run), template=run_pod(config, layer))["template"]
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    env = container["env"]
+    return {
+        "module": "dagster_k8s.launcher",
+        "class": "K8sRunLauncher",
+        "config": {
+            "job_namespace": config.namespace,
+            "service_account_name": spec["serviceAccountName"],
+            "instance_config_map": names.dagster_instance_config,
+            "dagster_home": next(e["value"] for e in env if e["name"] == "DAGSTER_HOME"),
+            "job_image": container["image"],
+            "image_pull_policy": container["imagePullPolicy"],
+            "env_config_maps": [source["configMapRef"]["name"] for source in container["envFrom"]],
+            "labels": pod["metadata"]["labels"],
+            "resources": container["resources"],
+            "security_context": _snake(container["securityContext"]),
+            "volume_mounts": _snake(container["volumeMounts"]),
+            "volumes": _snake(spec["volumes"]),
+            "run_k8s_config": {
+                "container_config": {
+                    "working_dir": container["workingDir"],
+                    "env": _snake([e for e in env if e["name"] != "DAGSTER_HOME"]),
+                },
+                "pod_spec_config": {
+                    "automount_service_account_token": spec["automountServiceAccountToken"],
+                    "enable_service_links": spec["enableServiceLinks"],
+                    "security_context": _snake(spec["securityContext"]),
+                },
+            },
+            # A run's tags (dagster-k8s/config) may size its pod, nothing else: no other
+            # ServiceAccount, security context or env than the ones above.
+            "only_allow_user_defined_k8s_config_fields": {"container_config": {"resources": True}},
+            "only_allow_user_defined_env_vars": [],
+        },
+    }
+
+
+def run_launcher_config(config: StackConfig) -> dict:
+    if config.dagster.run_launcher == "k8s":
+        return k8s_run_launcher(config)
+    return {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
+
+
+class RunLauncherObjects(Construct):
+    """What the k8s run launcher needs in the namespace: the run pods' env ConfigMap and
+    ServiceAccount (no token, no Role), the PodTemplate declaring them, and the launcher's
+    ServiceAccount with a Role of exactly :data:`LAUNCHER_RULES`, bound to it."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        names, tag = config.names, config.project_image.tag
+        literal_env, _ = run_pod_env(config)
+        run_lbls = base.labels(names.dagster_run, component=RUN_COMPONENT, layer=layer, version=tag)
+        base.config_map(self, "run-env", name=names.dagster_run_env, lbls=run_lbls, data={e.name: e.value for e in literal_env})
+        k8s.KubeServiceAccount(self, "run-account", metadata=base.meta(names.dagster_run, run_lbls), automount_service_account_token=False)
+        k8s.KubePodTemplate(self, "run-pod", metadata=base.meta(names.dagster_run, run_lbls), template=run_pod(config, layer))
+        launcher_lbls = base.labels(names.dagster_launcher, component="run-launcher", layer=layer, version=tag)
+        k8s.KubeServiceAccount(self, "launcher-account", metadata=base.meta(names.dagster_launcher, launcher_lbls))
+        k8s.KubeRole(
+            self, "launcher-role", metadata=base.meta(names.dagster_launcher, launcher_lbls),
+            rules=[
+                k8s.PolicyRule(api_groups=[group], resources=[resource], verbs=list(verbs))
+                for (group, resource), verbs in LAUNCHER_RULES.items()
+            ],
+        )
+        k8s.KubeRoleBinding(
+            self, "launcher-binding", metadata=base.meta(names.dagster_launcher, launcher_lbls),
+            role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=names.dagster_launcher),
+            subjects=[k8s.Subject(kind="ServiceAccount", name=names.dagster_launcher, namespace=config.namespace)],
+        )
+
+
 class Dagster(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
@@ -221,9 +393,13 @@ class Dagster(Construct):
             self, "workspace", name=names.dagster_workspace_config, lbls=lbls,
             data={WORKSPACE_FILE: yaml.safe_dump(workspace_config(config), sort_keys=False)},
         )
-        postgres = base.Dependency(names.postgres, config.postgres.port)
+        postgres = base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)
         user_code = base.Dependency(names.dagster_user_code, d.grpc_port)
         workspace_file = f"{WORKSPACE_DIR}/{WORKSPACE_FILE}"
+        launcher_account = None
+        if d.run_launcher == "k8s":
+            RunLauncherObjects(self, "run-launcher", config=config, layer=layer)
+            launcher_account = names.dagster_launcher
 
         self.user_code = DagsterProcess(
             self, "user-code", config=config, layer=layer, name=names.dagster_user_code, component="user-code",
@@ -260,12 +436,16 @@ class Dagster(Construct):
             self, "webserver", config=config, layer=layer, name=names.dagster_webserver, component="webserver",
             command=["dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file],
             env=[],  # the webserver runs none of our code: it only needs the instance
+            # k8s launcher: terminating a run deletes its Job and pods (QueuedRunCoordinator.cancel_run
+            # -> K8sRunLauncher.terminate), and constructing the launcher loads the in-cluster token.
+            service_account=launcher_account,
             ports={"http": d.webserver_port},
             readiness=base.http_get("/server_info", "http", base.READINESS),
             liveness=base.http_get("/server_info", "http", base.LIVENESS),
             startup=base.http_get("/server_info", "http", base.STARTUP),
             resources=d.webserver_resources,
             depends_on=[postgres, user_code],
+            replicas=d.webserver_replicas,
             services=[
                 base.ExposedService(
                     names.dagster_webserver,
@@ -279,6 +459,8 @@ class Dagster(Construct):
             self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
             command=["dagster-daemon", "run", "--workspace", workspace_file],
             env=[],
+            # k8s launcher: the daemon dequeues runs and launches their Jobs.
+            service_account=launcher_account,
             ports={},
             # No Service selects the daemon: no readiness probe (nothing to route traffic away from).
             readiness=None,
@@ -311,6 +493,8 @@ class DagsterProcess(Construct):
         depends_on: list[base.Dependency],
         services: list[base.ExposedService] | None = None,
         scratch_size: str = "512Mi",
+        replicas: int = 1,
+        service_account: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         names = config.names
@@ -345,5 +529,8 @@ class DagsterProcess(Construct):
                 run_as=base.PROJECT_RUN_AS,
                 volumes=[tmp.volume(), home.volume(), instance.volume(), workspace.volume()],
                 services=services or [],
+                replicas=replicas,
+                service_account=service_account,
+                availability=config.availability,
             ),
         )
