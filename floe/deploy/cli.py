@@ -6,7 +6,6 @@ error; that one prints ``Usage:`` first.)
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime, UTC
 from pathlib import Path
@@ -327,22 +326,11 @@ def generate_command(wait: bool = WAIT, timeout: float = RUN_TIMEOUT, dagster_ur
 def _verify_ground(kubectl: Kubectl, allow_context: list[str]) -> None:
     """The context (the one given, else the current one) is a local cluster or allowed, and it answers;
     pins ``kubectl`` to it. Nothing is created before this passes."""
-    context = kubectl.context
-    if not context:
-        current = kubectl.run("config", "current-context", check=False, timeout=10)
-        context = current.stdout.strip() or None if current.returncode == 0 else None
-    server, config_view = None, None
-    if context:
-        view = Kubectl(kubectl.binary, context, kubectl.runner).run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
-        if view.returncode == 0:
-            config_view = json.loads(view.stdout)
-            clusters = config_view.get("clusters") or []
-            server = clusters[0].get("cluster", {}).get("server") if clusters else None
-    # The same rule as preflight: a minikube profile of any name is local by its kubeconfig extension.
-    providers = KubeContext.from_config_view(config_view, context).providers
-    check = preflight.check_context(context, server, allow_context, providers)
+    found = preflight.read_context(kubectl, kubectl.context)
+    check = found.check(allow_context)
     if not check.ok:
         raise _fail(f"verify: {check.message}")
+    context = found.context
     kubectl.context = context
     ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15)
     reachable = preflight.check_reachable(ready.returncode, ready.stderr)

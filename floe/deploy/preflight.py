@@ -160,19 +160,43 @@ class PreflightInputs:
     config_view: dict[str, Any] | None = None
 
 
-def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = ()) -> PreflightInputs:
-    """Read the context first; contact the API server only if that context is one we would deploy to."""
-    current = kubectl.run("config", "current-context", check=False, timeout=10)
-    context = current.stdout.strip() or None if current.returncode == 0 else None
+@dataclass(frozen=True)
+class ContextView:
+    """A kube context as kubeconfig describes it: its name, API server URL and ``kubectl config view
+    --minify -o json`` (cluster/user names and provider extensions tell distributions apart)."""
+
+    context: str | None
+    server: str | None
+    config_view: dict[str, Any] | None
+
+    def check(self, allowed: Iterable[str] = ()) -> Check:
+        """check_context with the kubeconfig's provider extensions (a minikube profile of any name)."""
+        providers = KubeContext.from_config_view(self.config_view, self.context).providers
+        return check_context(self.context, self.server, allowed, providers)
+
+
+def read_context(kubectl: Kubectl, context: str | None = None) -> ContextView:
+    """``context``, else kubeconfig's current one, with what kubeconfig says about it. Talks to no
+    cluster: only ``kubectl config``."""
+    if not context:
+        current = kubectl.run("config", "current-context", check=False, timeout=10)
+        context = current.stdout.strip() or None if current.returncode == 0 else None
     server = config_view = None
     if context:
-        view = kubectl.run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
+        pinned = Kubectl(kubectl.binary, context, kubectl.runner, kubectl.request_timeout)
+        view = pinned.run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
         if view.returncode == 0:
             config_view = json.loads(view.stdout)
             clusters = config_view.get("clusters") or []
             server = clusters[0].get("cluster", {}).get("server") if clusters else None
-    providers = KubeContext.from_config_view(config_view, context).providers
-    acceptable = check_context(context, server, allowed_contexts, providers).ok
+    return ContextView(context, server, config_view)
+
+
+def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = ()) -> PreflightInputs:
+    """Read the context first; contact the API server only if that context is one we would deploy to."""
+    found = read_context(kubectl)
+    context, server, config_view = found.context, found.server, found.config_view
+    acceptable = found.check(allowed_contexts).ok
     if acceptable:
         kubectl = Kubectl(kubectl.binary, context, kubectl.runner, kubectl.request_timeout)  # pin what we checked
     ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15) if acceptable else None
@@ -196,8 +220,7 @@ def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowe
 
 def context_check(inputs: PreflightInputs, allowed: Iterable[str] = ()) -> Check:
     """check_context over what gather() read (name, server and the kubeconfig's provider extensions)."""
-    providers = KubeContext.from_config_view(inputs.config_view, inputs.context).providers
-    return check_context(inputs.context, inputs.server, allowed, providers)
+    return ContextView(inputs.context, inputs.server, inputs.config_view).check(allowed)
 
 
 def context_check_with_distribution(check: Check, inputs: PreflightInputs) -> Check:
