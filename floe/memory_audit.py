@@ -13,6 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from floe.manifest_checks import pod_template
 from floe.memory import HEADROOM, JVM_NATIVE_OVERHEAD_MIB, MiB
 from floe.quantities import memory_bytes
 
@@ -257,7 +258,7 @@ def audit(documents: list[dict]) -> list[Finding]:
     for doc in documents:
         if doc.get("kind") not in ("Deployment", "StatefulSet", "Job", "CronJob"):
             continue
-        spec = doc["spec"]["template"]["spec"] if doc["kind"] != "CronJob" else doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        spec = pod_template(doc)["spec"]
         for c in spec.get("initContainers", []) + spec["containers"]:
             rule = RULES.get(c["name"])
             runtime = RUNTIME_IMAGES.get(_image_repository(c["image"]))

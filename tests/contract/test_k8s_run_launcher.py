@@ -39,6 +39,7 @@ from floe.synth import SynthResult, synthesize
 from tests.infra.conftest import REPO, write_fake_credentials
 from tests.support.manifests import container, find, resolve_env
 from tests.support.postgres import PostgresServer
+from floe.manifest_checks import pod_template
 
 NAMESPACE = "floe"
 DAGSTER_K8S_VERSION = "0.29.27"
@@ -325,7 +326,7 @@ def test_only_the_daemon_and_webserver_hold_the_launchers_token(cluster: SynthRe
     holders = set()
     for d in cluster.documents:
         if d["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob", "PodTemplate"):
-            spec = (d["spec"]["jobTemplate"]["spec"] if d["kind"] == "CronJob" else d.get("spec", d))["template"]["spec"] if d["kind"] != "PodTemplate" else d["template"]["spec"]
+            spec = pod_template(d)["spec"]
             if spec.get("automountServiceAccountToken") is not False:
                 holders.add((d["metadata"]["name"], spec.get("serviceAccountName")))
     assert holders == {("floe-dagster-daemon", "floe-dagster-launcher"), ("floe-dagster-webserver", "floe-dagster-launcher")}

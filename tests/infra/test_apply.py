@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from floe.manifest_checks import POD_OWNER_KINDS, pod_template
 from floe.quantities import canonical_quantity
 from floe.synth import SynthResult
 from tests.infra.conftest import synth
-
-POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 
 
 def stored_by_api_server(doc: dict) -> dict:
@@ -44,11 +43,7 @@ def stored_by_api_server(doc: dict) -> dict:
 
 
 def _pod_specs(doc: dict) -> list[dict]:
-    if doc["kind"] in POD_OWNERS:
-        return [doc["spec"]["template"]["spec"]]
-    if doc["kind"] == "CronJob":
-        return [doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]]
-    return []
+    return [pod_template(doc)["spec"]] if doc["kind"] in POD_OWNER_KINDS else []
 
 
 def three_way_patch(original: dict | None, modified: dict, current: dict) -> dict:

@@ -26,6 +26,7 @@ from floe.config import StackConfig, load_config
 from floe.manifest_checks import CHECKS, check_manifests
 from floe.synth import SynthResult, check_options, synthesize
 from tests.infra.conftest import REPO, write_fake_credentials
+from floe.manifest_checks import pod_template
 
 NAMESPACE = "floe"
 DB_HOST, DB_CIDR = "floe-db.example.internal", "10.20.0.0/16"
@@ -85,7 +86,7 @@ def objects(result: SynthResult, kind: str) -> dict[str, dict]:
 
 
 def containers(doc: dict) -> list[dict]:
-    spec = (doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"])["template"]["spec"]
+    spec = pod_template(doc)["spec"]
     return [*(spec.get("initContainers") or []), *spec["containers"]]
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import re
 
+from floe.manifest_checks import pod_template
+
 
 def find(documents: list[dict], kind: str, name: str) -> dict:
     matches = [d for d in documents if d["kind"] == kind and _named(d, name)]
@@ -20,9 +22,7 @@ def _named(doc: dict, name: str) -> bool:
 
 
 def pod_spec(documents: list[dict], kind: str, name: str) -> dict:
-    spec = find(documents, kind, name)["spec"]
-    # A CronJob's pod template sits one Job deeper.
-    return (spec["jobTemplate"]["spec"] if kind == "CronJob" else spec)["template"]["spec"]
+    return pod_template(find(documents, kind, name))["spec"]
 
 
 def container(documents: list[dict], kind: str, name: str, container_name: str | None = None) -> dict:
