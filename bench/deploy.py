@@ -28,8 +28,9 @@ sys.path.insert(0, str(REPO))
 
 from floe.deploy.manifests import ContainerProbes, Stack, describe_cpu  # noqa: E402
 from floe.deploy.readiness import Policy  # noqa: E402
-from floe.capacity import fit, load_all  # noqa: E402
+from floe.capacity import fit  # noqa: E402
 from floe.quantities import format_memory  # noqa: E402
+from floe.synth import load_documents  # noqa: E402
 
 GiB = 2**30
 HOST_MEMORY_GIB = (8, 16, 32)
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- with every bootstrap Job at once: {describe_cpu(peak[0])}, {format_memory(peak[1])}")
     print(f"- limits (long-running): {describe_cpu(totals.cpu_limit_m)}, {format_memory(totals.memory_limit)}")
     print(f"- Docker Desktop default VM memory = 50% of host; kube-system holds ~{format_memory(KUBE_SYSTEM_REQUESTS[1])}")
-    print(f"- the plan's minimum node: {fit(load_all(stack.dist)).summary()}\n")
+    print(f"- the plan's minimum node: {fit(load_documents(stack.dist)).summary()}\n")
     print("| host RAM | Docker Desktop VM | free for the stack | requests fit | with Jobs | limits fit |")
     print("|---|---|---|---|---|---|")
     for h in hosts:

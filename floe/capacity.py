@@ -10,7 +10,6 @@ bootstrap Jobs and one reconcile run included, computed as the scheduler does
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from floe.deploy.manifests import _replicas, pod_effective_requests, pod_spec
@@ -69,14 +68,6 @@ def fit(documents: list[dict[str, Any]], node: Node = DOCKER_DESKTOP_4GB) -> Fit
         cpu, mem = pod_effective_requests(spec)
         pods.append((f"{doc['kind']}/{doc['metadata']['name']} x{replicas}", cpu * replicas, mem * replicas))
     return Fit(node, sum(p[1] for p in pods), sum(p[2] for p in pods), tuple(pods))
-
-
-def load_all(dist: Path) -> list[dict[str, Any]]:
-    """Every object under ``dist/``, subfolders included (the verification Job lives in one)."""
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return [d for path in sorted(dist.rglob("*.yaml")) for d in yaml.load_all(path.read_text(), Loader=loader) if d]
 
 
 # --- a multi-node cluster (the cluster profile, issue 11) ---------------------------------------
