@@ -38,6 +38,7 @@ from constructs import base
 from constructs.ingress import CONTROLLER_LABELS_ANNOTATION, CONTROLLER_NAMESPACE_ANNOTATION
 from demo.bootstrap.settings import PolarisInitSettings
 from floe.config import ExternalEndpoint, StackConfig
+from floe.deploy.manifests import pods_at_once
 from floe.manifest_checks import (
     LOCAL_HOSTS,
     Manifests,
@@ -132,15 +133,6 @@ class Graph:
 
 
 # --- deriving the edges -------------------------------------------------------------------------
-
-
-def _replicas(pod: Pod) -> int:
-    spec = pod.owner.get("spec", {})
-    if pod.owner["kind"] == "Job":
-        return int(spec.get("parallelism", 1))
-    if pod.owner["kind"] == "CronJob":
-        return int(spec.get("jobTemplate", {}).get("spec", {}).get("parallelism", 1))
-    return int(spec.get("replicas", 1))
 
 
 def _selector(pod: Pod) -> dict[str, str]:
@@ -238,7 +230,7 @@ def derive(documents: Iterable[dict], namespace: str, external: Iterable[Externa
         others = [o for o, p in owners.items() if o != name and selector.items() <= p.labels.items()]
         if others:
             raise ValueError(f"labels {selector} of {name} also select the pods of {', '.join(others)}: no policy can tell them apart")
-    pods = {name: _replicas(p) for name, p in owners.items()}
+    pods = {name: pods_at_once(p.owner) for name, p in owners.items()}
     edges: set[Edge] = set()
     for pod in m.pods:
         client = pod.workload

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from floe.deploy.manifests import _replicas, pod_effective_requests, pod_spec
+from floe.deploy.manifests import pods_at_once, pod_effective_requests, pod_spec
 from floe.quantities import format_memory
 
 GiB = 2**30
@@ -64,7 +64,7 @@ def fit(documents: list[dict[str, Any]], node: Node = DOCKER_DESKTOP_4GB) -> Fit
         spec = pod_spec(doc)
         if spec is None:
             continue
-        replicas = _replicas(doc)
+        replicas = pods_at_once(doc)
         cpu, mem = pod_effective_requests(spec)
         pods.append((f"{doc['kind']}/{doc['metadata']['name']} x{replicas}", cpu * replicas, mem * replicas))
     return Fit(node, sum(p[1] for p in pods), sum(p[2] for p in pods), tuple(pods))
@@ -137,7 +137,7 @@ def pod_loads(documents: list[dict[str, Any]]) -> list[PodLoad]:
             continue
         cpu, mem = pod_effective_requests(spec)
         name = f"{doc['kind']}/{doc['metadata']['name']}"
-        loads += [PodLoad(name, cpu, mem, _hard_spread(spec)) for _ in range(_replicas(doc))]
+        loads += [PodLoad(name, cpu, mem, _hard_spread(spec)) for _ in range(pods_at_once(doc))]
     return loads
 
 

@@ -192,16 +192,18 @@ def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _replicas(obj: dict[str, Any]) -> int:
+def pods_at_once(obj: dict[str, Any]) -> int:
     spec = obj.get("spec") or {}
     if obj["kind"] in ("Deployment", "StatefulSet", "ReplicaSet"):
         return int(spec.get("replicas", 1))
-    if obj["kind"] == "Job":
-        # Pods running at once: parallelism (default 1), never more than completions.
-        parallelism = int(spec.get("parallelism", 1))
-        completions = spec.get("completions")
+    if obj["kind"] in ("Job", "CronJob"):
+        # Pods running at once: parallelism (default 1), never more than completions; a CronJob runs
+        # one Job at a time here (concurrencyPolicy Forbid), with its template's parallelism.
+        job = ((spec.get("jobTemplate") or {}).get("spec") or {}) if obj["kind"] == "CronJob" else spec
+        parallelism = int(job.get("parallelism", 1))
+        completions = job.get("completions")
         return min(parallelism, int(completions)) if completions is not None else parallelism
-    return 1  # DaemonSet on a single-node cluster, CronJob's one Job, a bare Pod
+    return 1  # DaemonSet on a single-node cluster, a bare Pod, a PodTemplate
 
 
 def _requests(container: dict[str, Any]) -> tuple[int, int, int | None, int | None]:
@@ -355,7 +357,7 @@ class Stack:
             if spec is None:
                 continue
             ref = ObjectRef(obj["kind"], obj["metadata"]["name"])
-            replicas = _replicas(obj)
+            replicas = pods_at_once(obj)
             for container in spec.get("containers") or []:
                 c, m, cl, ml = _requests(container)
                 rows.append(ContainerResources(ref, container["name"], replicas, c, m, cl, ml, obj["kind"] in ("Job", "CronJob")))
@@ -369,7 +371,7 @@ class Stack:
             if spec is None or (not include_jobs and obj["kind"] in ("Job", "CronJob")):
                 continue
             c, m = pod_effective_requests(spec)
-            cpu, mem = cpu + c * _replicas(obj), mem + m * _replicas(obj)
+            cpu, mem = cpu + c * pods_at_once(obj), mem + m * pods_at_once(obj)
         return cpu, mem
 
     def probes(self) -> list[ContainerProbes]:
