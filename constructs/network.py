@@ -46,6 +46,7 @@ from floe.manifest_checks import (
     _hostports,
     _references,
     _resolve_host,
+    container_addresses,
     _structured_hostports,
     token_pods,
 )
@@ -178,15 +179,13 @@ def _addresses(m: Manifests, pod: Pod) -> Iterator[tuple[str, str, int]]:
     to; host; port) for every address the pod's containers (init containers too) use."""
     for _, container in pod.containers():
         env = _env(m, pod, container)
-        for name, value in env.items():
-            via = HANDED_OVER.get(name, "") if HANDED_OVER.get(name) in env else ""
-            for host, port in _hostports(value):
-                yield via, host, port
-            if name.endswith("_HOST") and f"{name[:-5]}_PORT" in env and str(env[f"{name[:-5]}_PORT"]).isdigit():
-                yield "", value, int(env[f"{name[:-5]}_PORT"])
-        for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
-            for host, port in _hostports(arg):
-                yield "", host, port
+        for address in container_addresses(env, container):
+            if address.paired:
+                if address.port.isdigit():
+                    yield "", address.host, int(address.port)
+                continue
+            via = HANDED_OVER.get(address.env, "") if HANDED_OVER.get(address.env) in env else ""
+            yield via, address.host, int(address.port)
     for text in _config_map_texts(m, pod):
         for host, port in [*_hostports(text), *_structured_hostports(text)]:
             yield "", host, port

@@ -489,6 +489,34 @@ def _hostports(text: str) -> Iterator[tuple[str, int]]:
             yield match["host"], int(match["port"])
 
 
+@dataclass(frozen=True)
+class Address:
+    """An address a container uses. ``where`` names its source (``env NAME``, ``env NAME/NAME_PORT``
+    or ``command``); ``env`` is the variable it came from ('' for command and args); ``port`` is as
+    written (a FOO_PORT may not be a number: each caller says what that means); ``paired`` marks a
+    FOO_HOST=<host> + FOO_PORT=<port> pair, whose host may be anything, not only a Service."""
+
+    where: str
+    env: str
+    host: str
+    port: str
+    paired: bool = False
+
+
+def container_addresses(env: dict[str, str], container: dict) -> Iterator[Address]:
+    """Every address in a container's ``env`` values (host:port and URLs, FOO_HOST/FOO_PORT pairs)
+    and its command and args: what the endpoints check resolves and the NetworkPolicies open."""
+    for name, value in env.items():
+        for host, port in _hostports(value):
+            yield Address(f"env {name}", name, host, str(port))
+        pair = f"{name[:-5]}_PORT" if name.endswith("_HOST") else None
+        if pair in env:
+            yield Address(f"env {name}/{pair}", name, value, str(env[pair]), paired=True)
+    for arg in [*(container.get("command") or []), *(container.get("args") or [])]:
+        for host, port in _hostports(arg):
+            yield Address("command", "", host, str(port))
+
+
 @functools.lru_cache(maxsize=256)
 def _parsed_config(text: str) -> object:
     """A config file's YAML (JSON is YAML too), parsed once however many pods mount it; None when
@@ -522,23 +550,20 @@ def _endpoints(m: Manifests) -> Iterator[Violation]:
     """Every host:port or URL in env or ConfigMap data names a Service (and port) we synthesize."""
     for pod in m.pods:
         for _, c in pod.containers():
-            values = {v["name"]: v.get("value") for v in c.get("env") or [] if v.get("value") is not None}
-            for name, value in values.items():
-                for host, port in _hostports(value):
-                    problem = _endpoint_problems(m, host, port)
-                    if problem:
-                        yield Violation("endpoints", pod.ref, f"container {c['name']} env {name}: {problem}")
-                # FOO_HOST=<service> with FOO_PORT=<port>: the pair must resolve too.
-                if name.endswith("_HOST") and f"{name[:-5]}_PORT" in values and _resolve_host(m, value):
-                    port = values[f"{name[:-5]}_PORT"]
-                    problem = _endpoint_problems(m, value, int(port)) if str(port).isdigit() else f"port {port!r} is not a number"
-                    if problem:
-                        yield Violation("endpoints", pod.ref, f"container {c['name']} env {name}/{name[:-5]}_PORT: {problem}")
-            for arg in [*(c.get("command") or []), *(c.get("args") or [])]:
-                for host, port in _hostports(arg):
-                    problem = _endpoint_problems(m, host, port)
-                    if problem:
-                        yield Violation("endpoints", pod.ref, f"container {c['name']} command: {problem}")
+            values = {v["name"]: v["value"] for v in c.get("env") or [] if v.get("value") is not None}
+            for address in container_addresses(values, c):
+                if address.paired:
+                    # FOO_HOST=<service> with FOO_PORT=<port>: the pair must resolve too.
+                    if not _resolve_host(m, address.host):
+                        continue
+                    problem = (
+                        _endpoint_problems(m, address.host, int(address.port))
+                        if address.port.isdigit() else f"port {address.port!r} is not a number"
+                    )
+                else:
+                    problem = _endpoint_problems(m, address.host, int(address.port))
+                if problem:
+                    yield Violation("endpoints", pod.ref, f"container {c['name']} {address.where}: {problem}")
     for name, cm in m.config_maps.items():
         for text in _strings(cm.get("data") or {}):
             for host, port in [*_hostports(text), *_structured_hostports(text)]:
