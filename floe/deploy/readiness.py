@@ -177,6 +177,17 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def age(when: datetime | None, now: datetime) -> str:
+    """How long ago, as kubectl prints it: ``45s``, ``12m``, ``3h``, ``2d``; ``?`` when unknown."""
+    if when is None:
+        return "?"
+    seconds = int((now - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _condition(obj: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), None)
 

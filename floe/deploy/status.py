@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from floe.deploy.kubectl import CommandError, Kubectl
-from floe.deploy.readiness import classify_pod, parse_time
+from floe.deploy.readiness import age, classify_pod, parse_time
 
 USER_CODE_DEPLOYMENT = "floe-dagster-user-code"
 #: The reconcile CronJob's Jobs carry this name label (constructs/reconcile.py); its container's last
@@ -36,14 +36,7 @@ class Section:
 
 
 def _age(created: str | None, now: datetime) -> str:
-    when = parse_time(created)
-    if when is None:
-        return "?"
-    seconds = int((now - when).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return age(parse_time(created), now)
 
 
 def pods_table(pods: dict[str, Any], now: datetime) -> Table:

@@ -53,6 +53,7 @@ from floe.deploy.readiness import (
     PodView,
     State,
     WorkloadView,
+    age,
     classify_pod,
     evaluate,
     parse_time,
@@ -388,13 +389,7 @@ def last_record(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
 
 
 def _ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "?"
-    seconds = int((now - when).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+    return "?" if when is None else f"{age(when, now)} ago"
 
 
 def counts(report: dict[str, Any]) -> tuple[int, int, int, list[str]]:
