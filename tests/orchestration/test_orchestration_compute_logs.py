@@ -5,9 +5,6 @@ GraphQL returns the run's stdout/stderr, although no local log file is left to r
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import boto3
 import httpx
@@ -20,11 +17,7 @@ from demo.orchestration.definitions import seed_job_def
 from demo.orchestration.instance import COMPUTE_LOG_PREFIX
 from demo.orchestration.raw import raw_run_config
 from tests.orchestration.conftest import PipelineEnv
-from tests.orchestration.test_orchestration_graphql import wait_for_location
-from tests.support.postgres import free_port
-from demo.processes import stop_process_group
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.dagster import definitions_webserver
 
 RUN_LOG_FILES = """
 query RunLogFiles($runId: ID!) {
@@ -62,31 +55,19 @@ def test_a_runs_stdout_and_stderr_come_back_through_the_webservers_graphql(pipel
     listed = s3.list_objects_v2(Bucket=COMPUTE_LOG_BUCKET, Prefix=f"{COMPUTE_LOG_PREFIX}/").get("Contents", [])
     assert [o["Key"] for o in listed if run_id in o["Key"]], f"no compute logs of run {run_id} in s3://{COMPUTE_LOG_BUCKET}/{COMPUTE_LOG_PREFIX}/"
 
-    port = free_port()
-    log_path = home / "webserver.log"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "demo.orchestration.definitions", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for_location(url, process, log_path)
-            with httpx.Client(timeout=60) as client:
-                events = client.post(f"{url}/graphql", json={"query": RUN_LOG_FILES, "variables": {"runId": run_id}}).json()
-                files = {e["fileKey"] for e in events["data"]["logsForRun"]["events"] if e["__typename"] == "LogsCapturedEvent"}
-                assert files, events
-                stdout, stderr = "", ""
-                for file_key in files:
-                    answer = client.post(
-                        f"{url}/graphql", json={"query": CAPTURED_LOGS, "variables": {"runId": run_id, "fileKey": file_key}}
-                    ).json()
-                    logs = answer["data"]["runOrError"]["capturedLogs"]
-                    stdout += logs["stdout"] or ""
-                    stderr += logs["stderr"] or ""
-        finally:
-            stop_process_group(process)
+    with definitions_webserver(dict(os.environ), home / "webserver.log") as (url, _):
+        with httpx.Client(timeout=60) as client:
+            events = client.post(f"{url}/graphql", json={"query": RUN_LOG_FILES, "variables": {"runId": run_id}}).json()
+            files = {e["fileKey"] for e in events["data"]["logsForRun"]["events"] if e["__typename"] == "LogsCapturedEvent"}
+            assert files, events
+            stdout, stderr = "", ""
+            for file_key in files:
+                answer = client.post(
+                    f"{url}/graphql", json={"query": CAPTURED_LOGS, "variables": {"runId": run_id, "fileKey": file_key}}
+                ).json()
+                logs = answer["data"]["runOrError"]["capturedLogs"]
+                stdout += logs["stdout"] or ""
+                stderr += logs["stderr"] or ""
     # Dagster's console logger writes the step's log lines to stderr: our step's own message is there.
     assert "seed logs: rows written" in stderr, stderr[-3000:]
     assert "STEP_SUCCESS" in stderr or "raw_tables" in stderr + stdout

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +25,8 @@ from demo.orchestration.trigger import (
     wait_for_run,
 )
 from tests.orchestration.conftest import PipelineEnv, Receiver
-from tests.support.postgres import PostgresServer, free_port, postgres_server
-from demo.processes import stop_process_group
+from tests.support.dagster import definitions_webserver
+from tests.support.postgres import PostgresServer, postgres_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs" / "pipeline.md"
@@ -70,44 +67,9 @@ telemetry:
 def webserver(pipeline_env: PipelineEnv, postgres: PostgresServer, observed_env: Receiver) -> Iterator[str]:
     """dagster-webserver on this test's lakehouse namespaces, lineage and traces to ``observed_env``."""
     (pipeline_env.dagster_home / "dagster.yaml").write_text(dagster_yaml(postgres))
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLOE_TEST_DAGSTER_PG_PASSWORD": postgres.password,
-        "PYTHONPATH": str(REPO_ROOT),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = (pipeline_env.dagster_home / "webserver.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "demo.orchestration.definitions",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_location(url, process, pipeline_env.dagster_home / "webserver.log")
+    env = {**os.environ, "FLOE_TEST_DAGSTER_PG_PASSWORD": postgres.password}
+    with definitions_webserver(env, pipeline_env.dagster_home / "webserver.log") as (url, _):
         yield url
-    finally:
-        stop_process_group(process)
-        log.close()
-
-
-def wait_for_location(url: str, process: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    """Poll until the webserver answers and has loaded our code location (not a fixed sleep)."""
-    query = "{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { location { name } } } } }"
-    deadline = time.monotonic() + timeout
-    with httpx.Client(timeout=10) as client:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                if client.get(f"{url}/server_info").status_code == 200:
-                    data = client.post(f"{url}/graphql", json={"query": query}).json()["data"]["repositoriesOrError"]
-                    if any(n["location"]["name"] == DEFAULT_LOCATION for n in data.get("nodes", [])):
-                        return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    raise TimeoutError(f"webserver not ready after {timeout}s:\n{log.read_text()[-3000:]}")
 
 
 def test_docs_show_the_tested_graphql_documents() -> None:

@@ -6,11 +6,7 @@ raw. Own namespaces, so the other tests' figures do not move."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,12 +22,11 @@ from demo.verify.checks import (
     check_data,
 )
 from demo.verify.runner import CheckFailed
-from tests.orchestration.test_orchestration_graphql import dagster_yaml, wait_for_location
+from tests.orchestration.test_orchestration_graphql import dagster_yaml
 from tests.pipeline.conftest import settings_env
-from tests.support.postgres import PostgresServer, free_port, postgres_server
+from tests.support.dagster import definitions_webserver
+from tests.support.postgres import PostgresServer, postgres_server
 from tests.verify.conftest import Stack, verify_settings
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -40,36 +35,18 @@ def dagster(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     lake = stack.settings.model_copy(update={"namespace_raw": "raw_dagster", "namespace_marts": "marts_dagster"})
     with postgres_server() as pg:
         (home / "dagster.yaml").write_text(dagster_yaml(pg))
-        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "OPENLINEAGE_", "OTEL_"))}
         env.update(settings_env(lake))
         env.update({
             "DAGSTER_HOME": str(home), "FLOE_TEST_DAGSTER_PG_PASSWORD": pg.password,
             "FLOE_DBT_DUCKDB_PATH": str(home / "dbt.duckdb"), "DBT_TARGET_PATH": str(home / "dbt-target"),
-            "FLOE_PIPELINE_ORDERS_PER_TICK": "25", "PYTHONPATH": str(REPO),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "FLOE_PIPELINE_ORDERS_PER_TICK": "25",
         })
-        log = (home / "webserver.log").open("wb")
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-webserver"), "-m", "demo.orchestration.definitions",
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_location(url, process, home / "webserver.log")
+        with definitions_webserver(env, home / "webserver.log") as (url, _):
             ctx = Context(lake=lake, settings=verify_settings(dagster_url=url, dagster_location=DEFAULT_LOCATION,
                                                               verify_trigger_timeout_seconds=600), settle_seconds=0)
             yield url, ctx
             ctx.http.close()
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            log.close()
 
 
 def test_dagster_checks_on_a_real_webserver(dagster: tuple[str, Context]) -> None:
