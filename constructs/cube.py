@@ -26,6 +26,7 @@ from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
 from floe.config import StackConfig
+from floe.memory import HEADROOM, NODE_NATIVE_OVERHEAD_MIB, MiB, duckdb_size_bytes
 from floe.quantities import memory_bytes
 
 CUBE_DIR = Path(__file__).resolve().parents[1] / "demo" / "cube"
@@ -66,16 +67,11 @@ class CubeMemory:
         return f"--max-old-space-size={self.heap_mib}"
 
 
-# Node outside the old space: V8's young generation (3 x 16 MiB semi-spaces on 64-bit) and code
-# space, libuv, OpenSSL, Buffers of streamed results and Cube's native module (SQL API, planner).
-# The same allowance floe/memory_audit.py (NODE_NATIVE_OVERHEAD_MIB) checks dist/ against.
-CUBE_NODE_NATIVE_MIB = 128
-# Left unbudgeted, as for every container (floe/memory.py HEADROOM): malloc arenas, DuckDB
-# allocations its memory_limit does not count (HTTP and Iceberg metadata), spikes.
-CUBE_HEADROOM_FRACTION = 0.10
+# Node outside the old space (NODE_NATIVE_OVERHEAD_MIB) and the unbudgeted headroom of every
+# container (HEADROOM: malloc arenas, DuckDB allocations its memory_limit does not count, spikes)
+# come from floe/memory.py, the same figures floe/memory_audit.py checks dist/ against.
 # Below this Cube's API/refresh worker would spend its time in GC with the demo model loaded.
 CUBE_MIN_HEAP_MIB = 256
-_DUCKDB_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}  # DuckDB's KB/MB/GB are powers of 1000
 
 
 def cube_memory(container_limit: str, duckdb_memory_limit: str) -> CubeMemory:
@@ -87,17 +83,16 @@ def cube_memory(container_limit: str, duckdb_memory_limit: str) -> CubeMemory:
     Raises ValueError when DuckDB's limit leaves less than CUBE_MIN_HEAP_MIB.
     """
     limit_mib = memory_bytes(container_limit) // 2**20
-    number, unit = int(duckdb_memory_limit[:-2]), duckdb_memory_limit[-2:]
-    duckdb_mib = math.ceil(number * _DUCKDB_UNITS[unit] / 2**20)
-    headroom_mib = math.ceil(limit_mib * CUBE_HEADROOM_FRACTION)
-    heap_mib = limit_mib - headroom_mib - duckdb_mib - CUBE_NODE_NATIVE_MIB
+    duckdb_mib = math.ceil(duckdb_size_bytes(duckdb_memory_limit) / MiB)
+    headroom_mib = math.ceil(limit_mib * HEADROOM)
+    heap_mib = limit_mib - headroom_mib - duckdb_mib - NODE_NATIVE_OVERHEAD_MIB
     if heap_mib < CUBE_MIN_HEAP_MIB:
         raise ValueError(
             f"cube.duckdb_memory_limit {duckdb_memory_limit} leaves {heap_mib} MiB of Node heap in a {container_limit} "
-            f"container ({CUBE_NODE_NATIVE_MIB} MiB Node native + {headroom_mib} MiB headroom; at least "
+            f"container ({NODE_NATIVE_OVERHEAD_MIB} MiB Node native + {headroom_mib} MiB headroom; at least "
             f"{CUBE_MIN_HEAP_MIB} MiB heap needed): lower it or raise the Cube memory limits"
         )
-    return CubeMemory(limit_mib, duckdb_mib, CUBE_NODE_NATIVE_MIB, headroom_mib, heap_mib)
+    return CubeMemory(limit_mib, duckdb_mib, NODE_NATIVE_OVERHEAD_MIB, headroom_mib, heap_mib)
 
 
 def config_files() -> dict[str, str]:

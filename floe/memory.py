@@ -11,6 +11,7 @@ gets what is left after a headroom.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from floe.quantities import memory_bytes
@@ -21,6 +22,9 @@ HEADROOM = 0.10
 # HotSpot native memory outside the capped pools (GC card tables and remembered sets, JIT arenas,
 # symbol tables, NMT's "Internal"/"Other"): measured at 40-70 MiB for a Quarkus/Dropwizard service.
 JVM_NATIVE_OVERHEAD_MIB = 64
+# Node.js outside the old space: V8's young generation (3 x 16 MiB semi-spaces on 64-bit) and code
+# space, libuv, OpenSSL, Buffers of streamed results and Cube's native module (SQL API, planner).
+NODE_NATIVE_OVERHEAD_MIB = 128
 # The default thread stack size on Linux x86_64/aarch64 (-Xss1m); we pass it explicitly so the budget
 # and the JVM agree.
 JVM_THREAD_STACK_KIB = 1024
@@ -101,3 +105,15 @@ def go_memory_limit(memory_limit: str, fraction: float = 0.9) -> str:
     """GOMEMLIMIT (Go runtime soft limit, pkg.go.dev/runtime) at ``fraction`` of the container limit:
     the GC works harder as the heap nears it, instead of the kernel OOM-killing at the limit."""
     return f"{int(memory_bytes(memory_limit) * fraction) // MiB}MiB"
+
+
+_DUCKDB_UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def duckdb_size_bytes(value: str) -> int:
+    """A DuckDB memory size (``memory_limit``, ``max_temp_directory_size``) in bytes: KB/MB/GB are
+    powers of 1000, KiB/MiB/GiB of 1024."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", value, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"not a DuckDB memory size: {value!r}")
+    return int(float(m[1]) * _DUCKDB_UNITS[m[2].upper()])

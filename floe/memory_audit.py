@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from floe.manifest_checks import pod_template
-from floe.memory import HEADROOM, JVM_NATIVE_OVERHEAD_MIB, MiB
+from floe.memory import HEADROOM, JVM_NATIVE_OVERHEAD_MIB, NODE_NATIVE_OVERHEAD_MIB, MiB, duckdb_size_bytes
 from floe.quantities import memory_bytes
 
 # HotSpot defaults when a flag is absent (JDK 17/21): ReservedCodeCacheSize is 240 MiB with tiered
@@ -26,9 +26,6 @@ HOTSPOT_HEAP_PERCENT = 25
 # run-java.sh of the ubi9 openjdk images: MaxRAMPercentage=80 unless JAVA_MAX_MEM_RATIO is set
 # (jboss-container-images/openjdk modules/jvm/bash/.../java-default-options, max_memory()).
 RUN_JAVA_HEAP_PERCENT = 80
-# Node.js outside the old space: young generation (3 x 16 MiB semi-spaces on 64-bit V8), code space,
-# libuv, OpenSSL and Buffers (off-heap). A conservative allowance for Cube's API/refresh processes.
-NODE_NATIVE_OVERHEAD_MIB = 128
 # PostgreSQL's shared_buffers default (postgresql.conf.sample: 128MB) and a per-backend allowance.
 POSTGRES_SHARED_BUFFERS_MIB = 128
 
@@ -81,13 +78,7 @@ def _jvm_size_mib(value: str) -> int:
 
 
 def _duckdb_size_mib(value: str) -> int:
-    """DuckDB memory_limit: KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", value, re.IGNORECASE)
-    if not m:
-        raise ValueError(f"not a DuckDB memory size: {value!r}")
-    unit = m[2].upper()
-    factor = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}[unit]
-    return int(float(m[1]) * factor) // MiB
+    return duckdb_size_bytes(value) // MiB
 
 
 def _flags(text: str) -> dict[str, str]:
