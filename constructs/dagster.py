@@ -192,11 +192,19 @@ USER_CODE_SCRATCH_SIZE = "2Gi"
 def duckdb_env(config: StackConfig, resources: base.Resources | None = None) -> list[k8s.EnvVar]:
     """DuckDB's memory_limit and spill directory, derived from the limits of the container that runs
     the steps (the user-code container, or a run pod's with the k8s launcher)."""
+    limit = (resources or config.dagster.user_code_resources).memory_limit
+    return duckdb_sizing_env(memory_limit=limit, scratch_size=USER_CODE_SCRATCH_SIZE, memory_share=DUCKDB_MEMORY_SHARE)
+
+
+def duckdb_sizing_env(*, memory_limit: str, scratch_size: str, memory_share: float) -> list[k8s.EnvVar]:
+    """The FLOE_DUCKDB_* settings (demo.lakehouse.settings) of a container running our DuckDB:
+    ``memory_share`` of its memory limit, spilling to DUCKDB_TEMP_DIRECTORY on its /tmp emptyDir of
+    ``scratch_size``, up to DUCKDB_SPILL_SHARE of that volume."""
     name = LakehouseSettings.env_name
-    memory_mib = memory_bytes((resources or config.dagster.user_code_resources).memory_limit) // 2**20
-    spill_mib = memory_bytes(USER_CODE_SCRATCH_SIZE) // 2**20
+    memory_mib = memory_bytes(memory_limit) // 2**20
+    spill_mib = memory_bytes(scratch_size) // 2**20
     return [
-        base.env(name("duckdb_memory_limit"), f"{int(memory_mib * DUCKDB_MEMORY_SHARE)}MiB"),
+        base.env(name("duckdb_memory_limit"), f"{int(memory_mib * memory_share)}MiB"),
         base.env(name("duckdb_temp_directory"), DUCKDB_TEMP_DIRECTORY),
         base.env(name("duckdb_max_temp_directory_size"), f"{int(spill_mib * DUCKDB_SPILL_SHARE)}MiB"),
     ]

@@ -33,12 +33,10 @@ from floe.deploy.verify import (
     VERIFY_CONTAINER,
     verify_args,
 )
-from floe.quantities import memory_bytes
 
 #: DuckDB's share of the container's memory limit; beyond it DuckDB spills to the /tmp emptyDir.
 DUCKDB_MEMORY_SHARE = 0.5
 SCRATCH = base.ScratchVolume("tmp", "/tmp", size_limit="1Gi")
-DUCKDB_TEMP_DIRECTORY = "/tmp/duckdb"
 
 def _renamed(var: k8s.EnvVar, name: str) -> k8s.EnvVar:
     """The same value or Secret key under another variable name."""
@@ -56,15 +54,13 @@ def verify_env(config: StackConfig) -> list[k8s.EnvVar]:
     writer = dagster_construct.lakehouse_env(config)
     # The reader principal (Cube's): same catalog, its own client; it must be refused a write.
     reader = {v.name: v for v in cube_construct.lakehouse_env(config, extension_directory=None)}
-    memory_mib = memory_bytes(config.verify_resources.memory_limit) // 2**20
-    spill_mib = memory_bytes(SCRATCH.size_limit) // 2**20
     env = [
         *writer,
         _renamed(reader[lake("catalog_client_id")], verify("reader_client_id")),
         _renamed(reader[lake("catalog_client_secret")], verify("reader_client_secret")),
-        base.env(lake("duckdb_memory_limit"), f"{int(memory_mib * DUCKDB_MEMORY_SHARE)}MiB"),
-        base.env(lake("duckdb_temp_directory"), DUCKDB_TEMP_DIRECTORY),
-        base.env(lake("duckdb_max_temp_directory_size"), f"{spill_mib // 2}MiB"),
+        *dagster_construct.duckdb_sizing_env(
+            memory_limit=config.verify_resources.memory_limit, scratch_size=SCRATCH.size_limit, memory_share=DUCKDB_MEMORY_SHARE
+        ),
         # MinIO: the buckets that must exist and hold objects.
         base.env(verify("warehouse_bucket"), config.minio.warehouse_bucket),
         base.env(verify("cubestore_bucket"), config.minio.cubestore_bucket),
