@@ -158,13 +158,17 @@ def pod_security(run_as: RunAs) -> k8s.PodSecurityContext:
     )
 
 
-def container_security(*, read_only_root: bool = True) -> k8s.SecurityContext:
+def container_security(*, read_only_root: bool = True, run_as: RunAs | None = None) -> k8s.SecurityContext:
+    """The container's side of the policy; ``run_as`` where one container of a pod must run as
+    another identity than the pod's (its image expects that user)."""
     return k8s.SecurityContext(
         allow_privilege_escalation=False,
         privileged=False,
         read_only_root_filesystem=read_only_root,
         capabilities=k8s.Capabilities(drop=["ALL"]),
         seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
+        run_as_user=run_as.uid if run_as else None,
+        run_as_group=run_as.gid if run_as else None,
     )
 
 

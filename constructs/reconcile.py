@@ -107,7 +107,6 @@ class Reconcile(Construct):
             raise ValueError("reconcile: the realm bootstrap container mounts more than /tmp; extend the copy")
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
         home = base.ScratchVolume("home", home_mount["mountPath"], size_limit="64Mi")
-        realm_security = base.container_security()
         realm = k8s.Container(
             name=REALM_CONTAINER,
             image=realm_json["image"],
@@ -117,14 +116,8 @@ class Reconcile(Construct):
             env=[_env_var(v) for v in realm_json.get("env") or []],
             resources=base.resources(config.polaris.admin_tool_resources),
             volume_mounts=[tmp.mount()],
-            security_context=k8s.SecurityContext(
-                allow_privilege_escalation=realm_security.allow_privilege_escalation,
-                privileged=realm_security.privileged,
-                read_only_root_filesystem=realm_security.read_only_root_filesystem,
-                capabilities=realm_security.capabilities,
-                seccomp_profile=realm_security.seccomp_profile,
-                run_as_user=polaris_identity["runAsUser"],
-                run_as_group=polaris_identity["runAsGroup"],
+            security_context=base.container_security(
+                run_as=base.RunAs(uid=polaris_identity["runAsUser"], gid=polaris_identity["runAsGroup"])
             ),
         )
 
