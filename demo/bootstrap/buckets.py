@@ -29,16 +29,25 @@ class BucketOutcome:
 
 def s3_client(settings: BucketSettings):  # noqa: ANN201 - boto3 clients are generated types
     """A path-style S3 client with the admin key; no botocore retries (we retry ourselves)."""
+    return path_style_s3_client(
+        settings.s3_endpoint, settings.s3_admin_access_key_id, settings.s3_admin_secret_access_key.get_secret_value(),
+        settings.s3_region,
+    )
+
+
+def path_style_s3_client(endpoint: str, access_key_id: str, secret_access_key: str, region: str, *, connect_timeout: float = 5):  # noqa: ANN201
+    """boto3's S3 client as every floe tool needs it: path-style (MinIO, SeaweedFS), one attempt
+    per call (callers decide how to retry), bounded timeouts."""
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3_endpoint,
-        aws_access_key_id=settings.s3_admin_access_key_id,
-        aws_secret_access_key=settings.s3_admin_secret_access_key.get_secret_value(),
-        region_name=settings.s3_region,
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        region_name=region,
         config=Config(
             s3={"addressing_style": "path"},
             retries={"max_attempts": 1, "mode": "standard"},
-            connect_timeout=5,
+            connect_timeout=connect_timeout,
             read_timeout=30,
         ),
     )

@@ -209,14 +209,12 @@ def check_catalog_writer(ctx: Context) -> CheckResult:
 
 
 def _s3(ctx: Context) -> Any:
-    import boto3
-    from botocore.config import Config
+    from demo.bootstrap.buckets import path_style_s3_client
 
     lake = ctx.lake
-    return boto3.client(
-        "s3", endpoint_url=lake.s3_endpoint, aws_access_key_id=lake.s3_access_key_id,
-        aws_secret_access_key=lake.s3_secret_access_key.get_secret_value(), region_name=lake.s3_region,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=10, read_timeout=30),
+    return path_style_s3_client(
+        lake.s3_endpoint, lake.s3_access_key_id, lake.s3_secret_access_key.get_secret_value(), lake.s3_region,
+        connect_timeout=10,
     )
 
 
