@@ -41,6 +41,7 @@ from tests.support.otlp import SERVER, Receiver, Span, otlp_receiver
 from tests.support.pods import materialize, run_copy_init_containers
 
 from .conftest import NODE_DIR, OTEL_DIR, unavailable
+from .upstream_env import OTEL
 
 N = StackConfig().names
 CUBE_CONTAINERS = [(N.cube, "cube"), (N.cube_refresh_worker, "cube-refresh-worker")]
@@ -283,9 +284,12 @@ def test_every_package_of_the_sdk_supports_the_node_of_cubes_image(cube_node: st
 
 
 def test_the_preload_reads_only_variables_the_sdk_reads() -> None:
-    """Every OTEL_* variable the construct sets appears in the installed SDK's own code."""
+    """Every OTEL_* variable the construct sets is in the curated list and appears in the installed
+    SDK's own code (a misspelt name would be ignored silently)."""
     sources = "".join(p.read_text(errors="ignore") for p in (OTEL_DIR / "node_modules" / "@opentelemetry").rglob("*.cjs"))
     if not sources:
         unavailable("demo/cube/otel is not installed: make demo/cube/otel/node_modules/.installed")
-    for name in [*OTEL_SETTINGS, "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT"]:
+    names = [*OTEL_SETTINGS, "OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert set(names) == set(OTEL)
+    for name in names:
         assert f'"{name}"' in sources, name
