@@ -244,7 +244,7 @@ def test_with_jaeger_off_cube_carries_no_preload_and_no_endpoint(
     # The SDK's memory comes back to Cube's heap and request when it is off.
     heap = lambda e: int(re.search(r"--max-old-space-size=(\d+)", e["NODE_OPTIONS"])[1])  # noqa: E731
     assert heap(env) - heap(on_env) == 48
-    assert c["resources"]["requests"]["memory"] == "256Mi" and on["resources"]["requests"]["memory"] == "288Mi"
+    assert c["resources"]["requests"]["memory"] == "256Mi" and on["resources"]["requests"]["memory"] == "296Mi"
 
 
 # --- the pinned SDK runs on the Node of Cube's image ----------------------------------------------
