@@ -48,7 +48,8 @@ try {
     sdk.shutdown().catch(() => {});
   });
 } catch (error) {
-  console.error(`floe tracing: OpenTelemetry is off for this process (${error && error.message})`);
+  const reason = String((error && error.message) || error).split('\n')[0];
+  console.error(`floe tracing: OpenTelemetry is off for this process (${reason})`);
 }
 
 module.exports = { UNTRACED_PATHS, untraced };
