@@ -295,3 +295,10 @@ def test_cube_memory_refuses_a_duckdb_limit_that_leaves_no_heap() -> None:
     assert plan.heap_mib >= 256
     with pytest.raises(ValueError, match="duckdb_memory_limit"):
         cube_module.cube_memory("1Gi", "900MB")
+    # With the OpenTelemetry preload (Jaeger on) the SDK's 48 MiB come out of the heap first.
+    traced = cube_module.cube_memory("1Gi", "512MB", preload=cube_module.OTEL_PRELOAD)
+    assert (traced.heap_mib, traced.otel_mib) == (plan.heap_mib - 48, 48)
+    assert traced.node_options == f"--max-old-space-size={traced.heap_mib} --require /cube/otel/tracing.js"
+    with pytest.raises(ValueError, match=r"48 MiB OpenTelemetry SDK"):
+        cube_module.cube_memory("1Gi", "560MB", preload=cube_module.OTEL_PRELOAD)
+    cube_module.cube_memory("1Gi", "560MB")  # fits without it
