@@ -5,7 +5,8 @@
 # what can be checked without building it.
 
 # The OpenTelemetry Node SDK that Cube preloads (demo/cube/otel), installed from its lock in a Node
-# stage of the same Node version as cubejs/cube:v1.7.43 (24.x; the SDK needs >= 22.15). Pure
+# stage of the Node that cubejs/cube:v1.7.43 most likely runs (24.21.0; the SDK needs >= 22.15, met by
+# every Node 22.18-24.21 Cube's Dockerfiles pinned: tests/semantic/test_cube_tracing.py). Pure
 # JavaScript: the folder is copied into the Python image below and, at run time, by the Cube pods'
 # init container into the emptyDir Cube reads (constructs/cube.py). devDependencies (the test-only
 # Node runtime) are left out.
