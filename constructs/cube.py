@@ -56,6 +56,7 @@ DUCKDB_SPILL_MAX_MIB = memory_bytes(DUCKDB_SPILL.size_limit) * 7 // 8 // 2**20
 # OpenTelemetry (only when Jaeger is on): the init container copies the SDK from the project image
 # (demo.bootstrap.image.CUBE_OTEL_DIR, built from demo/cube/otel) into this emptyDir, and Node
 # preloads tracing.js from it (NODE_OPTIONS --require) before Cube's code. Cube's image is untouched.
+# The folder is 58 MB (npm ci --omit=dev of demo/cube/otel's lock, measured).
 OTEL_SDK = base.ScratchVolume("otel-sdk", "/cube/otel", size_limit="128Mi")
 OTEL_PRELOAD = f"{OTEL_SDK.path}/tracing.js"
 # The pod template annotation that rolls the pods when a mounted file changes (subPath mounts never
@@ -115,8 +116,9 @@ def cube_memory(container_limit: str, duckdb_memory_limit: str, *, preload: str 
 
 
 def traced_resources(resources: Resources, *, traced: bool) -> Resources:
-    """The container's resources, its memory request raised by the SDK's idle cost when traced
-    (never past the limit), so the node-fit counts what the preloaded SDK adds."""
+    """The container's resources, its memory request raised by OTEL_NODE_SDK_REQUEST_MIB when traced
+    (floe.memory: the SDK's measured idle cost and some of its busy growth; never past the limit), so
+    the node fit counts what the preloaded SDK adds."""
     if not traced:
         return resources
     request = min(memory_bytes(resources.memory_request) + OTEL_NODE_SDK_REQUEST_MIB * MiB, memory_bytes(resources.memory_limit))
@@ -126,7 +128,7 @@ def traced_resources(resources: Resources, *, traced: bool) -> Resources:
 #: What the preloaded SDK reads (all read by @opentelemetry/sdk-node 0.301 and the OTLP exporter
 #: base; tests/semantic/upstream_env.py lists each with its source). OTLP over HTTP (protobuf) to
 #: Jaeger's 4318. The BatchSpanProcessor's queue is bounded at 1 024 spans (beyond it spans are
-#: dropped, not buffered): with ~1-2 KB per span, at most ~2 MiB, inside OTEL_NODE_SDK_NATIVE_MIB.
+#: dropped, not buffered): at an estimated 1-2 KB per span, a few MiB, inside OTEL_NODE_SDK_NATIVE_MIB.
 #: An export to an unreachable or hung Jaeger gives up after 5 s (OTEL_EXPORTER_OTLP_TIMEOUT), in
 #: the background: requests never wait for it.
 OTEL_SETTINGS: dict[str, str] = {
