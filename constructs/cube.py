@@ -22,11 +22,18 @@ from constructs import Construct
 
 from constructs import base
 from constructs.secrets import StackSecrets
-from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
+from demo.bootstrap.image import CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
-from floe.config import StackConfig
-from floe.memory import HEADROOM, NODE_NATIVE_OVERHEAD_MIB, MiB, duckdb_size_bytes
+from floe.config import Resources, StackConfig
+from floe.memory import (
+    HEADROOM,
+    NODE_NATIVE_OVERHEAD_MIB,
+    OTEL_NODE_SDK_NATIVE_MIB,
+    OTEL_NODE_SDK_REQUEST_MIB,
+    MiB,
+    duckdb_size_bytes,
+)
 from floe.quantities import memory_bytes
 
 CUBE_DIR = Path(__file__).resolve().parents[1] / "demo" / "cube"
@@ -46,6 +53,12 @@ DUCKDB_SPILL = base.ScratchVolume("duckdb-spill", "/cube/duckdb-spill", size_lim
 # max_temp_directory_size (DuckDB's default: 90% of the free disk, beyond the emptyDir's sizeLimit,
 # where the kubelet evicts the pod): 7/8 of the sizeLimit, the rest for DuckDB's own overshoot.
 DUCKDB_SPILL_MAX_MIB = memory_bytes(DUCKDB_SPILL.size_limit) * 7 // 8 // 2**20
+# OpenTelemetry (only when Jaeger is on): the init container copies the SDK from the project image
+# (demo.bootstrap.image.CUBE_OTEL_DIR, built from demo/cube/otel) into this emptyDir, and Node
+# preloads tracing.js from it (NODE_OPTIONS --require) before Cube's code. Cube's image is untouched.
+# The folder is 58 MB (npm ci --omit=dev of demo/cube/otel's lock, measured).
+OTEL_SDK = base.ScratchVolume("otel-sdk", "/cube/otel", size_limit="128Mi")
+OTEL_PRELOAD = f"{OTEL_SDK.path}/tracing.js"
 # The pod template annotation that rolls the pods when a mounted file changes (subPath mounts never
 # receive ConfigMap updates, and Cube compiles the model once at start-up anyway).
 CHECKSUM_ANNOTATION = "floe.dev/config-checksum"
@@ -61,10 +74,14 @@ class CubeMemory:
     native_mib: int
     headroom_mib: int
     heap_mib: int
+    # The OpenTelemetry SDK's memory outside the old space, and the file Node preloads (None: off).
+    otel_mib: int = 0
+    preload: str | None = None
 
     @property
     def node_options(self) -> str:
-        return f"--max-old-space-size={self.heap_mib}"
+        heap = f"--max-old-space-size={self.heap_mib}"
+        return f"{heap} --require {self.preload}" if self.preload else heap
 
 
 # Node outside the old space (NODE_NATIVE_OVERHEAD_MIB) and the unbudgeted headroom of every
@@ -74,8 +91,9 @@ class CubeMemory:
 CUBE_MIN_HEAP_MIB = 256
 
 
-def cube_memory(container_limit: str, duckdb_memory_limit: str) -> CubeMemory:
-    """Node's old space = limit - headroom (10 %) - DuckDB's memory_limit - Node's native memory.
+def cube_memory(container_limit: str, duckdb_memory_limit: str, *, preload: str | None = None) -> CubeMemory:
+    """Node's old space = limit - headroom (10 %) - DuckDB's memory_limit - Node's native memory
+    (- the OpenTelemetry SDK's native memory when ``preload`` loads it).
 
     Without an explicit --max-old-space-size, V8 sizes its heap from the machine (or cgroup) and
     does not know that DuckDB shares the process: heap + DuckDB can pass the limit and the kernel
@@ -85,14 +103,60 @@ def cube_memory(container_limit: str, duckdb_memory_limit: str) -> CubeMemory:
     limit_mib = memory_bytes(container_limit) // 2**20
     duckdb_mib = math.ceil(duckdb_size_bytes(duckdb_memory_limit) / MiB)
     headroom_mib = math.ceil(limit_mib * HEADROOM)
-    heap_mib = limit_mib - headroom_mib - duckdb_mib - NODE_NATIVE_OVERHEAD_MIB
+    otel_mib = OTEL_NODE_SDK_NATIVE_MIB if preload else 0
+    heap_mib = limit_mib - headroom_mib - duckdb_mib - NODE_NATIVE_OVERHEAD_MIB - otel_mib
     if heap_mib < CUBE_MIN_HEAP_MIB:
+        otel = f" + {otel_mib} MiB OpenTelemetry SDK" if otel_mib else ""
         raise ValueError(
             f"cube.duckdb_memory_limit {duckdb_memory_limit} leaves {heap_mib} MiB of Node heap in a {container_limit} "
-            f"container ({NODE_NATIVE_OVERHEAD_MIB} MiB Node native + {headroom_mib} MiB headroom; at least "
+            f"container ({NODE_NATIVE_OVERHEAD_MIB} MiB Node native{otel} + {headroom_mib} MiB headroom; at least "
             f"{CUBE_MIN_HEAP_MIB} MiB heap needed): lower it or raise the Cube memory limits"
         )
-    return CubeMemory(limit_mib, duckdb_mib, NODE_NATIVE_OVERHEAD_MIB, headroom_mib, heap_mib)
+    return CubeMemory(limit_mib, duckdb_mib, NODE_NATIVE_OVERHEAD_MIB, headroom_mib, heap_mib, otel_mib, preload)
+
+
+def traced_resources(resources: Resources, *, traced: bool) -> Resources:
+    """The container's resources, its memory request raised by OTEL_NODE_SDK_REQUEST_MIB when traced
+    (floe.memory: the SDK's measured idle cost and some of its busy growth; never past the limit), so
+    the node fit counts what the preloaded SDK adds."""
+    if not traced:
+        return resources
+    request = min(memory_bytes(resources.memory_request) + OTEL_NODE_SDK_REQUEST_MIB * MiB, memory_bytes(resources.memory_limit))
+    return resources.model_copy(update={"memory_request": f"{request // MiB}Mi" if request % MiB == 0 else str(request)})
+
+
+#: What the preloaded SDK reads (all read by @opentelemetry/sdk-node 0.301 and the OTLP exporter
+#: base; tests/semantic/upstream_env.py lists each with its source). OTLP over HTTP (protobuf) to
+#: Jaeger's 4318. The BatchSpanProcessor's queue is bounded at 1 024 spans (beyond it spans are
+#: dropped, not buffered): at an estimated 1-2 KB per span, a few MiB, inside OTEL_NODE_SDK_NATIVE_MIB.
+#: An export to an unreachable or hung Jaeger gives up after 5 s (OTEL_EXPORTER_OTLP_TIMEOUT), in
+#: the background: requests never wait for it.
+OTEL_SETTINGS: dict[str, str] = {
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    "OTEL_EXPORTER_OTLP_TIMEOUT": "5000",
+    "OTEL_TRACES_EXPORTER": "otlp",
+    # Jaeger receives traces only; the SDK's default for both is otlp.
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+    # W3C trace context: a client's `traceparent` header continues its trace into Cube.
+    "OTEL_PROPAGATORS": "tracecontext,baggage",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "1024",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "256",
+    "OTEL_BSP_SCHEDULE_DELAY": "2000",
+    "OTEL_BSP_EXPORT_TIMEOUT": "10000",
+}
+
+
+def tracing_env(config: StackConfig, service_name: str) -> list[k8s.EnvVar]:
+    """The SDK's settings; none at all when Jaeger is off (then nothing is preloaded either)."""
+    endpoint = config.endpoints.otlp_http_url
+    if not endpoint:
+        return []
+    return [
+        base.env("OTEL_SERVICE_NAME", service_name),
+        base.env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        *(base.env(name, value) for name, value in OTEL_SETTINGS.items()),
+    ]
 
 
 def config_files() -> dict[str, str]:
@@ -152,7 +216,7 @@ def lakehouse_env(config: StackConfig, *, extension_directory: str | None) -> li
     return result
 
 
-def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory) -> list[k8s.EnvVar]:
+def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory, service_name: str) -> list[k8s.EnvVar]:
     c, secrets = config.cube, StackSecrets(config)
     download = [] if bundled else [
         # Upstream's own switch: the driver runs INSTALL + LOAD for each (needs internet egress).
@@ -161,7 +225,8 @@ def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory) -> lis
     return [
         # Production mode everywhere: no dev server, no playground; refresh only where asked.
         base.env("NODE_ENV", "production"),
-        # V8's old space sized to what DuckDB and the headroom leave of the limit (cube_memory).
+        # V8's old space sized to what DuckDB and the headroom leave of the limit (cube_memory), and
+        # the OpenTelemetry preload when Jaeger is on.
         base.env("NODE_OPTIONS", memory.node_options),
         base.env("PORT", c.api_port),
         # cube.js returns a driver instance, so the dialect comes from CUBEJS_DB_TYPE.
@@ -179,6 +244,7 @@ def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory) -> lis
         # Spill to an emptyDir, within its sizeLimit (lakehouse.js SETs these before the ATTACH).
         base.env(LakehouseSettings.env_name("duckdb_temp_directory"), DUCKDB_SPILL.path),
         base.env(LakehouseSettings.env_name("duckdb_max_temp_directory_size"), f"{DUCKDB_SPILL_MAX_MIB}MiB"),
+        *tracing_env(config, service_name),
     ]
 
 
@@ -201,10 +267,17 @@ class Cube(Construct):
         model = [base.ConfigFiles("model", names.cube_model, f"{CONF_DIR}/model/{f}", sub_path=f) for f in model_files()]
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="512Mi")
         extensions = base.ScratchVolume("duckdb-extensions", EXTENSION_DIR, size_limit="256Mi")
-        volumes = [conf[0].volume(), model[0].volume(), tmp.volume(), DUCKDB_SPILL.volume(), *([extensions.volume()] if bundled else [])]
+        traced = config.endpoints.otlp_http_url is not None
+        preload = OTEL_PRELOAD if traced else None
+        volumes = [
+            conf[0].volume(), model[0].volume(), tmp.volume(), DUCKDB_SPILL.volume(),
+            *([extensions.volume()] if bundled else []), *([OTEL_SDK.volume()] if traced else []),
+        ]
         mounts = [
             *(f.mount() for f in conf), *(f.mount() for f in model), tmp.mount(), DUCKDB_SPILL.mount(),
             *([extensions.mount()] if bundled else []),
+            # Read-only: Cube only loads the SDK; the init container alone writes it.
+            *([k8s.VolumeMount(name=OTEL_SDK.name, mount_path=OTEL_SDK.path, read_only=True)] if traced else []),
         ]
         checksum = {CHECKSUM_ANNOTATION: mounted_checksum()}
 
@@ -222,18 +295,34 @@ class Cube(Construct):
                     security_context=base.container_security(),
                 )
             )
+        if traced:
+            # The OpenTelemetry Node SDK, installed into the project image at build time (Dockerfile,
+            # from demo/cube/otel's lock): no egress, no custom Cube image.
+            init.append(
+                k8s.Container(
+                    name="copy-otel-sdk",
+                    **base.image_fields(config.project_image),
+                    command=["cp", "-R", f"{CUBE_OTEL_DIR}/.", OTEL_SDK.path],
+                    resources=base.resources(base.Resources(cpu_request="10m", memory_request="16Mi", cpu_limit="200m", memory_limit="64Mi")),
+                    volume_mounts=[OTEL_SDK.mount()],
+                    security_context=base.container_security(),
+                )
+            )
 
         api = k8s.Container(
             name="cube",
             **base.image_fields(c.image),
             ports=base.container_ports({"http": c.api_port, "pg-sql": c.sql_port}),
             env=[
-                *common_env(config, bundled=bundled, memory=cube_memory(c.api_resources.memory_limit, c.duckdb_memory_limit)),
+                *common_env(
+                    config, bundled=bundled, service_name=names.cube,
+                    memory=cube_memory(c.api_resources.memory_limit, c.duckdb_memory_limit, preload=preload),
+                ),
                 base.env("CUBEJS_PG_SQL_PORT", c.sql_port),
                 secrets.cube_sql_user.env("CUBEJS_SQL_USER"),
                 secrets.cube_sql_password.env("CUBEJS_SQL_PASSWORD"),
             ],
-            resources=base.resources(c.api_resources),
+            resources=base.resources(traced_resources(c.api_resources, traced=traced)),
             # /readyz checks the data source and Cube Store: right for readiness, wrong for liveness
             # (a Cube Store outage would restart every API pod), so liveness is TCP.
             readiness_probe=base.http_get("/readyz", "http", base.READINESS),
@@ -279,11 +368,14 @@ class Cube(Construct):
             **base.image_fields(c.image),
             ports=base.container_ports({"http": c.api_port}),
             env=[
-                *common_env(config, bundled=bundled, memory=cube_memory(c.refresh_worker_resources.memory_limit, c.duckdb_memory_limit)),
+                *common_env(
+                    config, bundled=bundled, service_name=names.cube_refresh_worker,
+                    memory=cube_memory(c.refresh_worker_resources.memory_limit, c.duckdb_memory_limit, preload=preload),
+                ),
                 # Builds and refreshes pre-aggregations on their refresh_key schedule (every 5 minutes).
                 base.env("CUBEJS_REFRESH_WORKER", "true"),
             ],
-            resources=base.resources(c.refresh_worker_resources),
+            resources=base.resources(traced_resources(c.refresh_worker_resources, traced=traced)),
             # No Service selects the refresh worker: liveness only, no readiness probe.
             liveness_probe=base.tcp("http", base.LIVENESS),
             startup_probe=base.tcp("http", base.STARTUP),

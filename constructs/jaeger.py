@@ -91,7 +91,7 @@ class Jaeger(Construct):
                             base.ServicePort("otlp-grpc", j.otlp_grpc_port, j.otlp_grpc_port),
                             base.ServicePort("otlp-http", j.otlp_http_port, j.otlp_http_port),
                         ],
-                        description="Jaeger UI (traces of Dagster runs, dbt and Iceberg I/O)",
+                        description="Jaeger UI (traces of Dagster runs, dbt, Iceberg I/O and Cube requests)",
                     )
                 ],
             ),

@@ -87,6 +87,9 @@ def verify_env(config: StackConfig) -> list[k8s.EnvVar]:
             # The service the pipeline's traces carry: OTEL_SERVICE_NAME of the user-code pod
             # (constructs/dagster.py observability_env), whose subprocesses run the runs.
             base.env(verify("jaeger_service"), names.dagster_user_code),
+            # OTEL_SERVICE_NAME of the Cube API (constructs/cube.py tracing_env): the verifier's own
+            # Cube query must show up in Jaeger under it.
+            base.env(verify("jaeger_cube_service"), names.cube),
         ]
     return env
 

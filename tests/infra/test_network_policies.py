@@ -297,6 +297,21 @@ def test_the_edges_are_the_stacks(variants: dict[str, SynthResult]) -> None:
     assert not any(s == INTERNET_PEER for _, s, _ in edges)  # bundled extensions: no internet
 
 
+def test_cube_reaches_jaeger_through_its_otlp_env_only_when_tracing(variants: dict[str, SynthResult]) -> None:
+    """Cube's spans (issue 17): the edge to Jaeger's OTLP/HTTP port comes from OTEL_EXPORTER_OTLP_ENDPOINT
+    in the Cube containers' env, like every other edge; without Jaeger there is no such env and no edge."""
+    for cube in ("floe-cube", "floe-cube-refresh-worker"):
+        on = graph_of(variants["default"])
+        assert [(e.server, e.port) for e in on.servers(cube) if e.server == "floe-jaeger"] == [("floe-jaeger", 4318)]
+        off = graph_of(variants["no-jaeger"])
+        assert not [e for e in off.servers(cube) if e.server == "floe-jaeger"]
+    docs = copy.deepcopy(variants["default"].documents)
+    api = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "floe-cube")
+    for c in api["spec"]["template"]["spec"]["containers"]:
+        c["env"] = [e for e in c["env"] if e["name"] != "OTEL_EXPORTER_OTLP_ENDPOINT"]
+    assert not [e for e in derive(docs, NAMESPACE).servers("floe-cube") if e.server == "floe-jaeger"]
+
+
 def test_init_containers_and_new_workloads_get_edges(variants: dict[str, SynthResult]) -> None:
     """A workload nobody told the policies about (a verification Job here) gets its edges from its
     own wiring: an init container's TCP wait and an env URL."""

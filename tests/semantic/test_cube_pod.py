@@ -26,15 +26,16 @@ import pytest
 
 import constructs.cube as cube_module
 from constructs.cube import CONF_DIR, Cube
+from demo.bootstrap.image import CUBE_OTEL_DIR
 from demo.lakehouse.settings import LakehouseSettings
 from floe.config import StackConfig
 from floe.quantities import memory_bytes
 from floe.synth import SynthResult
 from tests.support import kubelet
 from tests.support.manifests import container, pod_spec
-from tests.support.pods import materialize
+from tests.support.pods import materialize, run_copy_init_containers
 
-from .conftest import NodeCube, floe_env
+from .conftest import CUBE_DIR, NodeCube, floe_env
 
 CONFIG = StackConfig()
 N = CONFIG.names
@@ -76,18 +77,20 @@ def test_kubelet_layout_is_the_atomic_writers(tmp_path: Path) -> None:
 # --- 1. the model loads from the pod's layout --------------------------------------------------
 
 
-def pod_conf(synth: SynthResult, kind: str, name: str, container_name: str, root: Path):  # noqa: ANN201
+def pod_conf(synth: SynthResult, kind: str, name: str, container_name: str, root: Path, otel_image: Path):  # noqa: ANN201
     """The container laid out under ``root`` (mount paths rebased) by tests.support.pods.materialize,
-    which writes ConfigMaps as the kubelet does; returns it and its /cube/conf."""
+    which writes ConfigMaps as the kubelet does, after the pod's init container has copied the
+    OpenTelemetry SDK that NODE_OPTIONS preloads; returns it and its /cube/conf."""
+    run_copy_init_containers(synth.documents, kind, name, root=root, image={CUBE_OTEL_DIR: otel_image})
     local = materialize(synth.documents, kind, name, container_name, root=root)
     return local, local.local_path(CONF_DIR)
 
 
 @pytest.mark.parametrize(("kind", "name", "container_name"), CUBE_CONTAINERS, ids=IDS)
 def test_cube_compiles_the_model_from_the_pods_mounts(
-    bundled_synth: SynthResult, node: str, node_duckdb: Path, tmp_path: Path, kind: str, name: str, container_name: str
+    bundled_synth: SynthResult, node: str, node_duckdb: Path, cube_otel_image: Path, tmp_path: Path, kind: str, name: str, container_name: str
 ) -> None:
-    local, conf = pod_conf(bundled_synth, kind, name, container_name, tmp_path)
+    local, conf = pod_conf(bundled_synth, kind, name, container_name, tmp_path, cube_otel_image)
     schema_path = local.env.get("CUBEJS_SCHEMA_PATH", "model")  # env.ts schemaPath default
     cube = NodeCube(node, local.env, conf_dir=conf, schema_path=schema_path)
     try:
@@ -222,10 +225,10 @@ def _empty_dirs(documents: list[dict], kind: str, name: str, container_name: str
 
 @pytest.mark.parametrize(("kind", "name", "container_name"), CUBE_CONTAINERS, ids=IDS)
 def test_cube_duckdb_spills_into_a_writable_empty_dir(
-    bundled_synth: SynthResult, marts_settings: LakehouseSettings, node: str, tmp_path: Path,
+    bundled_synth: SynthResult, marts_settings: LakehouseSettings, node: str, cube_otel_image: Path, tmp_path: Path,
     kind: str, name: str, container_name: str,
 ) -> None:
-    local, conf = pod_conf(bundled_synth, kind, name, container_name, tmp_path)
+    local, conf = pod_conf(bundled_synth, kind, name, container_name, tmp_path, cube_otel_image)
     # The pod's env (mount paths rebased), with the in-cluster catalog and S3 replaced by the local
     # lakehouse's and the extension directory by the locally installed one; DuckDB's sizing stays the pod's.
     lakehouse = {k: v for k, v in floe_env(marts_settings).items() if not k.startswith("FLOE_DUCKDB_") or k.endswith("_EXTENSION_DIRECTORY")}
@@ -265,19 +268,22 @@ def test_node_heap_and_duckdb_fit_the_container_limit(bundled_synth: SynthResult
 
     c = container(bundled_synth.documents, kind, name, container_name)
     env = resolve_env(c, bundled_synth.documents)
-    heap = re.fullmatch(r"--max-old-space-size=(\d+)", env["NODE_OPTIONS"])
+    heap = re.fullmatch(r"--max-old-space-size=(\d+)(?: --require (\S+))?", env["NODE_OPTIONS"])
     assert heap, env["NODE_OPTIONS"]
+    assert heap[2] == cube_module.OTEL_PRELOAD  # Jaeger is on by default: the SDK is preloaded
     duckdb_limit = re.fullmatch(r"(\d+)(KB|MB|GB)", env["CUBEJS_DB_DUCKDB_MEMORY_LIMIT"])  # DuckDB: 1000-based
     duckdb_bytes = int(duckdb_limit[1]) * {"KB": 10**3, "MB": 10**6, "GB": 10**9}[duckdb_limit[2]]
     limit = memory_bytes(c["resources"]["limits"]["memory"])
-    plan = cube_module.cube_memory(c["resources"]["limits"]["memory"], env["CUBEJS_DB_DUCKDB_MEMORY_LIMIT"])
-    assert int(heap[1]) == plan.heap_mib
-    assert int(heap[1]) * 2**20 + duckdb_bytes + (plan.native_mib + plan.headroom_mib) * 2**20 <= limit
+    plan = cube_module.cube_memory(c["resources"]["limits"]["memory"], env["CUBEJS_DB_DUCKDB_MEMORY_LIMIT"], preload=heap[2])
+    assert int(heap[1]) == plan.heap_mib and plan.otel_mib > 0
+    assert int(heap[1]) * 2**20 + duckdb_bytes + (plan.native_mib + plan.otel_mib + plan.headroom_mib) * 2**20 <= limit
     # Node itself honours it (the cubejs/cube image runs `cubejs server`, a node script, from the
     # node base image: NODE_OPTIONS reaches the process; cube-js/cube packages/cubejs-docker/latest.Dockerfile).
+    # The preload from this checkout's demo/cube/otel (what the init container copies), SDK off.
+    options = env["NODE_OPTIONS"].replace(cube_module.OTEL_PRELOAD, json.dumps(str(CUBE_DIR / "otel" / "tracing.js")))
     probe = subprocess.run(
         [node, "-e", "process.stdout.write(JSON.stringify(require('v8').getHeapStatistics().heap_size_limit))"],
-        env={"PATH": os.environ.get("PATH", ""), "NODE_OPTIONS": env["NODE_OPTIONS"]}, capture_output=True, text=True, timeout=30,
+        env={"PATH": os.environ.get("PATH", ""), "NODE_OPTIONS": options, "OTEL_SDK_DISABLED": "true"}, capture_output=True, text=True, timeout=30,
     )
     assert probe.returncode == 0, probe.stderr
     heap_limit_mib = json.loads(probe.stdout) / 2**20
@@ -289,3 +295,10 @@ def test_cube_memory_refuses_a_duckdb_limit_that_leaves_no_heap() -> None:
     assert plan.heap_mib >= 256
     with pytest.raises(ValueError, match="duckdb_memory_limit"):
         cube_module.cube_memory("1Gi", "900MB")
+    # With the OpenTelemetry preload (Jaeger on) the SDK's 48 MiB come out of the heap first.
+    traced = cube_module.cube_memory("1Gi", "512MB", preload=cube_module.OTEL_PRELOAD)
+    assert (traced.heap_mib, traced.otel_mib) == (plan.heap_mib - 48, 48)
+    assert traced.node_options == f"--max-old-space-size={traced.heap_mib} --require /cube/otel/tracing.js"
+    with pytest.raises(ValueError, match=r"48 MiB OpenTelemetry SDK"):
+        cube_module.cube_memory("1Gi", "560MB", preload=cube_module.OTEL_PRELOAD)
+    cube_module.cube_memory("1Gi", "560MB")  # fits without it

@@ -114,7 +114,8 @@ def test_download_switch_uses_the_drivers_own_install(download_synth: SynthResul
     docs = download_synth.documents
     for kind, name in CUBE_WORKLOADS:
         spec = find(docs, kind, name)["spec"]["template"]["spec"]
-        assert [c["name"] for c in spec["initContainers"]] == ["wait-for-deps"]
+        # No extension copy; the OpenTelemetry SDK's copy stays (Jaeger is on: issue 17).
+        assert [c["name"] for c in spec["initContainers"]] == ["wait-for-deps", "copy-otel-sdk"]
         env = {v["name"]: v.get("value") for v in spec["containers"][0]["env"]}
         assert env["CUBEJS_DB_DUCKDB_EXTENSIONS"] == ",".join(EXTENSIONS)
         assert "FLOE_DUCKDB_EXTENSION_DIRECTORY" not in env

@@ -43,7 +43,27 @@ CUBE: dict[str, str] = {
     # Not Cube's either: Node.js reads it (doc/api/cli.md "NODE_OPTIONS", --max-old-space-size is
     # one of the V8 options allowed there); the image runs `cubejs server`, a node script, with no
     # entrypoint of its own (cube-js/cube packages/cubejs-docker/latest.Dockerfile: CMD only).
-    "NODE_OPTIONS": "Node.js doc/api/cli.md NODE_OPTIONS (--max-old-space-size allowed)",
+    "NODE_OPTIONS": "Node.js doc/api/cli.md NODE_OPTIONS (--max-old-space-size and --require allowed)",
+}
+
+#: Read inside the Cube process by the OpenTelemetry SDK that NODE_OPTIONS --require preloads
+#: (demo/cube/otel/tracing.js; @opentelemetry/* 0.301 / 3.1 as installed from its lock).
+#: tests/semantic/test_cube_tracing.py also checks each name appears in the installed code.
+OTEL_SDK_NODE = "@opentelemetry/sdk-node dist/create-from-env.cjs + dist/utils.cjs"
+OTEL_EXPORTER_BASE = "@opentelemetry/otlp-exporter-base dist/configuration/shared-env-configuration.cjs"
+OTEL: dict[str, str] = {
+    "OTEL_SERVICE_NAME": "@opentelemetry/resources envDetector / serviceNameEnvDetector",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": f"{OTEL_EXPORTER_BASE} (+ /v1/traces)",
+    "OTEL_EXPORTER_OTLP_TIMEOUT": OTEL_EXPORTER_BASE,
+    "OTEL_EXPORTER_OTLP_PROTOCOL": f"{OTEL_SDK_NODE} getOtlpProtocolFromEnv",
+    "OTEL_TRACES_EXPORTER": f"{OTEL_SDK_NODE} getSpanProcessorsFromEnv",
+    "OTEL_METRICS_EXPORTER": f"{OTEL_SDK_NODE} getMetricReadersFromEnv (default otlp)",
+    "OTEL_LOGS_EXPORTER": "@opentelemetry/sdk-node dist/sdk.cjs configureLoggerProviderFromEnv (default otlp)",
+    "OTEL_PROPAGATORS": f"{OTEL_SDK_NODE} getPropagatorFromEnv",
+    "OTEL_BSP_MAX_QUEUE_SIZE": f"{OTEL_SDK_NODE} createBatchSpanProcessorFromEnv",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": f"{OTEL_SDK_NODE} createBatchSpanProcessorFromEnv",
+    "OTEL_BSP_SCHEDULE_DELAY": f"{OTEL_SDK_NODE} createBatchSpanProcessorFromEnv",
+    "OTEL_BSP_EXPORT_TIMEOUT": f"{OTEL_SDK_NODE} createBatchSpanProcessorFromEnv",
 }
 
 #: Variables Cube Store (cubejs/cubestore image, `cubestored`) reads.
@@ -97,5 +117,5 @@ OURS_CUBESTORE: dict[str, str] = {"POD_NAME": "constructs/cubestore.py: expanded
 
 def unknown_names(names: set[str], *, cubestore: bool) -> set[str]:
     """The names in ``names`` that the container's upstream (or our own code) never reads."""
-    known = {**CUBESTORE, **OURS_CUBESTORE} if cubestore else {**CUBE, **OURS_CUBE}
+    known = {**CUBESTORE, **OURS_CUBESTORE} if cubestore else {**CUBE, **OTEL, **OURS_CUBE}
     return names - known.keys()

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
+from demo.bootstrap.image import APP_DIR, CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
 from tests.support import kubelet
 from tests.support.manifests import expand_args, pod_spec, resolve_env
 
@@ -56,6 +56,48 @@ IMAGE_BUILD_STEPS = (
     "RUN python -m demo.bootstrap duckdb-extensions --directory /opt/floe/duckdb-extensions",
     'RUN python -c "from demo.orchestration.dbt import dbt_project, ensure_manifest; ensure_manifest(dbt_project())"',
 )
+#: The Dockerfile's Node stage for Cube's OpenTelemetry SDK, mirrored by :func:`build_cube_otel`
+#: (checked against the Dockerfile like IMAGE_BUILD_STEPS).
+CUBE_OTEL_BUILD_STEPS = (
+    f"WORKDIR {CUBE_OTEL_DIR}",
+    "COPY demo/cube/otel/package.json demo/cube/otel/package-lock.json ./",
+    "RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund",
+    "COPY demo/cube/otel/tracing.js ./",
+    f"COPY --from=cube-otel {CUBE_OTEL_DIR} {CUBE_OTEL_DIR}",
+)
+CUBE_OTEL_SOURCE = REPO / "demo" / "cube" / "otel"
+
+
+def build_cube_otel(target: Path) -> Path:
+    """The project image's CUBE_OTEL_DIR, built under ``target`` by the Dockerfile's steps: the
+    lock's production packages (``npm ci --omit=dev``, from npm's cache when warm) and tracing.js."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FileNotFoundError("npm is not installed")
+    target.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json", "tracing.js"):
+        shutil.copy2(CUBE_OTEL_SOURCE / name, target / name)
+    subprocess.run([npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline", "--silent"],
+                   cwd=target, check=True, capture_output=True, timeout=900)
+    return target
+
+
+def run_copy_init_containers(documents: list[dict], kind: str, name: str, *, root: Path, image: dict[str, Path]) -> list[str]:
+    """Run the pod's init containers that copy a folder of the project image into an emptyDir
+    (``cp -R <image path>/. <mount>``), for the image paths given in ``image``, with the same
+    ``root`` the app container is materialized under (so they share the emptyDir). Returns their names."""
+    spec = pod_spec(documents, kind, name)
+    ran = []
+    for init in spec.get("initContainers") or []:
+        command = init.get("command") or []
+        if command[:2] != ["cp", "-R"] or not any(command[2].startswith(f"{path}/") for path in image):
+            continue
+        local = materialize(documents, kind, name, init["name"], root=root, extra_paths=image)
+        subprocess.run(local.argv, env=local.env, cwd=root, check=True, capture_output=True, timeout=300)
+        ran.append(init["name"])
+    return ran
+
+
 _NOT_IN_IMAGE = shutil.ignore_patterns("__pycache__", "*.pyc", "target", "logs", "dbt_packages", "*.duckdb", "*.duckdb.wal")
 
 

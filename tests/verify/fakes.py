@@ -20,7 +20,11 @@ Shapes, by upstream source:
 * Jaeger query: jaegertracing/jaeger cmd/query/app/http_handler.go ``structuredResponse``
   ``{data, total, limit, offset, errors}``; ``/api/services`` data = service names; ``/api/traces``
   data = traces as model/json/model.go (``traceID``, ``spans: [{traceID, spanID, operationName,
-  references, startTime, duration, tags: [{key, type, value}], processID}]``, ``processes``).
+  references, startTime, duration, tags: [{key, type, value}], processID}]``, ``processes``);
+  ``/api/traces/{traceID}`` data = [that trace], or 404 with ``errors: [{code: 404, msg: "trace not
+  found"}]`` and ``data: null`` (``getTrace`` -> ``handleError(..., http.StatusNotFound)``). A span
+  whose parent came from the caller's ``traceparent`` keeps it as ``references: [{refType: "CHILD_OF",
+  traceID, spanID: <the caller's span id>}]`` (model/converter from OTLP ``parent_span_id``).
 """
 
 from __future__ import annotations
@@ -195,11 +199,41 @@ class FakeJaeger:
     run_id: str = "0f1e2d3c-0000-4000-8000-000000000000"
     traces: bool = True
     dbt_spans: bool = True
+    #: Cube's side: the ``traceparent`` headers Cube received (see :func:`traced`), exported as the
+    #: spans the OpenTelemetry SDK in Cube writes (an http server span + an express handler span).
+    cube_service: str = "floe-cube"
+    received: list[str] = field(default_factory=list)
+    cube_spans: bool = True  # False: Cube sends nothing
+    cube_continues: bool = True  # False: Cube's server span has another parent than the caller's span
+
+    def cube_trace(self, trace_id: str) -> dict[str, Any] | None:
+        parents = [h.split("-")[2] for h in self.received if h and h.split("-")[1] == trace_id]
+        if not self.cube_spans or not parents:
+            return None
+        parent = parents[0] if self.cube_continues else "00f067aa0ba902b7"
+        server, handler = "53995c3f42cd8ad8", "5fb397be34d26b51"
+
+        def span(span_id: str, name: str, parent_id: str, kind: str) -> dict[str, Any]:
+            return {"traceID": trace_id, "spanID": span_id, "operationName": name, "flags": 1,
+                    "references": [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": parent_id}],
+                    "startTime": 1_800_000_000_000_000, "duration": 2500, "processID": "p1", "logs": [], "warnings": None,
+                    "tags": [{"key": "span.kind", "type": "string", "value": kind},
+                             {"key": "otel.scope.name", "type": "string", "value": "@opentelemetry/instrumentation-http"}]}
+
+        spans = [span(server, "GET /cubejs-api/v1/load", parent, "server"),
+                 span(handler, "request handler - /cubejs-api/v1/load", server, "internal")]
+        return {"traceID": trace_id, "spans": spans, "warnings": [f"invalid parent span IDs={parent}; skipping clock skew adjustment"],
+                "processes": {"p1": {"serviceName": self.cube_service, "tags": [{"key": "telemetry.sdk.language", "type": "string", "value": "nodejs"}]}}}
 
     def __call__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         def structured(data: Any) -> dict[str, Any]:
             return {"data": data, "total": len(data), "limit": 0, "offset": 0, "errors": None}
 
+        if path.startswith("/api/traces/"):
+            trace = self.cube_trace(path.rsplit("/", 1)[1])
+            if trace is None:
+                return 404, {"data": None, "total": 0, "limit": 0, "offset": 0, "errors": [{"code": 404, "msg": "trace not found"}]}
+            return 200, structured([trace])
         if path == "/api/services":
             return 200, structured([self.service, "jaeger"] if self.traces else ["jaeger"])
         if path == "/api/traces":
@@ -216,3 +250,13 @@ class FakeJaeger:
                      "processes": {"p1": {"serviceName": self.service, "tags": []}}, "warnings": None}
             return 200, structured([trace])
         return 404, structured([])
+
+
+def traced(cube: Handler, jaeger: FakeJaeger) -> Handler:
+    """``cube`` as the traced Cube: every ``traceparent`` it receives reaches ``jaeger``'s store."""
+
+    def handler(method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        jaeger.received.append(next((v for k, v in headers.items() if k.lower() == "traceparent"), ""))
+        return cube(method, path, query, headers, body)
+
+    return handler

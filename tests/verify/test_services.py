@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 from collections.abc import Iterator
 
 import psycopg2
@@ -30,7 +31,7 @@ from demo.verify.runner import Check, CheckFailed, run_checks
 from demo.verify.settings import lineage_dataset_namespace
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.verify.conftest import Stack, verify_settings
-from tests.verify.fakes import FakeCube, FakeJaeger, FakeMarquez, serve
+from tests.verify.fakes import FakeCube, FakeJaeger, FakeMarquez, serve, traced
 
 SECRET = "floe-test-cube-secret"
 
@@ -163,23 +164,56 @@ def test_marquez_lineage(ctx: Context) -> None:
 # --- Jaeger -------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def jaeger(ctx: Context, **knobs: object) -> Iterator[tuple[Context, FakeJaeger]]:
+    """Jaeger's query API and a Cube whose received ``traceparent`` headers become Cube spans in it."""
+    fake = FakeJaeger(service="floe-pipeline", **knobs)
+    with serve(fake) as jaeger_url, serve(traced(FakeCube(totals=marts_totals(ctx), secret=SECRET), fake)) as cube_url:
+        settings = verify_settings(jaeger_url=jaeger_url, cube_api_url=cube_url, verify_trace_wait_seconds=2)
+        yield Context(lake=ctx.lake, settings=settings), fake
+
+
 def test_jaeger_traces(ctx: Context) -> None:
-    with serve(FakeJaeger(service="floe-pipeline")) as url:
-        c = Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url))
-        assert check_jaeger(c).figure == "trace a1b2c3d4 of run 0f1e2d3c: 7 spans, 3 dbt, 1 iceberg"
+    with jaeger(ctx) as (c, fake):
+        figure = check_jaeger(c).figure
+        assert figure.startswith("trace a1b2c3d4 of run 0f1e2d3c: 7 spans, 3 dbt, 1 iceberg; Cube trace "), figure
+        assert figure.endswith(": 2 floe-cube spans, 'GET /cubejs-api/v1/load' continues the client's span"), figure
+        # The verifier's query carried a sampled W3C traceparent, a fresh trace each time.
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", fake.received[-1]), fake.received
+        check_jaeger(c)
+        assert fake.received[-1] != fake.received[-2]
         # With --trigger, the trace must be the triggered run's.
         c.state["triggered_run"] = "another-run"
         with pytest.raises(CheckFailed, match="no trace of run another-run"):
             check_jaeger(c)
-        other = Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url, jaeger_service="floe-other"))
+        other = Context(lake=ctx.lake, settings=c.settings.model_copy(update={"jaeger_service": "floe-other"}))
         with pytest.raises(CheckFailed, match="service 'floe-other' has no traces"):
             check_jaeger(other)
-    with serve(FakeJaeger(service="floe-pipeline", dbt_spans=False)) as url:
+    with jaeger(ctx, dbt_spans=False) as (c, _):
         with pytest.raises(CheckFailed, match="4 spans, 0 dbt, 1 iceberg"):
-            check_jaeger(Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url)))
-    with serve(FakeJaeger(service="floe-pipeline", traces=False)) as url:
+            check_jaeger(c)
+    with jaeger(ctx, traces=False) as (c, _):
         with pytest.raises(CheckFailed, match="has no traces"):
-            check_jaeger(Context(lake=ctx.lake, settings=verify_settings(jaeger_url=url)))
+            check_jaeger(c)
     assert check_jaeger(Context(lake=ctx.lake, settings=verify_settings())).status == "skip"
     down = Context(lake=ctx.lake, settings=verify_settings(jaeger_url=f"http://127.0.0.1:{free_port()}"))
     assert run(check_jaeger, down).figure.startswith("cannot connect")
+
+
+def test_jaeger_traces_fail_without_a_cube_span(ctx: Context) -> None:
+    """The pipeline's trace is there, but Cube sent no span for the verifier's own query."""
+    with jaeger(ctx, cube_spans=False) as (c, fake):
+        with pytest.raises(CheckFailed, match=r"no floe-cube span in trace [0-9a-f]{32} 2s after a Cube query carrying it") as failed:
+            check_jaeger(c)
+        assert "NODE_OPTIONS" in failed.value.hint and len(fake.received) == 1
+    # Spans under another service name are not Cube's.
+    with jaeger(ctx, cube_service="floe-cube-refresh-worker") as (c, _):
+        with pytest.raises(CheckFailed, match="no floe-cube span"):
+            check_jaeger(c)
+
+
+def test_jaeger_traces_fail_when_cube_does_not_continue_the_callers_trace(ctx: Context) -> None:
+    with jaeger(ctx, cube_continues=False) as (c, _):
+        with pytest.raises(CheckFailed, match="2 floe-cube spans, none a child of the client's span") as failed:
+            check_jaeger(c)
+        assert "OTEL_PROPAGATORS" in failed.value.hint
