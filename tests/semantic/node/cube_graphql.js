@@ -31,6 +31,7 @@ async function main() {
   const input = JSON.parse(require('fs').readFileSync(0, 'utf8') || '{}');
   const c = prepareCompiler(new FileRepository(process.argv[2] || 'model'), { adapter: 'duckdb' });
   await c.compiler.compile();
+  if (!c.metaTransformer.cubes.length) throw new Error(`no cube compiled from ${process.argv[2] || 'model'}`);
   const schema = makeSchema(c.metaTransformer.cubes);
   const errors = {};
   for (const [name, text] of Object.entries(input.documents || {})) {
