@@ -20,6 +20,7 @@ import pytest
 from demo.orchestration import trigger
 from demo.verify import checks
 from floe.deploy import dagster as deploy_dagster
+from floe.deploy import data as deploy_data
 from tests.support.cube_graphql import cube_graphql
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +96,7 @@ DAGSTER_DOCUMENTS = {
     "trigger.LAUNCH_RUN": trigger.LAUNCH_RUN,
     "trigger.RUN_STATUS": trigger.RUN_STATUS,
     "deploy.RECENT_RUNS_QUERY": deploy_dagster.RECENT_RUNS_QUERY,
-    **{f"deploy.{name}": text for name, text in getattr(deploy_dagster, "DOCUMENTS", {}).items()},
+    **{f"deploy.data.{name}": text for name, text in deploy_data.DOCUMENTS.items()},
 }
 
 
