@@ -428,6 +428,8 @@ def verify_command(
     timings: bool = typer.Option(False, "--timings", help="also report how long the last deploy took, per phase, against the plan's 5 minutes"),
     timeout: float = typer.Option(float(verify.DEFAULT_TIMEOUT_SECONDS), "--timeout", help="seconds the verifier may take (its pod gets 180 s more to start)"),
     poll: float = typer.Option(2.0, "--poll", help="seconds between status checks"),
+    latency_budget_ms: float = typer.Option(None, "--latency-budget-ms", min=1, help="p95 gate of cube.latency (default: the plan's 100 ms; "
+                                            "CI sets a budget for a shared runner)"),
     allow_context: list[str] = typer.Option([], "--allow-context", help="verify on this non-local context anyway"),
     dist: Path = DIST,
     kubectl_bin: str = KUBECTL,
@@ -459,7 +461,7 @@ def verify_command(
     console.print(f"[bold]verify[/]: namespace {namespace} on context {kubectl.context}; {what}")
     try:
         outcome = verify.run(
-            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll,
+            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll, latency_budget_ms=latency_budget_ms,
             on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
         )
     except CommandError as exc:
