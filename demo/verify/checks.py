@@ -38,7 +38,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import statistics
 import threading
@@ -48,7 +47,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -546,10 +545,14 @@ def _cube_call(ctx: Context, what: str, send: Callable[[], httpx.Response], mess
         waited = time.monotonic() - started
         continue_wait = any(CONTINUE_WAIT in m for m in said)
         not_built = any(NOT_BUILT in m for m in said)
-        if (continue_wait or not_built) and waited < s.verify_cube_wait_seconds:
+        with ctx.lock:  # waited out once in this run already: the next checks fail at once
+            gave_up = bool(ctx.state.get("cube_not_built"))
+        if (continue_wait or (not_built and not gave_up)) and waited < s.verify_cube_wait_seconds:
             threading.Event().wait(0 if continue_wait else ctx.poll_seconds)  # Cube itself held a "Continue wait" for a while
             continue
         if not_built:
+            with ctx.lock:
+                ctx.state["cube_not_built"] = True
             raise CheckFailed(f"Cube {what}: no pre-aggregation built yet after {waited:.0f}s (HTTP {response.status_code})", REFRESH_WORKER_HINT)
         if continue_wait:
             raise CheckFailed(f"Cube {what}: still \"Continue wait\" after {waited:.0f}s", "Cube is still building or the data source is slow: see floe-cube's log")

@@ -16,7 +16,6 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
-import re
 
 import duckdb
 import pytest

@@ -32,7 +32,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
