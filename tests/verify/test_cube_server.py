@@ -10,7 +10,8 @@ schema and resolvers (express-graphql), JWT checking. What is replaced (cube_ser
 native result transform (alias -> member names), the native logger and Jinja hooks, Cube Store
 (rollups are built in the source DuckDB: ``external: false``), the Tesseract planner.
 
-Shown: cube.rest and cube.graphql pass with totals equal to the marts; they fail on a wrong total (a
+Shown: the deploy's data phase reads the rollup's and the marts' totals from it as it would on a
+cluster; cube.rest and cube.graphql pass with totals equal to the marts; they fail on a wrong total (a
 model whose measure is off); a rollup behind the marts fails when it outlives the freshness target
 and passes once Cube's refresh scheduler rebuilt it (measured lag within 60 s); cube.preaggregation
 fails on a rollup that is not in Cube Store (``external: false`` — the only kind that can be built
@@ -40,10 +41,12 @@ from demo.verify.checks import (
     check_cube_preaggregation,
     check_cube_rest,
     cube_get,
+    cube_headers,
     marts_totals,
     ROLLUP_QUERY,
 )
 from demo.verify.runner import CheckFailed
+from floe.deploy import data as deploy_data
 from tests.pipeline.conftest import run_dbt, settings_env
 from tests.support.cube_graphql import CUBE_DIR, NODE_DIR, unavailable
 from tests.verify.conftest import verify_settings
@@ -108,6 +111,13 @@ def test_cube_checks_on_cubes_own_server(lake: LakehouseSettings, tmp_path: Path
             with pytest.raises(CheckFailed, match=r"used \['orders.orders_by_day'\], external=False") as failed:
                 check_cube_preaggregation(ctx)
             assert "in Cube Store (external: true)" in failed.value.hint
+            # The deploy's data phase asks Cube the same way (floe/deploy/data.py): its rollup query is served
+            # by the rollup, its marts query (a member no rollup holds) is not, and both give the marts' totals.
+            t = marts_totals(ctx)
+            source = deploy_data.HttpSource(ctx.http, "http://127.0.0.1:9", url, cube_headers(ctx)["Authorization"], launcher=str)
+            assert source.cube_totals() == ((t.orders, t.amount), (t.orders, t.amount))
+            assert "usedPreAggregations" not in cube_get(ctx, "load", deploy_data.MARTS_QUERY)
+            assert cube_get(ctx, "load", deploy_data.ROLLUP_QUERY).get("usedPreAggregations")
         finally:
             ctx.http.close()
 
