@@ -104,6 +104,11 @@ def test_cube_checks_on_cubes_own_server(lake: LakehouseSettings, tmp_path: Path
             rest = check_cube_rest(ctx)
             assert rest.figure.startswith("3 cubes") and rest.figure.endswith("totals equal the marts"), rest
             assert check_cube_graphql(ctx).status == "pass"
+            # The previous verifier's camelCase document, as the real server answers it.
+            refused = ctx.http.post(f"{url}/cubejs-api/graphql", json={"query": "{ cube { orders { count totalAmount } } }"},
+                                    headers=cube_headers(ctx))
+            assert refused.status_code == 400 and refused.json()["errors"][0]["message"] == (
+                'Cannot query field "totalAmount" on type "OrdersMembers". Did you mean "total_amount"?')
             # The rollup serves the query, but from DuckDB, not Cube Store: Cube says so, the check refuses it.
             answer = cube_get(ctx, "load", ROLLUP_QUERY)
             used = [u.get("preAggregationId") for u in (answer.get("usedPreAggregations") or {}).values()]
