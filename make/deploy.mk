@@ -9,6 +9,8 @@ SYNTH ?= $(PYTHON) main.py --quiet
 DOCKERFILE ?= Dockerfile
 # Seconds each phase may take to become Ready (first image pulls are the slow part).
 PHASE_TIMEOUT ?= 600
+# Seconds deploy-local-full's data phase may take: seed run, first generate_and_build run, Cube's rollup.
+DATA_TIMEOUT ?= 900
 # Extra flags for deploy, e.g. DEPLOY_FLAGS="--allow-context my-kind"
 DEPLOY_FLAGS ?=
 # Extra flags for verify, e.g. VERIFY_FLAGS="--trigger --timings --timeout 900"
@@ -38,8 +40,8 @@ preflight: deploy-synth ## only the checks: context, reachability, image, capaci
 deploy-local-infra: deploy-synth ## PostgreSQL, MinIO, Polaris, Jaeger, Marquez; wait until Ready
 	$(FLOE_DEPLOY) deploy --dist $(DIST) $(foreach p,$(INFRA_PHASES),--phase $(p)) --timeout $(PHASE_TIMEOUT) $(DEPLOY_FLAGS)
 
-deploy-local-full: deploy-synth image ## image + every layer, phase by phase; prints the access table
-	$(FLOE_DEPLOY) deploy --dist $(DIST) --timeout $(PHASE_TIMEOUT) $(DEPLOY_FLAGS)
+deploy-local-full: deploy-synth image ## image + every layer, phase by phase, then waits for the data (seed, first build, Cube); prints the access table
+	$(FLOE_DEPLOY) deploy --dist $(DIST) --timeout $(PHASE_TIMEOUT) --data-timeout $(DATA_TIMEOUT) $(DEPLOY_FLAGS)
 
 undeploy-local: ## remove everything deploy created, namespace included (safe to repeat)
 	$(FLOE_DEPLOY) undeploy --dist $(DIST)

@@ -10,7 +10,20 @@
 
 const { lakeDriverClass } = require('./lakehouse');
 
+/**
+ * Seconds between two passes of the refresh worker. Cube's default is 30 s
+ * (server-core OptsHandler.getScheduledRefreshInterval when CUBEJS_REFRESH_WORKER=true); each pass
+ * re-reads every refresh key whose `every` has elapsed (10 s in the model: the marts' Iceberg
+ * snapshot) and rebuilds the rollups whose key changed. 10 s + 10 s + the build keep "dbt finished
+ * -> Cube serves the new marts" under the 60 s target (tests/semantic/test_cube_freshness.py).
+ * Only the refresh worker gets it: a number here would make the API pods refresh too
+ * (OptsHandler.configuredForScheduledRefresh).
+ */
+const REFRESH_WORKER_PASS_SECONDS = 10;
+const isRefreshWorker = String(process.env.CUBEJS_REFRESH_WORKER).toLowerCase() === 'true';
+
 module.exports = {
+  ...(isRefreshWorker ? { scheduledRefreshTimer: REFRESH_WORKER_PASS_SECONDS } : {}),
   // Cube accepts a driver *instance* from driverFactory (server-core OptsHandler
   // assertDriverFactoryResult: "Must be either DriverConfig or driver instance"). With an instance,
   // the dialect and default concurrency come from CUBEJS_DB_TYPE (OptsHandler.getDbType), which the

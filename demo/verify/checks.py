@@ -11,14 +11,19 @@ Upstream API shapes, by check:
 * Dagster GraphQL: dagster-graphql 1.13 ``schema/roots/query.py`` (``workspaceOrError``,
   ``sensorOrError``, ``scheduleOrError``, ``runsOrError``), ``schema/external.py``
   (``WorkspaceLocationEntry.loadStatus``), ``schema/instigation.py`` (``InstigationState.status``).
-* Cube REST: cube-js/cube ``packages/cubejs-api-gateway/src/gateway.ts`` (``load`` result:
-  ``data``, ``external``, ``slowQuery``, and ``usedPreAggregations`` only in dev mode or with the
-  playground secret; ``sql`` result: ``{"sql": {..., "preAggregations": [{"preAggregationId":
-  "<cube>.<name>"}]}}``, ``preAggregationId`` from ``packages/cubejs-schema-compiler/src/adapter/
-  PreAggregations.ts``; ``{"error": "Continue wait"}`` with status 200 means ask again; the token is
-  checked with ``jwt.verify(auth, CUBEJS_API_SECRET)`` (``createDefaultCheckAuth``)).
-* Cube GraphQL: ``/cubejs-api/graphql``, ``{ cube { <cube> { <camelCase measure> } } }``
-  (docs/semantic.md; cube-js/cube ``packages/cubejs-api-gateway/src/graphql.ts``).
+* Cube REST (read in the npm release @cubejs-backend/api-gateway 1.7.43, ``dist/src/gateway.js``):
+  ``load`` answers ``data``, ``external``, ``slowQuery`` and, in production too,
+  ``usedPreAggregations`` trimmed to ``{<table>: {preAggregationId, lastUpdatedAt, type}}``
+  (``publicUsedPreAggregations``); ``sql`` answers ``{"sql": {..., "preAggregations":
+  [{"preAggregationId": "<cube>.<name>"}]}}``; ``{"error": "Continue wait"}`` with status 200 means
+  ask again (``handleError``); before the refresh worker's first build a production API answers 400
+  ``No pre-aggregation partitions were built yet ...`` (query-orchestrator ``PreAggregations.js``);
+  the token is checked with ``jwt.verify(auth, CUBEJS_API_SECRET)`` and each new payload costs a
+  verification, so one token serves the whole run.
+* Cube GraphQL: ``POST /cubejs-api/graphql``, ``{ cube { <cube> { <member> } } }`` with each field
+  named exactly as the model writes the member (``graphql.js`` ``makeSchema``/``safeName``: the cube
+  prefix dropped, no camelCase); "Continue wait" comes back as an error message with HTTP 500
+  (express-graphql). tests/verify validates every document against ``makeSchema`` over demo/cube.
 * Marquez: MarquezProject/marquez ``spec/openapi.yml`` (``/namespaces``, ``/namespaces/{ns}/jobs``,
   ``/namespaces/{ns}/datasets``, ``/lineage?nodeId=dataset:<ns>:<name>&depth=`` → ``graph[]`` of
   nodes with ``id``, ``type``, ``inEdges``/``outEdges`` of ``{origin, destination}``).
@@ -36,7 +41,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import statistics
 import threading
@@ -46,7 +50,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
@@ -76,6 +80,10 @@ class Context:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: How long to wait between two reads when a figure may still be moving (pipeline mid-run).
     settle_seconds: float = 5.0
+    #: Between two asks while Cube builds or the rollup catches up with the marts.
+    poll_seconds: float = 2.0
+    #: The one Cube token of this run (cube_headers).
+    cube_authorization: str | None = None
 
     def result(self, name: str, status: str, figure: str, hint: str = "") -> CheckResult:
         return CheckResult(name, status, figure, hint if status == FAIL else "")  # type: ignore[arg-type]
@@ -356,6 +364,8 @@ def check_dagster_trigger(ctx: Context) -> CheckResult:
         ctx.state["triggered_run"] = run_id
     started = time.monotonic()
     status = wait_for_run(ctx.http, url, run_id, timeout=ctx.settings.verify_trigger_timeout_seconds)
+    with ctx.lock:  # the run ends with dbt build: the marts are new from here (cube.freshness)
+        ctx.state["triggered_finished"] = time.time()
     figure = f"run {run_id[:8]} {status} in {time.monotonic() - started:.0f}s"
     if status != "SUCCESS":
         raise CheckFailed(figure, "open the run in the Dagster UI to see which step failed")
@@ -382,11 +392,11 @@ def _duckdb(ctx: Context) -> Any:
     return connect(ctx.lake)
 
 
-def marts_totals(ctx: Context, con: Any | None = None) -> Totals:
-    """The marts' totals through DuckDB (cached for the Cube checks)."""
+def marts_totals(ctx: Context, con: Any | None = None, *, refresh: bool = False) -> Totals:
+    """The marts' totals through DuckDB (cached for the Cube checks; ``refresh`` reads them again)."""
     with ctx.lock:
         cached = ctx.state.get("marts_totals")
-    if cached is not None and con is None:
+    if cached is not None and con is None and not refresh:
         return cached
     own = con is None
     con = con or _duckdb(ctx)
@@ -448,6 +458,14 @@ def check_data(ctx: Context) -> CheckResult:
 
 # --- Cube ---------------------------------------------------------------------------------------
 
+#: Cube asks the client to ask again (REST: HTTP 200 {"error": ...}; GraphQL: HTTP 500 {"errors": [{"message": ...}]}).
+CONTINUE_WAIT = "Continue wait"
+#: A production API (no refresh) before the refresh worker's first build: HTTP 400 with this message
+#: (query-orchestrator PreAggregations.noPreAggregationPartitionsBuiltMessage).
+NOT_BUILT = "No pre-aggregation partitions were built yet"
+REFRESH_WORKER_HINT = ("the refresh worker (floe-cube-refresh-worker) builds the rollups into Cube Store: check its log and "
+                       "Cube Store's (floe-cubestore-router); it builds within a minute once the marts exist")
+
 
 def cube_token(secret: str, *, lifetime: int = 3600) -> str:
     """A JWT (HS256) signed with CUBEJS_API_SECRET, as Cube's default checkAuth verifies it."""
@@ -458,6 +476,15 @@ def cube_token(secret: str, *, lifetime: int = 3600) -> str:
     body = b64(json.dumps({"iat": int(time.time()), "exp": int(time.time()) + lifetime}).encode())
     signature = b64(hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
     return f"{head}.{body}.{signature}"
+
+
+def cube_headers(ctx: Context) -> dict[str, str]:
+    """One token for the whole run: Cube verifies each new token payload once (40-200 ms) and caches
+    it, so a token signed per request would put that cost into every latency sample."""
+    with ctx.lock:
+        if ctx.cube_authorization is None:
+            ctx.cube_authorization = cube_token(ctx.settings.cube_api_secret.get_secret_value(), lifetime=6 * 3600)
+        return {"Authorization": ctx.cube_authorization}
 
 
 CUBE_QUERIES: dict[str, dict[str, Any]] = {
@@ -473,6 +500,20 @@ ROLLUP_QUERY: dict[str, Any] = {
 }
 
 
+def graphql_field(member: str) -> str:
+    """Cube's GraphQL field of ``<cube>.<member>``: the member's name exactly as the model writes it
+    (api-gateway graphql.js ``safeName`` drops the cube prefix; no camelCase)."""
+    return member.split(".", 1)[1]
+
+
+def cube_graphql_document(cube: str, members: Iterable[str]) -> str:
+    return f"query {{ cube {{ {cube} {{ {' '.join(graphql_field(m) for m in members)} }} }} }}"
+
+
+#: The documents check_cube_graphql sends (tests validate them against Cube's own makeSchema).
+CUBE_GRAPHQL_DOCUMENTS: dict[str, str] = {cube: cube_graphql_document(cube, q["measures"]) for cube, q in CUBE_QUERIES.items()}
+
+
 def expected_cube_totals(t: Totals) -> dict[str, dict[str, Decimal | int]]:
     return {
         "orders": {"orders.count": t.orders, "orders.total_amount": t.amount},
@@ -485,26 +526,80 @@ def _same(expected: Decimal | int, got: Any) -> bool:
     return _money(got) == _money(expected)
 
 
-def cube_get(ctx: Context, path: str, query: dict[str, Any]) -> dict[str, Any]:
-    """GET a Cube REST endpoint, asking again while Cube answers "Continue wait"."""
+def _json_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _cube_call(ctx: Context, what: str, send: Callable[[], httpx.Response], messages: Callable[[dict[str, Any]], list[str]]) -> dict[str, Any]:
+    """Send until Cube stops saying "Continue wait" (any status) or that no rollup is built yet (400),
+    up to FLOE_VERIFY_CUBE_WAIT_SECONDS; then the body, or a failure naming what Cube said."""
     s = ctx.settings
-    headers = {"Authorization": cube_token(s.cube_api_secret.get_secret_value())}
-    deadline = time.monotonic() + s.verify_check_timeout_seconds
+    started = time.monotonic()
     while True:
-        response = ctx.http.get(f"{s.cube_api_url}/cubejs-api/v1/{path}", params={"query": json.dumps(query)}, headers=headers)
+        response = send()
         if response.status_code == 403:
-            raise CheckFailed("Cube answered 403", "the token was refused: FLOE_CUBE_API_SECRET must equal Cube's CUBEJS_API_SECRET")
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        if response.status_code == 200 and body.get("error") == "Continue wait" and time.monotonic() < deadline:
+            raise CheckFailed(f"Cube {what} answered 403", "the token was refused: FLOE_CUBE_API_SECRET must equal Cube's CUBEJS_API_SECRET")
+        body = _json_body(response)
+        said = messages(body)
+        waited = time.monotonic() - started
+        continue_wait = any(CONTINUE_WAIT in m for m in said)
+        not_built = any(NOT_BUILT in m for m in said)
+        with ctx.lock:  # waited out once in this run already: the next checks fail at once
+            gave_up = bool(ctx.state.get("cube_not_built"))
+        if (continue_wait or (not_built and not gave_up)) and waited < s.verify_cube_wait_seconds:
+            threading.Event().wait(0 if continue_wait else ctx.poll_seconds)  # Cube itself held a "Continue wait" for a while
             continue
-        if response.status_code != 200 or "error" in body:
-            raise CheckFailed(f"Cube {path} answered {response.status_code}: {str(body.get('error', response.text))[:200]}",
-                              "see floe-cube's log (data source, catalog attach, Cube Store)")
+        if not_built:
+            with ctx.lock:
+                ctx.state["cube_not_built"] = True
+            raise CheckFailed(f"Cube {what}: no pre-aggregation built yet after {waited:.0f}s (HTTP {response.status_code})", REFRESH_WORKER_HINT)
+        if continue_wait:
+            raise CheckFailed(f"Cube {what}: still \"Continue wait\" after {waited:.0f}s", "Cube is still building or the data source is slow: see floe-cube's log")
+        if response.status_code != 200 or said:
+            text = "; ".join(said) or response.text
+            raise CheckFailed(f"Cube {what} answered {response.status_code}: {text[:200]}", "see floe-cube's log (data source, catalog attach, Cube Store)")
         return body
 
 
-def check_cube_rest(ctx: Context) -> CheckResult:
-    expected = expected_cube_totals(marts_totals(ctx))
+def cube_get(ctx: Context, path: str, query: dict[str, Any]) -> dict[str, Any]:
+    """GET a Cube REST endpoint (``/cubejs-api/v1/<path>``)."""
+    url = f"{ctx.settings.cube_api_url}/cubejs-api/v1/{path}"
+    return _cube_call(ctx, path, lambda: ctx.http.get(url, params={"query": json.dumps(query)}, headers=cube_headers(ctx)),
+                      lambda body: [str(body["error"])] if body.get("error") else [])
+
+
+def cube_graphql(ctx: Context, document: str) -> dict[str, Any]:
+    """POST a document to ``/cubejs-api/graphql``."""
+    url = f"{ctx.settings.cube_api_url}/cubejs-api/graphql"
+    return _cube_call(ctx, "GraphQL", lambda: ctx.http.post(url, json={"query": document}, headers=cube_headers(ctx)),
+                      lambda body: [str(e.get("message")) if isinstance(e, dict) else str(e) for e in body.get("errors") or []])
+
+
+def until_fresh(ctx: Context, compare: Callable[[Totals], tuple[list[str], Any]]) -> tuple[Totals, Any]:
+    """Compare Cube with the marts of the same moment, again while they differ, for up to the
+    freshness target: a rollup rebuilds when its mart's snapshot changes (demo/cube/model), so a
+    difference that outlives the target is stale or wrong data, never a race with the schedule."""
+    s = ctx.settings
+    deadline = time.monotonic() + s.verify_freshness_target_seconds
+    totals = marts_totals(ctx)
+    while True:
+        wrong, figure = compare(totals)
+        if not wrong:
+            return totals, figure
+        if time.monotonic() >= deadline:
+            raise CheckFailed("; ".join(wrong) + f" (for {s.verify_freshness_target_seconds:.0f}s)",
+                              "Cube serves other numbers than the marts for longer than the freshness target: a stale rollup "
+                              f"({REFRESH_WORKER_HINT}) or a model/marts mismatch")
+        threading.Event().wait(ctx.poll_seconds)
+        totals = marts_totals(ctx, refresh=True)
+
+
+def _cube_rest_wrong(ctx: Context, totals: Totals) -> tuple[list[str], int]:
+    expected = expected_cube_totals(totals)
     wrong, rows = [], 0
     for cube, query in CUBE_QUERIES.items():
         data = cube_get(ctx, "load", query).get("data") or []
@@ -516,30 +611,76 @@ def check_cube_rest(ctx: Context) -> CheckResult:
             got = sum((Decimal(str(row.get(member) or 0)) for row in data), Decimal(0))
             if not _same(value, got):
                 wrong.append(f"{member} {got} ≠ marts {value}")
-    if wrong:
-        raise CheckFailed("; ".join(wrong), "Cube serves other numbers than the marts: stale pre-aggregation, or a model/marts mismatch")
+    return wrong, rows
+
+
+def check_cube_rest(ctx: Context) -> CheckResult:
+    _, rows = until_fresh(ctx, lambda totals: _cube_rest_wrong(ctx, totals))
     return ctx.result("cube.rest", PASS, f"3 cubes, {rows} rows, totals equal the marts")
 
 
+def _rollup_totals(result: dict[str, Any]) -> tuple[int, Decimal]:
+    data = result.get("data") or []
+    return (sum(_count(r.get("orders.count")) for r in data),
+            _money(sum((Decimal(str(r.get("orders.total_amount") or 0)) for r in data), Decimal(0))))
+
+
 def check_cube_preaggregation(ctx: Context) -> CheckResult:
-    t = marts_totals(ctx)
+    """Served from the rollup in Cube Store: ``external: true`` and ``usedPreAggregations`` naming
+    ``orders.orders_by_day`` (1.7.43 reports its id in production too, trimmed to preAggregationId,
+    lastUpdatedAt and type), with the marts' totals."""
     plan = cube_get(ctx, "sql", ROLLUP_QUERY).get("sql") or {}
     planned = [p.get("preAggregationId") for p in plan.get("preAggregations") or []]
-    result = cube_get(ctx, "load", ROLLUP_QUERY)
-    used = list((result.get("usedPreAggregations") or {}).keys())
-    data = result.get("data") or []
-    count = sum(_count(r.get("orders.count")) for r in data)
-    amount = _money(sum((Decimal(str(r.get("orders.total_amount") or 0)) for r in data), Decimal(0)))
-    served = ROLLUP in planned and bool(result.get("external"))
-    if used:  # dev mode or playground token: Cube names the table it read
-        served = served or any("orders_by_day" in name for name in used)
-    figure = f"planned {planned or 'none'}, external={result.get('external')}, {len(data)} rows"
-    if not served:
-        raise CheckFailed(figure, f"the rollup query was not served from {ROLLUP} in Cube Store: check floe-cube-refresh-worker and Cube Store's logs")
-    if (count, amount) != (t.orders, t.amount):
-        raise CheckFailed(f"{figure}; rollup totals {count} orders / {amount} ≠ marts {t.orders} / {t.amount}",
-                          "the pre-aggregation is stale: it refreshes every 5 minutes")
-    return ctx.result("cube.preaggregation", PASS, f"served from {ROLLUP} (Cube Store), {len(data)} rows, totals equal the marts")
+
+    def compare(t: Totals) -> tuple[list[str], dict[str, Any]]:
+        result = cube_get(ctx, "load", ROLLUP_QUERY)
+        used = [u.get("preAggregationId") for u in (result.get("usedPreAggregations") or {}).values() if isinstance(u, dict)]
+        external = result.get("external")
+        figure = f"planned {planned or 'none'}, used {used or 'none'}, external={external}, {len(result.get('data') or [])} rows"
+        if external is not True or ROLLUP not in used:
+            raise CheckFailed(figure, f"the rollup query was not served from {ROLLUP} in Cube Store (external: true): "
+                                      "check floe-cube-refresh-worker and Cube Store's logs")
+        count, amount = _rollup_totals(result)
+        wrong = [] if (count, amount) == (t.orders, t.amount) else [
+            f"{figure}; rollup totals {count} orders / {amount} ≠ marts {t.orders} / {t.amount}"]
+        return wrong, result
+
+    _, result = until_fresh(ctx, compare)
+    return ctx.result("cube.preaggregation", PASS,
+                      f"served from {ROLLUP} in Cube Store (external), {len(result.get('data') or [])} rows, totals equal the marts")
+
+
+def check_cube_freshness(ctx: Context) -> CheckResult:
+    """With --trigger: how long after the triggered run's dbt build finished Cube served the new
+    marts through the rollup (the plan: within FLOE_VERIFY_FRESHNESS_TARGET_SECONDS, 60 s)."""
+    s = ctx.settings
+    with ctx.lock:
+        finished = ctx.state.get("triggered_finished")
+    if not ctx.trigger:
+        return ctx.result("cube.freshness", SKIP, "not asked (--trigger measures dbt finished → Cube serves the new totals)")
+    if finished is None:
+        raise CheckFailed("no triggered run finished", "see dagster.trigger")
+    target = s.verify_freshness_target_seconds
+    totals = marts_totals(ctx, refresh=True)
+    while True:
+        count, amount = _rollup_totals(cube_get(ctx, "load", ROLLUP_QUERY))
+        lag = time.time() - finished
+        if (count, amount) == (totals.orders, totals.amount):
+            break
+        if lag > target + s.verify_cube_wait_seconds:
+            raise CheckFailed(f"Cube still serves {count} orders / {amount} against marts {totals.orders} / {totals.amount} "
+                              f"{lag:.0f}s after dbt finished (target {target:.0f}s)", REFRESH_WORKER_HINT)
+        threading.Event().wait(ctx.poll_seconds)
+    figure = f"Cube served the new marts {lag:.0f}s after dbt finished (target {target:.0f}s)"
+    if lag > target:
+        raise CheckFailed(figure, f"slower than the target: {REFRESH_WORKER_HINT}")
+    return ctx.result("cube.freshness", PASS, figure)
+
+
+def latency_figures(timings: list[float]) -> tuple[float, float]:
+    p50 = statistics.median(timings)
+    p95 = sorted(timings)[max(0, -(-95 * len(timings) // 100) - 1)]
+    return p50, p95
 
 
 def check_cube_latency(ctx: Context) -> CheckResult:
@@ -550,44 +691,30 @@ def check_cube_latency(ctx: Context) -> CheckResult:
         started = time.perf_counter()
         cube_get(ctx, "load", ROLLUP_QUERY)
         timings.append((time.perf_counter() - started) * 1000)
-    p50 = statistics.median(timings)
-    p95 = sorted(timings)[max(0, -(-95 * len(timings) // 100) - 1)]
-    figure = f"p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(timings)} warm queries (plan {s.verify_latency_budget_ms:.0f} ms)"
+    p50, p95 = latency_figures(timings)
+    figure = f"p50 {p50:.0f} ms, p95 {p95:.0f} ms over {len(timings)} warm queries (budget {s.verify_latency_budget_ms:.0f} ms)"
     if p95 > s.verify_latency_budget_ms:
         raise CheckFailed(figure, "slower than planned: is the rollup served from Cube Store (cube.preaggregation)? are the pods CPU-throttled?")
     return ctx.result("cube.latency", PASS, figure)
 
 
-def _camel(member: str) -> str:
-    head, *rest = member.split("_")
-    return head + "".join(w.capitalize() for w in rest)
-
-
-def check_cube_graphql(ctx: Context) -> CheckResult:
-    s = ctx.settings
-    expected = expected_cube_totals(marts_totals(ctx))
-    headers = {"Authorization": cube_token(s.cube_api_secret.get_secret_value())}
+def _cube_graphql_wrong(ctx: Context, totals: Totals) -> tuple[list[str], None]:
+    expected = expected_cube_totals(totals)
     wrong = []
-    for cube in CUBE_QUERIES:
-        fields = " ".join(_camel(m.split(".", 1)[1]) for m in expected[cube])
-        for _ in range(20):  # "Continue wait" comes back as a GraphQL error: ask again
-            response = ctx.http.post(f"{s.cube_api_url}/cubejs-api/graphql", json={"query": f"{{ cube {{ {cube} {{ {fields} }} }} }}"}, headers=headers)
-            body = response.json() if response.status_code == 200 else {}
-            if not any("Continue wait" in str(e.get("message")) for e in body.get("errors") or []):
-                break
-        if response.status_code != 200 or body.get("errors"):
-            raise CheckFailed(f"GraphQL {cube}: HTTP {response.status_code} {json.dumps(body.get('errors') or response.text)[:200]}",
-                              "see floe-cube's log")
-        rows = (body.get("data") or {}).get("cube") or []
+    for cube, document in CUBE_GRAPHQL_DOCUMENTS.items():
+        rows = (cube_graphql(ctx, document).get("data") or {}).get("cube") or []
         if not rows:
             wrong.append(f"{cube}: no rows")
             continue
         for member, value in expected[cube].items():
-            got = sum((Decimal(str((row.get(cube) or {}).get(_camel(member.split('.', 1)[1])) or 0)) for row in rows), Decimal(0))
+            got = sum((Decimal(str((row.get(cube) or {}).get(graphql_field(member)) or 0)) for row in rows), Decimal(0))
             if not _same(value, got):
                 wrong.append(f"{member} {got} ≠ marts {value}")
-    if wrong:
-        raise CheckFailed("; ".join(wrong), "Cube's GraphQL API serves other numbers than the marts")
+    return wrong, None
+
+
+def check_cube_graphql(ctx: Context) -> CheckResult:
+    until_fresh(ctx, lambda totals: _cube_graphql_wrong(ctx, totals))
     return ctx.result("cube.graphql", PASS, "3 cubes, totals equal the marts")
 
 
@@ -598,22 +725,27 @@ CUBE_SQL = "SELECT MEASURE(count) AS orders, MEASURE(total_amount) AS amount FRO
 def check_cube_sql(ctx: Context) -> CheckResult:
     import psycopg2
 
-    s, t = ctx.settings, marts_totals(ctx)
+    s = ctx.settings
     try:
         conn = psycopg2.connect(host=s.cube_sql_host, port=s.cube_sql_port, user=s.cube_sql_user,
                                 password=s.cube_sql_password.get_secret_value(), dbname=s.cube_sql_database, connect_timeout=10)
     except psycopg2.OperationalError as exc:
         raise CheckFailed(f"cannot connect to {s.cube_sql_host}:{s.cube_sql_port}: {str(exc).strip()[:200]}",
                           "Cube's SQL API is down or the user/password differ from CUBEJS_SQL_USER/CUBEJS_SQL_PASSWORD") from exc
-    try:
+
+    def compare(t: Totals) -> tuple[list[str], str]:
         with conn.cursor() as cur:
             cur.execute(CUBE_SQL)
             orders, amount = cur.fetchone()
+        figure = f"{_count(orders)} orders, amount {_money(amount)}"
+        if (_count(orders), _money(amount)) != (t.orders, t.amount):
+            return [f"{figure} ≠ marts {t.orders} / {t.amount}"], figure
+        return [], figure
+
+    try:
+        _, figure = until_fresh(ctx, compare)
     finally:
         conn.close()
-    figure = f"{_count(orders)} orders, amount {_money(amount)}"
-    if (_count(orders), _money(amount)) != (t.orders, t.amount):
-        raise CheckFailed(f"{figure} ≠ marts {t.orders} / {t.amount}", "Cube's SQL API serves other numbers than the marts")
     return ctx.result("cube.sql", PASS, f"{figure} (equal to the marts)")
 
 
@@ -766,6 +898,8 @@ def cube_trace(ctx: Context) -> str:
 
 
 def all_checks(settings: VerifySettings) -> list[Check]:
+    # A Cube check may wait for the first build, then for a rollup to catch up with the marts.
+    cube_timeout = settings.verify_check_timeout_seconds + settings.verify_cube_wait_seconds + settings.verify_freshness_target_seconds
     return [
         Check("catalog.namespaces", check_catalog_namespaces),
         Check("catalog.reader", check_catalog_reader),
@@ -776,14 +910,16 @@ def all_checks(settings: VerifySettings) -> list[Check]:
         Check("dagster.seed_run", check_dagster_seed),
         Check("dagster.trigger", check_dagster_trigger, timeout=settings.verify_trigger_timeout_seconds + 60),
         Check("data.marts_match_raw", check_data),
-        Check("cube.rest", check_cube_rest),
-        Check("cube.preaggregation", check_cube_preaggregation),
-        Check("cube.graphql", check_cube_graphql),
-        Check("cube.sql", check_cube_sql),
-        Check("cube.latency", check_cube_latency),
+        Check("cube.freshness", check_cube_freshness, timeout=cube_timeout),
+        Check("cube.rest", check_cube_rest, timeout=cube_timeout),
+        Check("cube.preaggregation", check_cube_preaggregation, timeout=cube_timeout),
+        Check("cube.graphql", check_cube_graphql, timeout=cube_timeout),
+        Check("cube.sql", check_cube_sql, timeout=cube_timeout),
+        Check("cube.latency", check_cube_latency, timeout=cube_timeout),
         Check("marquez.lineage", check_marquez),
         Check("jaeger.traces", check_jaeger),
     ]
 
 
-CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in all_checks(VerifySettings.model_construct(verify_trigger_timeout_seconds=1)))
+CHECK_NAMES: tuple[str, ...] = tuple(c.name for c in all_checks(VerifySettings.model_construct(
+    verify_trigger_timeout_seconds=1, verify_check_timeout_seconds=1, verify_cube_wait_seconds=1, verify_freshness_target_seconds=1)))

@@ -66,7 +66,14 @@ class VerifySettings(FloeSettings):
     verify_check_timeout_seconds: float = Field(default=120.0, gt=0)
     verify_trigger_timeout_seconds: float = Field(default=900.0, gt=0)
     verify_latency_queries: int = Field(default=30, ge=30)
+    # The gate on the p95 of warm queries: the plan's 100 ms; CI sets its own budget for a shared
+    # runner (`floe.deploy verify --latency-budget-ms`, .github/workflows/e2e.yml).
     verify_latency_budget_ms: float = Field(default=100.0, gt=0)
+    # How long to wait while Cube says "Continue wait" or that no rollup is built yet.
+    verify_cube_wait_seconds: float = Field(default=120.0, gt=0)
+    # dbt finished -> Cube serves the new marts (rollups follow the marts' snapshot, demo/cube/model):
+    # the freshness target, and how long a Cube/marts difference may last before it fails.
+    verify_freshness_target_seconds: float = Field(default=60.0, gt=0)
 
     @field_validator("marquez_url", "jaeger_url", mode="before")
     @classmethod

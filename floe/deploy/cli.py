@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from floe.deploy import access, dagster, preflight, status, verify
+from floe.deploy import access, dagster, data as data_phase, preflight, status, verify
 from floe.deploy.distribution import KubeContext, detect, load_plan
 from floe.deploy.diagnosis import CapacityNote, render_report
 from floe.deploy.kubectl import CommandError, Docker, Kubectl, subprocess_runner
@@ -110,12 +110,14 @@ def _capacity(kubectl: Kubectl, stack: Stack) -> CapacityNote:
         return CapacityNote(cpu, mem)
 
 
-def _timings(results: tuple[PhaseResult, ...]) -> Table:
+def _timings(results: tuple[PhaseResult, ...], data_result: data_phase.DataResult | None = None) -> Table:
     table = Table("phase", "apply", "wait", "total", "result", title="Phase timings", title_justify="left")
     names = {ExitCode.SUCCESS: "[green]ready[/]", ExitCode.FAILURE: "[red]failed[/]", ExitCode.TIMEOUT: "[yellow]timed out[/]"}
     for r in results:
         table.add_row(r.phase, f"{r.apply_seconds:.1f}s", f"{r.wait_seconds:.1f}s", f"{r.seconds:.1f}s", names[r.exit_code])
-    table.add_row("all", "", "", f"{sum(r.seconds for r in results):.1f}s", "")
+    if data_result is not None:
+        table.add_row("data", "", f"{data_result.seconds:.1f}s", f"{data_result.seconds:.1f}s", names[data_result.exit_code])
+    table.add_row("all", "", "", f"{sum(r.seconds for r in results) + (data_result.seconds if data_result else 0):.1f}s", "")
     return table
 
 
@@ -137,11 +139,15 @@ def deploy_command(
     allow_context: list[str] = typer.Option([], "--allow-context", help="deploy to this non-local context anyway"),
     skip_preflight: bool = typer.Option(False, "--skip-preflight"),
     image: str = typer.Option(None, "--image", help="project image (default: from the stack config)"),
+    data: bool = typer.Option(True, "--data/--no-data", help="after a deploy of every phase, wait for the data: seed run, a first "
+                              "generate_and_build run (launched here), Cube serving the marts (never with --phase)"),
+    data_timeout: float = typer.Option(float(data_phase.DEFAULT_TIMEOUT_SECONDS), "--data-timeout", help="seconds the data phase may take"),
     dist: Path = DIST,
     kubectl_bin: str = KUBECTL,
     context: str = CONTEXT,
 ) -> None:
-    """Apply the phases in order; wait for each to be Ready; on failure explain why."""
+    """Apply the phases in order; wait for each to be Ready; on failure explain why. A deploy of every
+    phase ends with the data phase, so `make verify` right after it passes."""
     stack, phases = _stack_and_phases(dist, phase)
     kubectl = Kubectl(kubectl_bin, context)
     if not skip_preflight:
@@ -175,10 +181,56 @@ def deploy_command(
     except KeyboardInterrupt:
         err.print("interrupted: what was applied stays in the cluster (`make status`; `make undeploy-local` removes it)")
         raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    console.print(_timings(result.phases))
+    code = result.exit_code
+    data_result = None
+    if code == ExitCode.SUCCESS and data and not phase:
+        data_result = _data_phase(kubectl, stack, timeout=data_timeout, poll=max(poll, 5.0))
+        code = data_result.exit_code
+    console.print(_timings(result.phases, data_result))
     if result.exit_code == ExitCode.SUCCESS:
         _access_table(stack, phases)
-    raise typer.Exit(int(result.exit_code))
+    raise typer.Exit(int(code))
+
+
+def _data_phase(kubectl: Kubectl, stack: Stack, *, timeout: float, poll: float) -> data_phase.DataResult:
+    """Port-forward Dagster and Cube, then :func:`floe.deploy.data.wait_for_data` with progress lines."""
+    import httpx
+
+    from floe.deploy.phases import SystemClock
+
+    console.print("[bold]phase data[/]: waiting for the seed run, a first generate_and_build run (launched now) and Cube serving the marts")
+    namespace = stack.namespace
+    try:
+        cube_service, cube_port = data_phase.cube_api_service(stack)
+        ref = access.secret_refs(stack, ["CUBEJS_API_SECRET"])["CUBEJS_API_SECRET"]
+        secret = access.secret_value(kubectl.get_json("secret", "-n", namespace, ref.secret), ref.key)
+    except (LookupError, CommandError, ValueError) as exc:
+        return data_phase.DataResult(ExitCode.FAILURE, 0.0, "", f"cannot reach Cube's API from dist/ and the cluster: {exc}")
+    last = {"line": ""}
+
+    def on_progress(elapsed: float, line: str) -> None:
+        if line != last["line"]:
+            last["line"] = line
+            console.print(f"  [{elapsed:5.0f}s] {line}", markup=False, soft_wrap=True)
+
+    try:
+        with dagster.forwarded(kubectl, namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as dagster_port, \
+                dagster.forwarded(kubectl, namespace, cube_service, cube_port) as cube_local, httpx.Client(timeout=60) as http:
+            source = data_phase.HttpSource(
+                http, f"http://127.0.0.1:{dagster_port}", f"http://127.0.0.1:{cube_local}", access.cube_token(secret, int(timeout) + 3600),
+                launcher=lambda job: dagster.launch("127.0.0.1", dagster_port, job))
+            result = data_phase.wait_for_data(source, timeout=timeout, poll=poll, clock=SystemClock(), on_progress=on_progress)
+    except (dagster.DagsterError, RuntimeError) as exc:
+        result = data_phase.DataResult(ExitCode.FAILURE, 0.0, last["line"], str(exc))
+    if result.exit_code == ExitCode.SUCCESS:
+        console.print(f"[green]phase data ready[/] in {result.seconds:.1f}s: {result.line}", soft_wrap=True)
+    else:
+        word = "timed out" if result.exit_code == ExitCode.TIMEOUT else "failed"
+        err.print(f"[red]phase data {word}[/] after {result.seconds:.0f}s: {result.problem}", soft_wrap=True)
+        if result.log_tail:
+            err.print("last log lines of the run:", markup=False)
+            err.print("\n".join(f"  {line}" for line in result.log_tail), markup=False, highlight=False, soft_wrap=True)
+    return result
 
 
 @app.command("preflight")
@@ -376,6 +428,8 @@ def verify_command(
     timings: bool = typer.Option(False, "--timings", help="also report how long the last deploy took, per phase, against the plan's 5 minutes"),
     timeout: float = typer.Option(float(verify.DEFAULT_TIMEOUT_SECONDS), "--timeout", help="seconds the verifier may take (its pod gets 180 s more to start)"),
     poll: float = typer.Option(2.0, "--poll", help="seconds between status checks"),
+    latency_budget_ms: float = typer.Option(None, "--latency-budget-ms", min=1, help="p95 gate of cube.latency (default: the plan's 100 ms; "
+                                            "CI sets a budget for a shared runner)"),
     allow_context: list[str] = typer.Option([], "--allow-context", help="verify on this non-local context anyway"),
     dist: Path = DIST,
     kubectl_bin: str = KUBECTL,
@@ -407,7 +461,7 @@ def verify_command(
     console.print(f"[bold]verify[/]: namespace {namespace} on context {kubectl.context}; {what}")
     try:
         outcome = verify.run(
-            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll,
+            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll, latency_budget_ms=latency_budget_ms,
             on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
         )
     except CommandError as exc:

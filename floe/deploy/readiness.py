@@ -83,8 +83,9 @@ HINTS: dict[Failure, str] = {
 
 # Waiting reasons that are definitive as soon as they appear (kubelet: images/types.go, kuberuntime).
 _IMAGE_NOT_BUILT = {"ErrImageNeverPull"}
-_IMAGE_PULL_FATAL = {"ImagePullBackOff", "InvalidImageName", "ErrImageInspect"}
+_IMAGE_PULL_FATAL = {"InvalidImageName", "ErrImageInspect"}  # no retry can fix these
 _IMAGE_PULL_TRANSIENT = {"ErrImagePull"}  # becomes ImagePullBackOff on the next sync
+_IMAGE_PULL_BACKOFF = {"ImagePullBackOff"}  # the kubelet retries (10 s, 20 s, 40 s ... 5 min): given a grace period
 _CONFIG = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 _INSUFFICIENT = re.compile(r"Insufficient (cpu|memory|ephemeral-storage)", re.IGNORECASE)
 
@@ -100,6 +101,9 @@ class Policy:
     config_error_grace_seconds: float = 30.0
     # An unschedulable pod can become schedulable when a finished Job's pod frees its requests.
     unschedulable_grace_seconds: float = 20.0
+    # A registry hiccup or an anonymous pull limit puts a pod into ImagePullBackOff while the kubelet
+    # keeps retrying with back-off (10 s, doubling, up to 5 min): ~4 attempts fit in 3 minutes.
+    image_pull_grace_seconds: float = 180.0
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,8 @@ def classify_pod(pod: Mapping[str, Any], now: datetime, policy: Policy = Policy(
             problems.append(Problem(Failure.IMAGE_PULL, name, container, reason, message, True))
         elif reason in _IMAGE_PULL_TRANSIENT:
             problems.append(Problem(Failure.IMAGE_PULL, name, container, reason, message, False))
+        elif reason in _IMAGE_PULL_BACKOFF:
+            problems.append(Problem(Failure.IMAGE_PULL, name, container, reason, message, age >= policy.image_pull_grace_seconds))
         elif reason in _CONFIG:
             problems.append(Problem(Failure.CONFIG_ERROR, name, container, reason, message, age >= policy.config_error_grace_seconds))
         elif reason == "OOMKilled" or (reason == "CrashLoopBackOff" and last.get("reason") == "OOMKilled"):

@@ -114,13 +114,23 @@ def _container(job: dict[str, Any]) -> dict[str, Any]:
     return found[0]
 
 
-def run_manifest(template: dict[str, Any], *, run_id: str, timeout: float, trigger: bool) -> dict[str, Any]:
-    """The template as one run: its own name and run label, the run's args and deadline."""
+#: The verifier's setting (demo/verify/settings.py) for the p95 gate of cube.latency.
+LATENCY_BUDGET_ENV = "FLOE_VERIFY_LATENCY_BUDGET_MS"
+
+
+def run_manifest(
+    template: dict[str, Any], *, run_id: str, timeout: float, trigger: bool, latency_budget_ms: float | None = None
+) -> dict[str, Any]:
+    """The template as one run: its own name and run label, the run's args and deadline, and the
+    latency budget when one is given (else the verifier's default: the plan's 100 ms)."""
     job = copy.deepcopy(template)
     job["metadata"]["name"] = f"{base_name(template)}-{run_id}"
     for meta in (job["metadata"], job["spec"]["template"]["metadata"]):
         meta.setdefault("labels", {})[RUN_LABEL] = run_id
     _container(job)["args"] = verify_args(timeout=timeout, trigger=trigger)
+    if latency_budget_ms is not None:
+        env = [e for e in _container(job).get("env") or [] if e.get("name") != LATENCY_BUDGET_ENV]
+        _container(job)["env"] = [*env, {"name": LATENCY_BUDGET_ENV, "value": f"{latency_budget_ms:g}"}]
     job["spec"]["activeDeadlineSeconds"] = int(timeout) + START_ALLOWANCE_SECONDS
     return job
 
@@ -277,11 +287,12 @@ def run(
     stream: Streamer = popen_lines,
     on_line: Callable[[str], None] = lambda _line: None,
     run_id: str | None = None,
+    latency_budget_ms: float | None = None,
 ) -> Outcome:
     """Create one run of the Job and follow it to its end (the ground is checked by the caller)."""
     clock = clock or SystemClock()
     started = clock.utcnow()
-    job = run_manifest(template, run_id=run_id or new_run_id(started), timeout=timeout, trigger=trigger)
+    job = run_manifest(template, run_id=run_id or new_run_id(started), timeout=timeout, trigger=trigger, latency_budget_ms=latency_budget_ms)
     name = job["metadata"]["name"]
     kubectl.run("create", "-f", "-", "-o", "name", input=json.dumps(job), timeout=60)
     on_line(f"created job/{name}{' (--trigger: launches a generation run)' if trigger else ''}; waiting for its pod to start")

@@ -29,7 +29,7 @@ def applied_files(fake_tools: FakeTools) -> list[str]:
 
 def test_full_deploy_succeeds_prints_timings_and_access(fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_DOCKER_IMAGES", IMAGE)
-    result = run(fake_tools, "deploy", "--image", IMAGE, "--poll", "0.1")
+    result = run(fake_tools, "deploy", "--image", IMAGE, "--poll", "0.1", "--no-data")
     assert result.exit_code == 0, result.output
     assert applied_files(fake_tools) == [f.name for f in sorted(FIXTURE_DIST.glob("*.k8s.yaml"))]
     # Every kubectl call after preflight is pinned to the context preflight checked.
@@ -66,7 +66,7 @@ def test_non_local_context_is_refused_unless_allowed(fake_tools: FakeTools, monk
     refused = run(fake_tools, "deploy", "--image", IMAGE)
     assert refused.exit_code == 1 and "refusing to deploy there" in refused.output
     assert not any("get" in c and "--raw=/readyz" in c for c in fake_tools.calls()), "a refused cluster is never contacted"
-    allowed = run(fake_tools, "deploy", "--image", IMAGE, "--allow-context", "prod-eks", "--poll", "0.1")
+    allowed = run(fake_tools, "deploy", "--image", IMAGE, "--allow-context", "prod-eks", "--poll", "0.1", "--no-data")
     assert allowed.exit_code == 0, allowed.output
 
 
@@ -178,7 +178,7 @@ def test_deploys_the_leads_real_synth_output(fake_tools: FakeTools, monkeypatch:
     state_file.write_text(json.dumps(ready_cluster(stack)))
     monkeypatch.setenv("FAKE_KUBE_STATE_FILE", str(state_file))
     monkeypatch.setenv("FAKE_DOCKER_IMAGES", config.project_image.ref)
-    result = CliRunner().invoke(app, ["deploy", "--dist", str(dist), "--kubectl", fake_tools.kubectl, "--image", config.project_image.ref, "--poll", "0.1"],
+    result = CliRunner().invoke(app, ["deploy", "--dist", str(dist), "--kubectl", fake_tools.kubectl, "--image", config.project_image.ref, "--poll", "0.1", "--no-data"],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert applied_files(fake_tools) == [p.name for p in sorted(dist.glob("*.k8s.yaml")) if p.stat().st_size]
@@ -188,3 +188,25 @@ def test_deploys_the_leads_real_synth_output(fake_tools: FakeTools, monkeypatch:
     for forward in stack.port_forwards():
         assert forward.service in out
     assert "floe-dagster-webserver" in out and "/cubejs-api/v1/load" in out
+
+
+def test_a_full_deploy_ends_with_the_data_phase_and_infra_does_not(fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make deploy-local-full` (no --phase) waits for data after the last phase, and its outcome is the
+    command's exit code; `make deploy-local-infra` (--phase ...) never does. The phase itself is tested
+    on recorded states in test_data_phase.py."""
+    from floe.deploy import cli, data
+    from floe.deploy.outcome import ExitCode
+
+    monkeypatch.setenv("FAKE_DOCKER_IMAGES", IMAGE)
+    calls: list[float] = []
+
+    def data_phase(kubectl, stack, *, timeout, poll):  # noqa: ANN001, ANN202
+        calls.append(timeout)
+        return data.DataResult(ExitCode.TIMEOUT, timeout, "marts built; Cube: no rollup built yet", "no data after 30s")
+
+    monkeypatch.setattr(cli, "_data_phase", data_phase)
+    full = run(fake_tools, "deploy", "--image", IMAGE, "--poll", "0.1", "--data-timeout", "30")
+    assert full.exit_code == 2 and calls == [30.0], full.output
+    assert "│ data " in full.output and "timed out" in full.output
+    infra = run(fake_tools, "deploy", "--phase", "infrastructure", "--phase", "observability", "--image", IMAGE, "--poll", "0.1")
+    assert infra.exit_code == 0 and calls == [30.0], infra.output

@@ -123,3 +123,37 @@ def test_every_command_the_workflow_runs_is_in_the_readme() -> None:
     assert "kind create cluster --name floe" in readme  # what helm/kind-action does, by hand
     kind = next(step for step in steps() if step.get("uses", "").startswith("helm/kind-action@"))
     assert kind["with"]["cluster_name"] == "floe"
+
+
+def minor(version: str) -> tuple[int, int]:
+    major, minor_, *_ = re.match(r"v?(\d+)\.(\d+)", version).groups()
+    return int(major), int(minor_)
+
+
+def test_kubectl_matches_the_kind_node_image() -> None:
+    """kubectl supports one minor version of skew against the API server: the workflow pins the node
+    image and kubectl to the same minor (helm/kind-action v1.12.0 installed kubectl 1.31 next to a
+    1.34 node), and the README's by-hand command creates the same node."""
+    kind = next(step for step in steps() if step.get("uses", "").startswith("helm/kind-action@"))
+    node = kind["with"]["node_image"]
+    assert node.startswith("kindest/node:v")
+    assert minor(kind["with"]["kubectl_version"]) == minor(node.split(":", 1)[1])
+    assert f"kind create cluster --name floe --image {node}" in (REPO / "README.md").read_text()
+
+
+def test_runner_disk_is_freed_before_anything_is_pulled() -> None:
+    names = [step.get("name") for step in steps()]
+    assert names.index("Free runner disk") < names.index("Create the kind cluster") < names.index("Build the image and load it into kind")
+    script = next(step for step in steps() if step.get("name") == "Free runner disk")["run"]
+    assert "docker image prune" in script and "df -h /" in script
+
+
+def test_ci_sets_its_own_latency_budget_and_the_default_stays_the_plans() -> None:
+    from demo.verify.settings import VerifySettings
+
+    verify = next(step for step in steps() if step.get("name") == "Verify the running stack")
+    flags = verify["env"]["VERIFY_FLAGS"]
+    budget = float(re.fullmatch(r"--latency-budget-ms (\d+)", flags)[1])
+    assert budget > 100
+    assert VerifySettings.model_fields["verify_latency_budget_ms"].default == 100.0
+    assert f'VERIFY_FLAGS="{flags}"' in (REPO / "README.md").read_text()

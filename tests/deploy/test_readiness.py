@@ -38,7 +38,8 @@ def test_cold_start_is_progressing_with_reasons(stack: Stack) -> None:
     ("fixture", "workload", "failure", "reason", "fatal"),
     [
         ("image-never-pull", "job/floe-minio-buckets", Failure.IMAGE_NOT_BUILT, "ErrImageNeverPull", True),
-        ("image-pull-backoff", "deployment/floe-polaris", Failure.IMAGE_PULL, "ImagePullBackOff", True),
+        # A minute old: the kubelet is still retrying (image_pull_grace_seconds); fatal after the grace (below).
+        ("image-pull-backoff", "deployment/floe-polaris", Failure.IMAGE_PULL, "ImagePullBackOff", False),
         ("crash-loop", "deployment/floe-polaris", Failure.CRASH_LOOP, "CrashLoopBackOff", True),
         ("crash-loop-early", "deployment/floe-polaris", Failure.CRASH_LOOP, "CrashLoopBackOff", False),
         ("oom-killed", "deployment/floe-polaris", Failure.OOM_KILLED, "OOMKilled", True),
@@ -77,6 +78,9 @@ def test_grace_periods_delay_fatality_for_problems_that_can_resolve(stack: Stack
     assert not infra_eval(stack, "config-error", now=young).failed  # the Secret may be on its way
     assert not infra_eval(stack, "pending-insufficient-memory", now=young).failed  # a Job may free room
     assert infra_eval(stack, "config-error", now=CREATED + timedelta(seconds=31)).failed
+    # One ImagePullBackOff (a registry hiccup, a pull limit) is waited out; one that lasts is not.
+    assert not infra_eval(stack, "image-pull-backoff", now=CREATED + timedelta(seconds=179)).failed
+    assert infra_eval(stack, "image-pull-backoff", now=CREATED + timedelta(seconds=181)).failed
     strict = Policy(crash_loop_restarts=1)
     assert infra_eval(stack, "crash-loop-early", policy=strict).failed
 

@@ -239,6 +239,21 @@ def test_each_run_has_its_own_name_and_the_template_is_untouched() -> None:
         assert len(job["metadata"]["name"]) <= 52  # room for the pod suffix within 63
 
 
+def test_a_latency_budget_reaches_the_verifier_and_the_default_stays_the_plans() -> None:
+    """CI passes `--latency-budget-ms` (a shared runner); without it the verifier keeps 100 ms."""
+    from demo.verify.settings import VerifySettings
+
+    template = verify.load_template(FIXTURE_DIST)
+    now = datetime(2026, 11, 25, 17, 10, 0, tzinfo=UTC)
+    plain = verify.run_manifest(template, run_id=verify.new_run_id(now), timeout=60, trigger=False)
+    ci = verify.run_manifest(template, run_id=verify.new_run_id(now), timeout=60, trigger=False, latency_budget_ms=400)
+    env = {e["name"]: e.get("value") for e in ci["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[verify.LATENCY_BUDGET_ENV] == "400"
+    assert verify.LATENCY_BUDGET_ENV not in {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0].get("env") or []}
+    assert VerifySettings.env_name("verify_latency_budget_ms") == verify.LATENCY_BUDGET_ENV
+    assert VerifySettings.model_fields["verify_latency_budget_ms"].default == 100.0
+
+
 # --- `make status` ---------------------------------------------------------------------------------
 
 

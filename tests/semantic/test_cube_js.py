@@ -59,6 +59,11 @@ def test_cube_js_loads_without_cube_packages(node: str) -> None:
     result = subprocess.run([node, "-e", script], env={"PATH": ""}, capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == ["driverFactory"]
+    # The refresh worker (CUBEJS_REFRESH_WORKER=true) also gets its pass interval; the API does not,
+    # since a numeric scheduledRefreshTimer would make it refresh too.
+    worker = subprocess.run([node, "-e", script.replace("Object.keys(c)", "c.scheduledRefreshTimer")],
+                            env={"PATH": "", "CUBEJS_REFRESH_WORKER": "true"}, capture_output=True, text=True, timeout=30)
+    assert worker.returncode == 0 and json.loads(worker.stdout) == 10, worker.stderr
 
 
 @pytest.mark.parametrize(
@@ -107,7 +112,9 @@ def test_cube_js_passes_cubes_own_options_validation(node: str, node_duckdb) -> 
     validate = "require('@cubejs-backend/server-core/dist/src/core/optionsValidate').validateOptions"
     config = f"require({json.dumps(str(CUBE_DIR / 'cube.js'))})"
     env = {"PATH": "", "NODE_PATH": str(node_duckdb)}
-    ok = subprocess.run([node, "-e", f"{validate}({config})"], env=env, capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0, ok.stderr
+    for worker in ("false", "true"):
+        ok = subprocess.run([node, "-e", f"{validate}({config})"], env={**env, "CUBEJS_REFRESH_WORKER": worker},
+                            capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr
     typo = subprocess.run([node, "-e", f"{validate}({{...{config}, driverFactry: () => null}})"], env=env, capture_output=True, text=True, timeout=60)
     assert typo.returncode != 0 and '"driverFactry" is not allowed' in typo.stderr

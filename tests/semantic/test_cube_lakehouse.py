@@ -16,13 +16,11 @@ from __future__ import annotations
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
-import re
 
 import duckdb
 import pytest
 
 from demo.lakehouse.settings import LakehouseSettings
-from floe.config import StackConfig
 
 from .conftest import NodeCube, TcpForwarder, floe_env, free_port
 from .model import GRANULARITIES, dimension_sql, from_clause, load_cubes, measure_sql, render
@@ -180,12 +178,13 @@ def test_cube_compiles_the_model_with_rollups_in_cube_store(cube: NodeCube) -> N
     model = cube.call("model")
     assert model["ok"], model
     assert model["cubes"] == ["customers", "orders", "products"]
-    minutes = re.fullmatch(r"\*/(\d+) \* \* \* \*", StackConfig().dagster.schedule_cron)[1]
     assert {p["id"] for p in model["pre_aggregations"]} == {
         "orders.orders_by_day", "customers.customers_by_region", "products.products_by_category"
     }
     for p in model["pre_aggregations"]:
-        assert p["refresh_key"] == {"every": f"{minutes} minute"} and p["external"] is True, p
+        # Checked every 10 s; the compiled `sql` is a function (not in JSON): the rollup build test
+        # below runs it on the marts.
+        assert p["refresh_key"] == {"every": "10 second"} and p["external"] is True, p
 
 
 def test_cube_generated_sql_for_every_member_runs_on_the_marts(cube: NodeCube) -> None:
@@ -213,7 +212,6 @@ def test_cube_generated_sql_for_every_member_runs_on_the_marts(cube: NodeCube) -
 
 
 def test_rollup_build_sql_of_the_refresh_worker_runs_on_the_marts(cube: NodeCube) -> None:
-    minutes = int(re.fullmatch(r"\*/(\d+) \* \* \* \*", StackConfig().dagster.schedule_cron)[1])
     queries = {
         "orders": {"measures": ["orders.count", "orders.total_amount"], "dimensions": ["orders.status"],
                    "timeDimensions": [{"dimension": "orders.created_at", "granularity": "month", "dateRange": ["2000-01-01", "2100-01-01"]}]},
@@ -226,8 +224,12 @@ def test_rollup_build_sql_of_the_refresh_worker_runs_on_the_marts(cube: NodeCube
         [rollup] = answer["pre_aggregations"]
         assert rollup["external"] is True  # built into Cube Store
         assert rollup["rows"], rollup["table"]
-        # Cube's `every: 5 minute` refresh key: a bucket of now() in 300-second steps.
-        assert f"/ {minutes * 60})" in rollup["refresh_key_sql"] and rollup["refresh_key"], rollup["refresh_key_sql"]
+        # The data-driven refresh key runs on the marts and names their current snapshot.
+        mart = {"orders": "fct_orders", "customers": "dim_customers", "products": "dim_products"}[name]
+        assert f"iceberg_snapshots(lake.marts.{mart})" in rollup["refresh_key_sql"], rollup["refresh_key_sql"]
+        assert rollup["refresh_key_options"]["renewalThreshold"] == 10, rollup["refresh_key_options"]
+        [[snapshot]] = [list(row.values()) for row in rollup["refresh_key"]]
+        assert snapshot is not None, rollup["refresh_key"]
         count_column = next((k for k in rollup["rows"][0] if k.endswith("__count")), None)
         if name == "orders":
             assert sum(int(r[count_column]) for r in rollup["rows"]) == 200

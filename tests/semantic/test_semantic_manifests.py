@@ -194,15 +194,18 @@ def test_cubestore_cluster_addresses(bundled_synth: SynthResult) -> None:
         assert env["CUBESTORE_MINIO_ACCESS_KEY_ID"] == FAKE_CREDENTIALS["minio_root_user"]
 
 
-def test_pre_aggregations_refresh_with_the_pipeline_cadence() -> None:
-    minutes = re.fullmatch(r"\*/(\d+) \* \* \* \*", CONFIG.dagster.schedule_cron)
-    assert minutes, f"schedule {CONFIG.dagster.schedule_cron!r} is not every-N-minutes"
+def test_pre_aggregations_refresh_when_their_mart_changes() -> None:
+    """Every rollup's refresh key follows its own mart's Iceberg snapshot (never the clock alone:
+    a clock key on the schedule's boundary serves the previous marts for a whole period)."""
     cubes = load_cubes()
     assert set(cubes) == {"orders", "customers", "products"}
-    pre_aggregations = [p for cube in cubes.values() for p in cube.get("pre_aggregations", [])]
+    pre_aggregations = [(cube, p) for cube in cubes.values() for p in cube.get("pre_aggregations", [])]
     assert pre_aggregations
-    for p in pre_aggregations:
-        assert p["refresh_key"] == {"every": f"{minutes[1]} minute"}, p["name"]
+    for cube, p in pre_aggregations:
+        key = p["refresh_key"]
+        assert set(key) == {"sql", "every"}, p["name"]
+        assert f"iceberg_snapshots({cube['sql_table']})" in key["sql"], p["name"]
+        assert key["every"] == "10 second", p["name"]
 
 
 def test_model_tables_are_in_the_marts_namespace() -> None:

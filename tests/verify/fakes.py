@@ -3,16 +3,19 @@
 every check fails on it.
 
 Shapes, by upstream source:
-* Cube REST: cube-js/cube packages/cubejs-api-gateway/src/gateway.ts — ``load`` answers
-  ``{query, data: [{"<cube>.<member>": "<value as string>"}], lastRefreshTime, annotation,
-  dataSource, dbType, extDbType, external, slowQuery, total}`` (``usedPreAggregations`` only in dev
-  mode / playground auth); ``sql`` answers ``{"sql": {sql: [text, params], preAggregations:
-  [{preAggregationId: "<cube>.<name>", tableName, ...}], external, ...}}`` (preAggregationId from
-  packages/cubejs-schema-compiler/src/adapter/PreAggregations.ts); "Continue wait" is
-  ``{"error": "Continue wait"}`` with status 200 (``handleError``); a bad token is 403
-  ``{"error": "Invalid token"}`` (``createDefaultCheckAuth``: ``jwt.verify(auth, apiSecret)``).
-* Cube GraphQL: ``POST /cubejs-api/graphql`` → ``{"data": {"cube": [{"<cube>": {<camelCase>: value}}]}}``
-  (packages/cubejs-api-gateway/src/graphql.ts; docs/semantic.md's example).
+* Cube REST (npm @cubejs-backend/api-gateway 1.7.43, dist/src/gateway.js): ``load`` answers
+  ``{query, lastRefreshTime, usedPreAggregations, annotation, dataSource, dbType, extDbType, external,
+  slowQuery, total, data: [{"<cube>.<member>": "<value as string>"}]}`` (``prepareResultTransformData``;
+  in production ``usedPreAggregations`` is trimmed to ``{preAggregationId, lastUpdatedAt, type}`` per
+  table and absent when no rollup served the query); ``sql`` answers ``{"sql": {sql: [text, params],
+  preAggregations: [{preAggregationId: "<cube>.<name>", tableName, ...}], external, ...}}``; "Continue
+  wait" is ``{"error": "Continue wait"}`` with status 200 and an orchestrator error (the
+  not-yet-built message of query-orchestrator's PreAggregations.js) status 400 (``handleError``); a
+  bad token is 403 ``{"error": "Invalid token"}``.
+* Cube GraphQL: the schema is Cube's own ``makeSchema`` over demo/cube (tests/support/cube_graphql.py),
+  the document is validated and executed against it with graphql-core, and the HTTP status follows
+  express-graphql 0.12 (400 invalid document, 500 when ``data`` is null: a resolver error such as
+  "Continue wait", since the root field ``cube`` is non-null).
 * Marquez: MarquezProject/marquez spec/openapi.yml — NamespaceList ``{namespaces: [{name}]}``,
   JobList ``{jobs: [{name, namespace, ...}], totalCount}``, DatasetList ``{datasets: [{name,
   namespace, ...}], totalCount}``, LineageGraph ``{graph: [{id, type, data, inEdges, outEdges}]}``
@@ -33,7 +36,6 @@ import base64
 import hashlib
 import hmac
 import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -93,40 +95,98 @@ def _jwt_ok(token: str, secret: str) -> bool:
     return hmac.compare_digest(expected, signature) and claims.get("exp", 0) > time.time()
 
 
+#: query-orchestrator 1.7.43 PreAggregations.noPreAggregationPartitionsBuiltMessage (its first words).
+NOT_BUILT_MESSAGE = ("No pre-aggregation partitions were built yet for the pre-aggregation serving this query and "
+                     "this API instance wasn't set up to build pre-aggregations. Please make sure your refresh worker is "
+                     "configured correctly, running, pre-aggregation tables are built and all pre-aggregation refresh "
+                     "settings like timezone match. Expected table name patterns: prod_pre_aggregations.orders_orders_by_day_*_*_*")
+
+
 @dataclass
 class FakeCube:
     totals: Totals
     secret: str
+    #: The GraphQL schema Cube's own makeSchema builds from demo/cube (tests/support/cube_graphql.py):
+    #: documents are validated and executed against it, so the answers have Cube's shape.
+    graphql_sdl: str
     #: Knobs.
     offset: int = 0  # added to every count: "wrong totals"
+    stale: Totals | None = None  # the rollup (and every answer) still holds these older marts
     pre_aggregation: bool = True  # the rollup is planned and served from Cube Store
-    continue_wait_first: bool = False
+    external: bool | None = None  # override the `external` flag of a rollup answer (a rollup not in Cube Store)
+    continue_wait_first: int = 0  # so many "Continue wait" answers first
+    not_built_first: int = 0  # so many 400 "no partitions built yet" answers first
     delay: float = 0.0
     requests: list[str] = field(default_factory=list)
+    tokens: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        import graphql
+
+        self.schema = graphql.build_schema(self.graphql_sdl)
 
     def values(self) -> dict[str, Any]:
-        t = self.totals
+        t = self.stale or self.totals
         return {
             "orders.count": t.orders + self.offset, "orders.total_amount": t.amount,
             "customers.count": t.customers + self.offset, "customers.total_lifetime_value": t.lifetime_value,
             "products.count": t.products + self.offset, "products.units_sold": t.units_sold, "products.revenue": t.revenue,
         }
 
+    def _waiting(self) -> str | None:
+        if self.not_built_first:
+            self.not_built_first -= 1
+            return NOT_BUILT_MESSAGE
+        if self.continue_wait_first:
+            self.continue_wait_first -= 1
+            return "Continue wait"
+        return None
+
+    def _graphql(self, body: bytes) -> tuple[int, Any]:
+        """As express-graphql 0.12 answers for Cube's schema: 400 with ``errors`` on an invalid
+        document; the resolver's error (Cube's "Continue wait", a 400 of the query) with ``data: null``
+        -> HTTP 500, since ``cube`` is non-null at the root; else 200 ``{"data": ...}``."""
+        import graphql
+
+        try:
+            document = graphql.parse(json.loads(body)["query"])
+        except graphql.GraphQLError as exc:
+            return 400, {"errors": [{"message": exc.message}]}
+        invalid = graphql.validate(self.schema, document)
+        if invalid:
+            return 400, {"errors": [{"message": e.message} for e in invalid]}
+        waiting = self._waiting()
+        by_cube: dict[str, dict[str, float]] = {}
+        for member, value in self.values().items():
+            cube, name = member.split(".", 1)
+            by_cube.setdefault(cube, {})[name] = float(value)  # Cube's measures are GraphQL Float
+
+        def cube(info: Any, **args: Any) -> list[dict[str, Any]]:
+            if waiting:
+                raise RuntimeError(waiting)
+            return [by_cube]  # measures only: one row
+
+        result = graphql.execute(self.schema, document, root_value={"cube": cube})
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [{"message": e.message, "locations": [{"line": 1, "column": 9}], "path": ["cube"]} for e in result.errors]
+        return (500 if result.data is None else 200), payload
+
     def __call__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         self.requests.append(path)
         if self.delay:
             threading.Event().wait(self.delay)
-        if not _jwt_ok(headers.get("Authorization", ""), self.secret):
+        token = headers.get("Authorization", "")
+        if not _jwt_ok(token, self.secret):
             return 403, {"error": "Invalid token"}
-        if self.continue_wait_first:
-            self.continue_wait_first = False
-            return 200, {"error": "Continue wait"}
+        self.tokens.add(token)
         if path == "/cubejs-api/graphql":
-            text = json.loads(body)["query"]
-            cube, fields = re.search(r"cube \{ (\w+) \{ ([\w ]+) \}", text).groups()
-            values = {k.split(".", 1)[1]: v for k, v in self.values().items() if k.startswith(cube + ".")}
-            camel = {re.sub(r"_(\w)", lambda m: m.group(1).upper(), k): float(v) for k, v in values.items()}
-            return 200, {"data": {"cube": [{cube: {f: camel[f] for f in fields.split()}}]}}
+            return self._graphql(body)
+        waiting = self._waiting()
+        if waiting == "Continue wait":
+            return 200, {"error": "Continue wait"}
+        if waiting:
+            return 400, {"error": waiting}
         q = json.loads(query["query"][0])
         rollup = bool(q.get("dimensions"))
         if path == "/cubejs-api/v1/sql":
@@ -135,8 +195,9 @@ class FakeCube:
             return 200, {"sql": {"sql": ["SELECT 1", []], "preAggregations": pre, "external": bool(pre), "order": {}}}
         if path == "/cubejs-api/v1/load":
             values = self.values()
+            served = rollup and self.pre_aggregation
             if rollup:  # two status rows per the day grain, summing to the totals
-                n, amount = values["orders.count"], self.totals.amount
+                n, amount = values["orders.count"], values["orders.total_amount"]
                 data = [
                     {"orders.status": "delivered", "orders.created_at.day": "2026-01-01T00:00:00.000",
                      "orders.count": str(n - 1), "orders.total_amount": str(amount - 10)},
@@ -145,9 +206,13 @@ class FakeCube:
                 ]
             else:
                 data = [{m: str(values[m]) for m in q["measures"]}]
-            return 200, {"query": q, "data": data, "lastRefreshTime": "2026-01-01T00:00:00.000Z", "annotation": {},
-                         "dataSource": "default", "dbType": "duckdb", "extDbType": "cubestore",
-                         "external": rollup and self.pre_aggregation, "slowQuery": False, "total": None}
+            answer = {"query": q, "lastRefreshTime": "2026-01-01T00:00:00.000Z", "annotation": {}, "data": data,
+                      "dataSource": "default", "dbType": "duckdb", "extDbType": "cubestore",
+                      "external": served if self.external is None else self.external, "slowQuery": False, "total": None}
+            if served:  # production: publicUsedPreAggregations (preAggregationId, lastUpdatedAt, type)
+                answer["usedPreAggregations"] = {"prod_pre_aggregations.orders_orders_by_day_abc_def_ghi": {
+                    "preAggregationId": "orders.orders_by_day", "lastUpdatedAt": 1767225600000, "type": "rollup"}}
+            return 200, answer
         return 404, {"error": f"no route {path}"}
 
 

@@ -104,7 +104,7 @@ def test_main_prints_the_report_last(monkeypatch, stack) -> None:  # noqa: ANN00
     status = {c.name: c.status for c in report.checks}
     assert status["catalog.namespaces"] == status["catalog.reader"] == status["catalog.writer"] == "pass"
     assert status["storage.buckets"] == status["data.marts_match_raw"] == "pass"
-    assert status["dagster.trigger"] == status["marquez.lineage"] == "skip"
+    assert status["dagster.trigger"] == status["cube.freshness"] == status["marquez.lineage"] == "skip"
     for name in ("dagster.location", "dagster.automation", "dagster.seed_run", "cube.rest", "cube.preaggregation",
                  "cube.graphql", "cube.sql", "cube.latency", "jaeger.traces"):
         assert status[name] == "fail", name

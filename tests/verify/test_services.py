@@ -7,8 +7,11 @@ secret, and the service down (connection refused: a failed check with a hint, ne
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import re
+import threading
+import time
 from collections.abc import Iterator
 
 import psycopg2
@@ -16,8 +19,10 @@ import pytest
 
 from demo.lakehouse.local import free_port
 from demo.verify.checks import (
+    CUBE_GRAPHQL_DOCUMENTS,
     CUBE_SQL,
     Context,
+    check_cube_freshness,
     check_cube_graphql,
     check_cube_latency,
     check_cube_preaggregation,
@@ -25,10 +30,12 @@ from demo.verify.checks import (
     check_cube_sql,
     check_jaeger,
     check_marquez,
+    cube_headers,
     marts_totals,
 )
 from demo.verify.runner import Check, CheckFailed, run_checks
 from demo.verify.settings import lineage_dataset_namespace
+from tests.support.cube_graphql import cube_graphql
 from tests.support.postgres import PostgresServer, postgres_server
 from tests.verify.conftest import Stack, verify_settings
 from tests.verify.fakes import FakeCube, FakeJaeger, FakeMarquez, serve, traced
@@ -36,11 +43,18 @@ from tests.verify.fakes import FakeCube, FakeJaeger, FakeMarquez, serve, traced
 SECRET = "floe-test-cube-secret"
 
 
+@pytest.fixture(scope="session")
+def cube_sdl() -> str:
+    """The GraphQL schema Cube 1.7.43's own makeSchema builds from demo/cube."""
+    return cube_graphql().sdl
+
+
 @contextlib.contextmanager
-def cube(ctx: Context, **knobs: object) -> Iterator[tuple[Context, FakeCube]]:
-    fake = FakeCube(totals=marts_totals(ctx), secret=SECRET, **knobs)
+def cube(ctx: Context, sdl: str, **knobs: object) -> Iterator[tuple[Context, FakeCube]]:
+    fake = FakeCube(totals=marts_totals(ctx), secret=SECRET, graphql_sdl=sdl, **knobs)
     with serve(fake) as url:
-        yield Context(lake=ctx.lake, settings=verify_settings(cube_api_url=url), state=ctx.state), fake
+        settings = verify_settings(cube_api_url=url, verify_cube_wait_seconds=3, verify_freshness_target_seconds=1)
+        yield Context(lake=ctx.lake, settings=settings, state=ctx.state, poll_seconds=0.05), fake
 
 
 def run(check, ctx: Context):  # noqa: ANN001, ANN201 - the way the CLI runs it (exceptions -> failed results)
@@ -48,48 +62,114 @@ def run(check, ctx: Context):  # noqa: ANN001, ANN201 - the way the CLI runs it 
     return report.checks[0]
 
 
-def test_cube_rest_graphql_preaggregation_and_latency_pass(ctx: Context) -> None:
-    with cube(ctx, continue_wait_first=True) as (c, fake):
+def test_cube_rest_graphql_preaggregation_and_latency_pass(ctx: Context, cube_sdl: str) -> None:
+    # Right after a deploy: one 400 "not built yet" (the refresh worker's first build), then
+    # "Continue wait" twice; both waited out, on REST and on GraphQL (there as HTTP 500).
+    with cube(ctx, cube_sdl, not_built_first=1, continue_wait_first=2) as (c, fake):
         assert check_cube_rest(c).figure == "3 cubes, 3 rows, totals equal the marts"
-        assert fake.requests[:2] == ["/cubejs-api/v1/load", "/cubejs-api/v1/load"]  # asked again after "Continue wait"
+        assert fake.requests[:4] == ["/cubejs-api/v1/load"] * 4  # asked again after the 400 and both "Continue wait"
+        fake.not_built_first, fake.continue_wait_first = 1, 2
         assert check_cube_graphql(c).status == "pass"
+        assert fake.requests[-4:] == ["/cubejs-api/graphql"] * 4
         result = check_cube_preaggregation(c)
-        assert result.figure == "served from orders.orders_by_day (Cube Store), 2 rows, totals equal the marts"
+        assert result.figure == "served from orders.orders_by_day in Cube Store (external), 2 rows, totals equal the marts"
         latency = check_cube_latency(c)
-        assert latency.status == "pass" and "over 30 warm queries (plan 100 ms)" in latency.figure
+        assert latency.status == "pass" and "over 30 warm queries (budget 100 ms)" in latency.figure
+        assert len(fake.tokens) == 1  # one signed token for the whole run
 
 
-def test_cube_wrong_totals_fail_every_cube_check(ctx: Context) -> None:
-    with cube(ctx, offset=1) as (c, _):
+def test_graphql_continue_wait_comes_back_as_http_500(ctx: Context, cube_sdl: str) -> None:
+    """The stand-in answers as express-graphql does for Cube's schema (a resolver error with the
+    non-null root field: data null, HTTP 500); the old check read the body only on 200."""
+    with cube(ctx, cube_sdl, continue_wait_first=1) as (c, _):
+        response = c.http.post(f"{c.settings.cube_api_url}/cubejs-api/graphql", json={"query": CUBE_GRAPHQL_DOCUMENTS["orders"]},
+                               headers=cube_headers(c))
+        assert response.status_code == 500 and response.json() == {
+            "data": None, "errors": [{"message": "Continue wait", "locations": [{"line": 1, "column": 9}], "path": ["cube"]}]}
+
+
+def test_cube_wrong_totals_fail_every_cube_check(ctx: Context, cube_sdl: str) -> None:
+    with cube(ctx, cube_sdl, offset=1) as (c, _):
         t = marts_totals(c)
         for check in (check_cube_rest, check_cube_graphql, check_cube_preaggregation):
             with pytest.raises(CheckFailed) as failed:
                 check(c)
             assert str(t.orders + 1) in str(failed.value) and str(t.orders) in str(failed.value)
+            assert "(for 1s)" in failed.value.figure and "stale rollup" in failed.value.hint
 
 
-def test_cube_without_the_pre_aggregation_fails(ctx: Context) -> None:
-    with cube(ctx, pre_aggregation=False) as (c, _):
-        with pytest.raises(CheckFailed, match=r"planned none, external=False") as failed:
+def test_stale_rollups_fail_and_a_rollup_catching_up_passes(ctx: Context, cube_sdl: str) -> None:
+    t = marts_totals(ctx)
+    older = dataclasses.replace(t, orders=t.orders - 25, amount=t.amount - 1000, customers=t.customers, revenue=t.revenue - 900)
+    with cube(ctx, cube_sdl, stale=older) as (c, fake):
+        for check in (check_cube_rest, check_cube_graphql, check_cube_preaggregation):
+            with pytest.raises(CheckFailed, match=rf"{t.orders - 25}.*≠ marts {t.orders}") as failed:
+                check(c)
+            assert "floe-cube-refresh-worker" in failed.value.hint
+        # The rollup catches up within the freshness target: compared again, it passes.
+        threading.Timer(0.3, lambda: setattr(fake, "stale", None)).start()
+        assert check_cube_rest(c).status == "pass"
+
+
+def test_cube_without_the_pre_aggregation_fails(ctx: Context, cube_sdl: str) -> None:
+    with cube(ctx, cube_sdl, pre_aggregation=False) as (c, _):
+        with pytest.raises(CheckFailed, match=r"planned none, used none, external=False") as failed:
             check_cube_preaggregation(c)
-        assert "not served from orders.orders_by_day" in failed.value.hint
+        assert "not served from orders.orders_by_day in Cube Store" in failed.value.hint
+    # The rollup served, but not from Cube Store (an `external: false` rollup): not enough.
+    with cube(ctx, cube_sdl, external=False) as (c, _):
+        with pytest.raises(CheckFailed, match=r"used \['orders.orders_by_day'\], external=False"):
+            check_cube_preaggregation(c)
 
 
-def test_cube_slower_than_the_plan_fails(ctx: Context) -> None:
-    with cube(ctx, delay=0.12) as (c, _):
-        with pytest.raises(CheckFailed, match=r"p95 1\d\d ms over 30 warm queries \(plan 100 ms\)"):
+def test_cube_never_built_fails_naming_the_refresh_worker(ctx: Context, cube_sdl: str) -> None:
+    with cube(ctx, cube_sdl, not_built_first=10_000) as (c, fake):
+        c.state = {}
+        with pytest.raises(CheckFailed, match=r"no pre-aggregation built yet after 3s \(HTTP 400\)") as failed:
+            check_cube_rest(c)
+        assert "floe-cube-refresh-worker" in failed.value.hint
+        # Waited out once per run: the next check fails at once instead of waiting again.
+        asked = len(fake.requests)
+        started = time.monotonic()
+        with pytest.raises(CheckFailed, match=r"no pre-aggregation built yet after 0s \(HTTP 500\)"):
+            check_cube_graphql(c)
+        assert time.monotonic() - started < 1 and len(fake.requests) == asked + 1
+
+
+def test_cube_slower_than_the_plan_fails(ctx: Context, cube_sdl: str) -> None:
+    with cube(ctx, cube_sdl, delay=0.12) as (c, _):
+        with pytest.raises(CheckFailed, match=r"p95 1\d\d ms over 30 warm queries \(budget 100 ms\)"):
             check_cube_latency(c)
+        # A CI budget (FLOE_VERIFY_LATENCY_BUDGET_MS) set higher: the same service passes, figures reported.
+        ci = Context(lake=c.lake, settings=c.settings.model_copy(update={"verify_latency_budget_ms": 500.0}), state=c.state)
+        assert re.fullmatch(r"p50 1\d\d ms, p95 1\d\d ms over 30 warm queries \(budget 500 ms\)", check_cube_latency(ci).figure)
 
 
-def test_cube_wrong_secret_and_cube_down_fail_with_hints(ctx: Context) -> None:
-    with cube(ctx) as (c, _):
+def test_cube_wrong_secret_and_cube_down_fail_with_hints(ctx: Context, cube_sdl: str) -> None:
+    with cube(ctx, cube_sdl) as (c, _):
         bad = Context(lake=c.lake, settings=c.settings.model_copy(update={"cube_api_secret": verify_settings(cube_api_secret="x").cube_api_secret}), state=c.state)
         result = run(check_cube_rest, bad)
         assert result.status == "fail" and "CUBEJS_API_SECRET" in result.hint
+        assert run(check_cube_graphql, bad).hint == result.hint
     down = Context(lake=ctx.lake, settings=verify_settings(cube_api_url=f"http://127.0.0.1:{free_port()}"), state=ctx.state)
     for check in (check_cube_rest, check_cube_graphql, check_cube_preaggregation, check_cube_latency):
         result = run(check, down)
         assert result.status == "fail" and result.figure.startswith("cannot connect"), result
+
+
+def test_cube_freshness_is_measured_with_trigger(ctx: Context, cube_sdl: str) -> None:
+    t = marts_totals(ctx)
+    older = dataclasses.replace(t, orders=t.orders - 25, amount=t.amount - 1000)
+    with cube(ctx, cube_sdl, stale=older) as (c, fake):
+        assert check_cube_freshness(c).status == "skip"  # without --trigger nothing is measured
+        triggered = Context(lake=c.lake, settings=c.settings, state=dict(c.state), trigger=True, poll_seconds=0.05)
+        triggered.state["triggered_finished"] = time.time() - 12  # dbt finished 12 s ago
+        threading.Timer(0.5, lambda: setattr(fake, "stale", None)).start()
+        with pytest.raises(CheckFailed, match=r"Cube served the new marts 1[23]s after dbt finished \(target 1s\)"):
+            check_cube_freshness(triggered)  # served once the rollup caught up, but 12 s > the (test) target of 1 s
+        ok = Context(lake=c.lake, settings=c.settings.model_copy(update={"verify_freshness_target_seconds": 60.0}),
+                     state={**c.state, "triggered_finished": time.time() - 12}, trigger=True, poll_seconds=0.05)
+        assert re.fullmatch(r"Cube served the new marts 1[23]s after dbt finished \(target 60s\)", check_cube_freshness(ok).figure)
 
 
 # --- Cube SQL API: real PostgreSQL serving a table of the same shape ----------------------------

@@ -12,8 +12,11 @@
  *   {"op": "cube", "query": {...}}             -> {"ok", "sql", "rows"}   Cube's DuckDB SQL for a Cube
  *                                                 query (pre-aggregations off), run through the driver
  *   {"op": "pre_aggregations", "query": {...}} -> {"ok", "pre_aggregations": [{table, external,
- *                                                 rows, refresh_key_sql, refresh_key}]}: the rollup
- *                                                 build SQL the refresh worker sends to DuckDB, run
+ *                                                 rows, build_ms, refresh_key_sql, refresh_key_options,
+ *                                                 refresh_key}]}: the rollup build SQL the refresh
+ *                                                 worker sends to DuckDB, run (build_ms: how long),
+ *                                                 and its refresh key query with Cube's options for
+ *                                                 it (renewalThreshold: seconds between two checks)
  *   {"op": "model"}                            -> {"ok", "cubes", "pre_aggregations", "files"} as
  *                                                 compiled (files: what FileRepository returned)
  *   {"op": "pre_aggregation_types"}            -> {"ok", "pre_aggregations": [{id, table, types,
@@ -87,12 +90,16 @@ const handlers = {
     const result = [];
     for (const d of descriptions) {
       const [sql, params] = d.sql;
-      const [keySql, keyParams] = d.invalidateKeyQueries[0];
+      const [keySql, keyParams, keyOptions] = d.invalidateKeyQueries[0];
+      const started = Date.now();
+      const rows = await driver.query(sql, params);
       result.push({
         table: d.tableName,
         external: d.external,
-        rows: await driver.query(sql, params),
+        rows,
+        build_ms: Date.now() - started,
         refresh_key_sql: keySql,
+        refresh_key_options: keyOptions || {},
         refresh_key: await driver.query(keySql, keyParams),
       });
     }
