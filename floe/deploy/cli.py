@@ -39,8 +39,23 @@ DOCKER_HUB_LIBRARY_IMAGES = ("postgres", "busybox", "alpine")
 
 
 def _fail(message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
+    # soft_wrap: the message keeps its own lines (commands in it stay copyable), whatever the width.
+    err.print(f"[red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(int(code))
+
+
+def _ground(kubectl: Kubectl, *, docker: bool = False, allow_context: list[str] | None = None, reach: bool = True,
+            nothing_done: str = "") -> preflight.ContextView:
+    """The preflight every cluster command runs first, before any work (floe.deploy.preflight.ground):
+    kubectl (and docker) on PATH, a current context (a local one when ``allow_context`` is given), its
+    API server answering. Exit 1 with a one- or two-line message otherwise; pins ``kubectl`` to the context."""
+    try:
+        found = preflight.ground(kubectl, docker=Docker(os.environ.get("FLOE_DOCKER", "docker")) if docker else None,
+                                 allowed=allow_context, reach=reach)
+    except preflight.GroundError as exc:
+        raise _fail(f"{exc}{' ' + nothing_done if nothing_done else ''}") from None
+    kubectl.context = found.context
+    return found
 
 
 def _stack(dist: Path) -> Stack:
@@ -90,9 +105,11 @@ def _print_checks(checks: list[preflight.Check]) -> None:
             console.print(f"{c.symbol} {c.name}: {c.message}", markup=False, soft_wrap=True)
 
 
-def _run_preflight(kubectl: Kubectl, stack: Stack, phases: list[Phase], allow_context: list[str], image: str | None) -> str | None:
-    """Print the checks; raise Exit(1) if one blocks; return the context to pin kubectl to."""
-    images = project_images(stack, phases, image)
+def _run_preflight(kubectl: Kubectl, stack: Stack, phases: list[Phase], allow_context: list[str], image: str | None,
+                   build_first: bool = False) -> str | None:
+    """Print the checks; raise Exit(1) if one blocks; return the context to pin kubectl to.
+    ``build_first``: the project image is built next (`make deploy-local-full`), so it is not looked for."""
+    images = [] if build_first else project_images(stack, phases, image)
     inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), images, allow_context)
     checks = preflight.decide(inputs, stack, phases, images, allow_context)
     _print_checks(checks)
@@ -144,8 +161,9 @@ def deploy_command(
     """Apply the phases in order; wait for each to be Ready; on failure explain why."""
     stack, phases = _stack_and_phases(dist, phase)
     kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl, allow_context=None if skip_preflight else allow_context)
     if not skip_preflight:
-        kubectl.context = _run_preflight(kubectl, stack, phases, allow_context, image) or context
+        kubectl.context = _run_preflight(kubectl, stack, phases, allow_context, image) or kubectl.context
     last_line: dict[str, str] = {}
 
     def on_progress(name: str, elapsed: float, evaluation: Evaluation) -> None:
@@ -186,13 +204,16 @@ def preflight_command(
     phase: list[str] = typer.Option(None, "--phase"),
     allow_context: list[str] = typer.Option([], "--allow-context"),
     image: str = typer.Option(None, "--image"),
+    before_build: bool = typer.Option(False, "--before-build", help="the image is about to be built: check docker instead of the image"),
     dist: Path = DIST,
     kubectl_bin: str = KUBECTL,
     context: str = CONTEXT,
 ) -> None:
     """Only the checks deploy runs first."""
     stack, phases = _stack_and_phases(dist, phase)
-    _run_preflight(Kubectl(kubectl_bin, context), stack, phases, allow_context, image)
+    kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl, docker=before_build, allow_context=allow_context, nothing_done="Nothing was built or applied." if before_build else "")
+    _run_preflight(kubectl, stack, phases, allow_context, image, build_first=before_build)
 
 
 def undeploy_argv(kubectl: Kubectl, stack: Stack | None, namespace: str, timeout: float) -> list[list[str]]:
@@ -220,11 +241,7 @@ def undeploy_command(
     stack = Stack.load(dist) if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else None
     ns = namespace or (stack.namespace if stack else "floe")
     kubectl = Kubectl(kubectl_bin, context)
-    inputs = preflight.gather(kubectl, Docker(), [], allow_context)
-    check = preflight.context_check(inputs, allow_context)
-    if not check.ok:
-        raise _fail(check.message)
-    kubectl.context = inputs.context
+    _ground(kubectl, allow_context=allow_context, nothing_done="Nothing was deleted.")
     for argv in undeploy_argv(kubectl, stack, ns, timeout):
         console.print("$ " + " ".join(argv), markup=False)
         result = kubectl.runner(argv, timeout=timeout + 30)
@@ -242,17 +259,21 @@ def port_forward_command(dist: Path = DIST, kubectl_bin: str = KUBECTL, context:
     assignments = assign_ports(stack.port_forwards())
     if not assignments:
         raise _fail(f"no Service in {dist}/ carries the floe.dev/port-forward annotation")
-    table = Table("service", "local URL", "what", "note", title="Port-forwards (Ctrl-C stops them)", title_justify="left")
+    _ground(kubectl)
     for a in assignments:
-        table.add_row(a.spec.service, a.url, a.spec.description, a.note)
         if a.moved:
             err.print(f"[yellow]{a.spec.service}: {a.note}[/]")
     supervisor = Supervisor([Forward(a, port_forward_argv(kubectl, stack.namespace, a)) for a in assignments], log=lambda m: err.print(m, markup=False))
-    console.print(table)
     try:
         failed = supervisor.start()
         if len(failed) == len(assignments):
-            raise _fail("no port-forward came up (is the stack deployed? `make status`)")
+            raise _fail(f"no port-forward came up on context {kubectl.context} (is the stack deployed? `make status`)")
+        # The table only once the forwards listen: a URL printed before would look like success.
+        down = {id(f.assignment) for f in failed}
+        table = Table("service", "local URL", "what", "note", title="Port-forwards (Ctrl-C stops them)", title_justify="left")
+        for a in assignments:
+            table.add_row(a.spec.service, "-" if id(a) in down else a.url, a.spec.description, "not forwarded (see above)" if id(a) in down else a.note)
+        console.print(table)
         supervisor.run_until_interrupted()
     except KeyboardInterrupt:  # Ctrl-C while starting: same clean stop as later
         err.print("stopping port-forwards")
@@ -265,6 +286,7 @@ def status_command(dist: Path = DIST, kubectl_bin: str = KUBECTL, context: str =
     """Pods, jobs, the last Dagster runs and the raw tables' row counts, on one screen."""
     namespace = Stack.load(dist).namespace if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else "floe"
     kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl)
 
     def runs() -> Table:
         with dagster.forwarded(kubectl, namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as port:
@@ -300,7 +322,9 @@ def _trigger(which: str, wait: bool, timeout: float, dagster_url: str | None, di
             go(host, int(port or 80))
         else:
             namespace = Stack.load(dist).namespace if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else "floe"
-            with dagster.forwarded(Kubectl(kubectl_bin, context), namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as port:
+            kubectl = Kubectl(kubectl_bin, context)
+            _ground(kubectl, nothing_done="No run was launched.")
+            with dagster.forwarded(kubectl, namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as port:
                 go("127.0.0.1", port)
     except dagster.DagsterError as exc:
         raise _fail(str(exc)) from None
@@ -326,16 +350,7 @@ def generate_command(wait: bool = WAIT, timeout: float = RUN_TIMEOUT, dagster_ur
 def _verify_ground(kubectl: Kubectl, allow_context: list[str]) -> None:
     """The context (the one given, else the current one) is a local cluster or allowed, and it answers;
     pins ``kubectl`` to it. Nothing is created before this passes."""
-    found = preflight.read_context(kubectl, kubectl.context)
-    check = found.check(allow_context)
-    if not check.ok:
-        raise _fail(f"verify: {check.message}")
-    context = found.context
-    kubectl.context = context
-    ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15)
-    reachable = preflight.check_reachable(ready.returncode, ready.stderr)
-    if not reachable.ok:
-        raise _fail(f"verify: context {context!r}: {reachable.message} Nothing was verified.")
+    _ground(kubectl, allow_context=allow_context, nothing_done="Nothing was verified.")
 
 
 def _timings_table(timings: verify.DeployTimings) -> Table:
@@ -474,10 +489,8 @@ def load_image_command(
     if len(images) != 1:
         raise _fail(f"expected one project image in {dist}/, found {images or 'none'}; set {PROJECT_IMAGE_ENV}")
     kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl, docker=True, allow_context=allow_context, nothing_done="Nothing was built or loaded." if dry_run else "Nothing was loaded.")
     inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), [], allow_context)
-    if not inputs.context:
-        console.print(f"no current kubectl context: {images[0]} is not loaded anywhere (run `make image` again once a cluster is set up)", markup=False)
-        return
     check = preflight.context_check(inputs, allow_context)
     if not check.ok:
         raise _fail(f"not loading {images[0]}: {check.message}")
@@ -541,8 +554,10 @@ def cube_token_command(
     if secret is None:
         if ref is None:
             raise _fail(f"no container in {dist}/ takes CUBEJS_API_SECRET from a Secret; set CUBEJS_API_SECRET")
+        kubectl = Kubectl(kubectl_bin, context)
+        _ground(kubectl)
         try:
-            secret = access.secret_value(Kubectl(kubectl_bin, context).get_json("secret", "-n", stack.namespace, ref.secret), ref.key)
+            secret = access.secret_value(kubectl.get_json("secret", "-n", stack.namespace, ref.secret), ref.key)
         except (CommandError, KeyError) as exc:
             raise _fail(str(exc)) from None
     print(access.cube_token(secret, ttl))
