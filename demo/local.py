@@ -40,6 +40,7 @@ from demo.lakehouse.local import COMPUTE_LOG_BUCKET, LocalLakehouse, local_lakeh
 from demo.lakehouse.settings import LakehouseSettings
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.processes import stop_process_group
+from demo.progress import elapsed
 
 DEFAULT_DATA_DIR = Path(".lakehouse")
 #: Written into a data folder we created, so --reset never deletes a folder that is not ours.
@@ -191,7 +192,7 @@ def _run_pipeline(lake: LocalLakehouse, *, orders: int, log_path: Path) -> bool:
         decision = decide_seed(counts, None)
         if decision.seed:
             console.print(f"[bold]seed[/]: {decision.reason}")
-            with console.status("seeding the raw tables through Dagster..."), _output_to(log_path):
+            with elapsed("seeding the raw tables through Dagster", sys.stdout), _output_to(log_path):
                 seeded = execute_job(
                     reconstructable(seed_job_def),
                     instance,
@@ -203,7 +204,7 @@ def _run_pipeline(lake: LocalLakehouse, *, orders: int, log_path: Path) -> bool:
         else:
             console.print(f"[bold]seed[/]: skipped, {decision.reason}")
         run_key = f"local-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-        with console.status("generation tick: new orders + dbt build through Dagster..."), _output_to(log_path):
+        with elapsed("generation tick: new orders + dbt build through Dagster", sys.stdout), _output_to(log_path):
             ticked = execute_job(
                 reconstructable(tick_job_def),
                 instance,

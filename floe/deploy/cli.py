@@ -7,6 +7,7 @@ error; that one prints ``Usage:`` first.)
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime, UTC
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from demo.progress import elapsed
 from floe.deploy import access, dagster, preflight, status, verify
 from floe.deploy.distribution import KubeContext, detect, load_plan
 from floe.deploy.diagnosis import CapacityNote, render_report
@@ -34,6 +36,8 @@ DIST = typer.Option(Path(os.environ.get("CDK8S_OUTDIR", "dist")), "--dist", help
 KUBECTL = typer.Option(os.environ.get("FLOE_KUBECTL", "kubectl"), "--kubectl", help="kubectl binary")
 CONTEXT = typer.Option(os.environ.get("FLOE_KUBE_CONTEXT"), "--context", help="kubectl context (default: current)")
 PROJECT_IMAGE_ENV = "FLOE_PROJECT_IMAGE"
+# A waiting line that has not changed is printed again after this many seconds (with the elapsed time).
+PROGRESS_REPEAT_SECONDS = 15.0
 # Official Docker Hub images the stack pulls by short name: never "local project images".
 DOCKER_HUB_LIBRARY_IMAGES = ("postgres", "busybox", "alpine")
 
@@ -164,12 +168,15 @@ def deploy_command(
     _ground(kubectl, allow_context=None if skip_preflight else allow_context)
     if not skip_preflight:
         kubectl.context = _run_preflight(kubectl, stack, phases, allow_context, image) or kubectl.context
-    last_line: dict[str, str] = {}
+    last_line: dict[str, tuple[str, float]] = {}
 
     def on_progress(name: str, elapsed: float, evaluation: Evaluation) -> None:
         line = progress_line(evaluation)
-        if last_line.get(name) != line:  # print changes only: readable in a terminal and in CI logs
-            last_line[name] = line
+        previous, printed_at = last_line.get(name, ("", -PROGRESS_REPEAT_SECONDS))
+        # A change at once, else the same line again every PROGRESS_REPEAT_SECONDS with its elapsed time:
+        # readable in a terminal and in CI logs, and a long wait never looks hung.
+        if previous != line or elapsed - printed_at >= PROGRESS_REPEAT_SECONDS:
+            last_line[name] = (line, elapsed)
             console.print(f"  [{elapsed:5.0f}s] {line}", markup=False, soft_wrap=True)
 
     def on_start(p: Phase) -> None:
@@ -309,7 +316,8 @@ def _trigger(which: str, wait: bool, timeout: float, dagster_url: str | None, di
         run_id = dagster.launch(host, port, job)
         console.print(f"launched {job}: run {run_id}")
         if wait:
-            final = dagster.wait_for_run(host, port, run_id, timeout)
+            with elapsed(f"run {run_id}: waiting for it to finish", sys.stdout):
+                final = dagster.wait_for_run(host, port, run_id, timeout)
             console.print(f"run {run_id}: {final}")
             if final not in dagster.TERMINAL_STATUSES:
                 raise typer.Exit(int(ExitCode.TIMEOUT))
@@ -421,10 +429,12 @@ def verify_command(
     what = "--trigger: one generation run is launched and checked" if trigger else "read-only: no pipeline run is launched"
     console.print(f"[bold]verify[/]: namespace {namespace} on context {kubectl.context}; {what}")
     try:
-        outcome = verify.run(
-            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll,
-            on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
-        )
+        # Lines, not a spinner: the verifier's own progress lines are printed in between.
+        with elapsed("verify: running the verification Job", sys.stdout, tty=False):
+            outcome = verify.run(
+                kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll,
+                on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
+            )
     except CommandError as exc:
         raise _fail(f"verify: {exc}") from None
     except KeyboardInterrupt:
