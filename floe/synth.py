@@ -14,6 +14,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,7 @@ JSII_EOL_SILENCE_ENV = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
 JSII_EOL_SILENCED_VERSIONS = ("18", "20")
 
 
-def silence_jsii_eol_banner(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+def silence_jsii_eol_banner(environ: MutableMapping[str, str] = os.environ) -> None:
     """Add the end-of-life Node majors to the variable, keeping whatever the user listed."""
     listed = [v.strip() for v in environ.get(JSII_EOL_SILENCE_ENV, "").split(",") if v.strip()]
     environ[JSII_EOL_SILENCE_ENV] = ",".join(dict.fromkeys([*listed, *JSII_EOL_SILENCED_VERSIONS]))

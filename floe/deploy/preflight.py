@@ -6,8 +6,9 @@ without a cluster; :func:`run_preflight` only gathers the inputs.
 
 from __future__ import annotations
 
-import json
 import ipaddress
+import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -187,8 +188,6 @@ KUBECTL_INSTALL = "https://kubernetes.io/docs/tasks/tools/"
 
 def kubeconfig_description(environ: Mapping[str, str] | None = None) -> str:
     """Where kubectl reads contexts from, as a person would look for it."""
-    import os
-
     environ = os.environ if environ is None else environ
     return f"KUBECONFIG={environ['KUBECONFIG']}" if environ.get("KUBECONFIG") else "~/.kube/config"
 
