@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -309,6 +310,14 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def next_command(data_dir: Path) -> str:
+    """What to run next, as typed from the repository with no venv activated (`make ui` serves the
+    default data folder; another one needs the module with --data-dir)."""
+    if data_dir.resolve() == DEFAULT_DATA_DIR.resolve():
+        return "make ui   (the Dagster UI on this lakehouse)"
+    return f".venv/bin/python -m demo.local ui --data-dir {shlex.quote(str(data_dir))}   (the Dagster UI on this lakehouse)"
+
+
 def _print_locations(data_dir: Path, lake: LocalLakehouse, log_path: Path) -> None:
     s = lake.settings
     table = Table(title="where the data lives", show_header=False, title_justify="left")
@@ -322,7 +331,7 @@ def _print_locations(data_dir: Path, lake: LocalLakehouse, log_path: Path) -> No
     table.add_row("Dagster home", os.environ.get("DAGSTER_HOME", "?"))
     table.add_row("dbt DuckDB file", os.environ.get("FLOE_DBT_DUCKDB_PATH", "?") + " (staging views)")
     table.add_row("run log", f"{log_path} (dbt targets of failed builds: {data_dir / 'dbt-target'})")
-    table.add_row("next", "make ui   (Dagster UI on this lakehouse; or .venv/bin/python -m demo.local ui)")
+    table.add_row("next", next_command(data_dir))
     console.print(table)
 
 

@@ -110,3 +110,14 @@ def test_a_failure_through_make_exits_2_and_names_the_tools_code(tmp_path: Path)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[-1].startswith("make: ***") and lines[-1].endswith("status] Error 1"), lines
     assert len(lines) == 3 and "kubectl not found" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_the_main_jobs_next_line_works_without_an_activated_venv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from demo.local import DEFAULT_DATA_DIR, next_command
+
+    monkeypatch.chdir(tmp_path)
+    assert next_command(DEFAULT_DATA_DIR).startswith("make ui")
+    other = tmp_path / "my data"
+    assert next_command(other).startswith(f".venv/bin/python -m demo.local ui --data-dir '{other}'")
+    recipe = re.search(r"^ui:.*\n\t(.+)$", (REPO / "Makefile").read_text(), re.M)
+    assert recipe and recipe.group(1).endswith("-m demo.local ui"), recipe  # `make ui`: the default data folder
