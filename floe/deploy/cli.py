@@ -1,7 +1,9 @@
 """``python -m floe.deploy <command>``: the commands behind ``make deploy-local-*``, ``port-forward``, ``status``…
 
-Exit codes (all commands): 0 success, 1 failure, 2 timeout. (Typer/click also exit 2 on a usage
-error; that one prints ``Usage:`` first.)
+Exit codes (all commands): 0 success, 1 failure, 2 timeout, 130 interrupted. (Typer/click also exit 2 on a usage
+error; that one prints ``Usage:`` first.) Through make, every failure exits 2; make's last line names ours (``Error 1``).
+
+Every command that talks to a cluster first checks kubectl, the context and its API server (and docker for the image).
 """
 
 from __future__ import annotations
