@@ -15,8 +15,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help setup synth synth-cdk8s main ui test test-fast bench clean
 
-help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([^:]*):.*## /  make \1\t/' | sort -u
+# Every target with a `## help` comment, from this file and the included ones, in file order.
+# (-h: no file names; grep over several files prefixes each line with its file otherwise.)
+help: ## this list
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{ printf "  make %-20s %s\n", $$1, $$2 }'
 
 $(UV):
 	python3 -m pip install --quiet --user "uv==$(UV_VERSION)"
@@ -64,7 +66,7 @@ test-fast: setup ## manifest tests only
 bench: setup ## benchmarks: synth time, resource totals, pipeline figures
 	$(PY) -m bench
 
-clean:
+clean: ## remove dist/ and the pytest cache (keeps .floe/ credentials and .venv)
 	rm -rf dist .pytest_cache
 
 -include make/deploy.mk

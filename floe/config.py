@@ -70,9 +70,41 @@ Hostname = Annotated[
 
 
 class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable once loaded."""
+    """Base for every config section: unknown keys are errors, values are immutable once loaded.
+
+    A section given in part keeps the rest of *its field's* default, at every depth: with
+    ``polaris: {resources: {memory_limit: 2Gi}}`` (or ``FLOE__POLARIS__RESOURCES__MEMORY_LIMIT=2Gi``)
+    Polaris keeps its own CPU request/limit and memory request, not the generic ``Resources()`` ones.
+    Validators (limit >= request) then see the effective values.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_sections_keep_their_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, field in cls.model_fields.items():
+            given = data.get(name)
+            if not isinstance(given, dict):
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, BaseModel):
+                merged[name] = _overlay(default, given)
+        return merged
+
+
+def _overlay(default: BaseModel, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` on top of the field values of ``default`` (an instance: its own values, not its class's
+    defaults), descending where both sides are sections. Plain mappings (``databases``, ``hosts``) are
+    replaced, not merged: what a person writes for them is the whole value."""
+    out: dict[str, Any] = {name: getattr(default, name) for name in type(default).model_fields}
+    for key, value in given.items():
+        current = out.get(key)
+        out[key] = _overlay(current, value) if isinstance(value, dict) and isinstance(current, BaseModel) else value
+    return out
 
 
 class Image(StrictModel):
@@ -946,13 +978,22 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return merged
 
 
+def _error_source(loc: tuple[str, ...], path: Path, sources: dict[tuple[str, ...], str]) -> str:
+    """Where the value at ``loc`` came from: the variable that set it (or set a field under it, for a
+    section-level error such as limit < request), else the file."""
+    origins = sorted({v for p, v in sources.items() if loc[: len(p)] == p or p[: len(loc)] == loc})
+    if not origins:
+        return str(path)
+    return ("environment variable " if len(origins) == 1 else "environment variables ") + ", ".join(origins)
+
+
 def _format_errors(exc: ValidationError, path: Path, sources: dict[tuple[str, ...], str]) -> str:
-    lines = [f"invalid configuration in {path} ({exc.error_count()} error{'s' if exc.error_count() > 1 else ''}):"]
+    count = f"{exc.error_count()} error{'s' if exc.error_count() > 1 else ''}"
+    lines = [f"invalid configuration in {path}" + (" with FLOE__ overrides" if sources else "") + f" ({count}):"]
     for error in exc.errors(include_url=False):
         loc = tuple(str(p) for p in error["loc"])
         field = ".".join(loc) or "(top level)"
-        origin = next((sources[p] for p in sources if loc[: len(p)] == p), None)
-        where = f"environment variable {origin}" if origin else str(path)
+        where = _error_source(loc, path, sources)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             allowed = _allowed_fields(StackConfig, error["loc"])
@@ -975,15 +1016,30 @@ def config_path(explicit: Path | None = None, environ: Mapping[str, str] | None 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> StackConfig:
     """Read, merge env overrides into, and validate a profile; raise :class:`ConfigError` if invalid."""
     environ = os.environ if environ is None else environ
-    path = config_path(path, environ)
+    explicit, path = path, config_path(path, environ)
+    origin = f" (named by {CONFIG_PATH_ENV})" if explicit is None and environ.get(CONFIG_PATH_ENV) else ""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} not found (set {CONFIG_PATH_ENV} or pass --config)") from None
+        raise ConfigError(f"configuration file {path}{origin} not found (set {CONFIG_PATH_ENV} or pass --config)") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"configuration {path}{origin} is a directory, not a file: pass a profile such as config/local.yaml or config/cluster.yaml"
+        ) from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {path}{origin} cannot be read (permission denied)") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration file {path}{origin} is not UTF-8 text: is it the YAML profile?") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        # An empty profile would silently mean "every default": more likely a wrong or truncated file.
+        raise ConfigError(
+            f"configuration file {path}{origin} is empty (no sections): write at least `namespace: floe`, "
+            "or start from config/local.yaml"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (namespace, postgres, ...)")
     overrides, sources = env_overrides(environ)

@@ -1,6 +1,9 @@
 # Deploy targets (included by the top-level Makefile). The logic lives in `python -m floe.deploy`
 # (floe/deploy/); these targets only chain it with synth and docker build.
-# Exit codes of every floe.deploy command: 0 success, 1 failure, 2 timeout (docs/troubleshooting.md).
+# Exit codes of every floe.deploy command: 0 success, 1 failure, 2 timeout, 130 interrupted. Through make,
+# any failure exits 2 (make's own code) and make prints the tool's: `make: *** [verify] Error 1`
+# (docs/troubleshooting.md, "Exit codes"). Every cluster command first checks kubectl (docker for the
+# image), the context and the API server (floe.deploy.preflight.ground) before doing any work.
 
 PYTHON ?= .venv/bin/python
 FLOE_DEPLOY ?= $(PYTHON) -m floe.deploy
@@ -20,16 +23,21 @@ VERIFY_FLAGS ?=
 LOAD_IMAGE_FLAGS ?=
 INFRA_PHASES ?= infrastructure observability
 
-.PHONY: deploy-synth image load-image deploy-local-infra deploy-local-full undeploy-local port-forward status seed generate preflight
+.PHONY: deploy-synth image load-image deploy-local-infra deploy-local-full undeploy-local port-forward status seed generate preflight verify cube-token
 
 deploy-synth: ## synthesize dist/ (the deploy targets read it)
 	$(SYNTH)
 
-# load-image --dry-run first: a refused context or Rancher Desktop's containerd engine stops before the build.
-image: deploy-synth ## build the project image and make it available to the cluster (kind/k3d/minikube: loaded)
+# load-image --dry-run first: no docker or kubectl, no context, a cluster that does not answer, a refused
+# context or Rancher Desktop's containerd engine stops before the build.
+define build_image
 	$(FLOE_DEPLOY) load-image --dist $(DIST) --dry-run $(LOAD_IMAGE_FLAGS)
 	docker build -t "$$($(FLOE_DEPLOY) image-name --dist $(DIST))" -f $(DOCKERFILE) .
 	$(FLOE_DEPLOY) load-image --dist $(DIST) $(LOAD_IMAGE_FLAGS)
+endef
+
+image: deploy-synth ## build the project image and make it available to the cluster (kind/k3d/minikube: loaded)
+	$(build_image)
 
 load-image: deploy-synth ## only the loading step of `make image` (the image must be built)
 	$(FLOE_DEPLOY) load-image --dist $(DIST) $(LOAD_IMAGE_FLAGS)
@@ -40,7 +48,10 @@ preflight: deploy-synth ## only the checks: context, reachability, image, capaci
 deploy-local-infra: deploy-synth ## PostgreSQL, MinIO, Polaris, Jaeger, Marquez; wait until Ready
 	$(FLOE_DEPLOY) deploy --dist $(DIST) $(foreach p,$(INFRA_PHASES),--phase $(p)) --timeout $(PHASE_TIMEOUT) $(DEPLOY_FLAGS)
 
-deploy-local-full: deploy-synth image ## image + every layer, phase by phase, then waits for the data (seed, first build, Cube); prints the access table
+# The preflight (tools, context, reachability, capacity) runs before the image is built, not after.
+deploy-local-full: deploy-synth ## preflight, image, every layer phase by phase, then waits for the data (seed, first build, Cube); prints the access table
+	$(FLOE_DEPLOY) preflight --dist $(DIST) --before-build $(DEPLOY_FLAGS)
+	$(build_image)
 	$(FLOE_DEPLOY) deploy --dist $(DIST) --timeout $(PHASE_TIMEOUT) --data-timeout $(DATA_TIMEOUT) $(DEPLOY_FLAGS)
 
 undeploy-local: ## remove everything deploy created, namespace included (safe to repeat)
@@ -57,6 +68,9 @@ seed: ## run the seed job now (Dagster GraphQL)
 
 generate: ## run one generation (new orders + dbt build) now
 	$(FLOE_DEPLOY) generate --dist $(DIST)
+
+cube-token: ## print a Cube API token signed with the cluster's CUBEJS_API_SECRET (`make -s cube-token`: the token alone)
+	@$(FLOE_DEPLOY) cube-token --dist $(DIST)
 
 verify: ## run the verification Job in the deployed stack; one report table (VERIFY_FLAGS="--trigger --timings --timeout 900")
 	$(FLOE_DEPLOY) verify --dist $(DIST) $(VERIFY_FLAGS)

@@ -1,12 +1,15 @@
 """``python -m floe.deploy <command>``: the commands behind ``make deploy-local-*``, ``port-forward``, ``status``…
 
-Exit codes (all commands): 0 success, 1 failure, 2 timeout. (Typer/click also exit 2 on a usage
-error; that one prints ``Usage:`` first.)
+Exit codes (all commands): 0 success, 1 failure, 2 timeout, 130 interrupted. (Typer/click also exit 2 on a usage
+error; that one prints ``Usage:`` first.) Through make, every failure exits 2; make's last line names ours (``Error 1``).
+
+Every command that talks to a cluster first checks kubectl, the context and its API server (and docker for the image).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from datetime import datetime, UTC
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from demo.progress import elapsed
 from floe.deploy import access, dagster, data as data_phase, preflight, status, verify
 from floe.deploy.distribution import KubeContext, detect, load_plan
 from floe.deploy.diagnosis import CapacityNote, render_report
@@ -34,13 +38,30 @@ DIST = typer.Option(Path(os.environ.get("CDK8S_OUTDIR", "dist")), "--dist", help
 KUBECTL = typer.Option(os.environ.get("FLOE_KUBECTL", "kubectl"), "--kubectl", help="kubectl binary")
 CONTEXT = typer.Option(os.environ.get("FLOE_KUBE_CONTEXT"), "--context", help="kubectl context (default: current)")
 PROJECT_IMAGE_ENV = "FLOE_PROJECT_IMAGE"
+# A waiting line that has not changed is printed again after this many seconds (with the elapsed time).
+PROGRESS_REPEAT_SECONDS = 15.0
 # Official Docker Hub images the stack pulls by short name: never "local project images".
 DOCKER_HUB_LIBRARY_IMAGES = ("postgres", "busybox", "alpine")
 
 
 def _fail(message: str, code: ExitCode = ExitCode.FAILURE) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
+    # soft_wrap: the message keeps its own lines (commands in it stay copyable), whatever the width.
+    err.print(f"[red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(int(code))
+
+
+def _ground(kubectl: Kubectl, *, docker: bool = False, allow_context: list[str] | None = None, reach: bool = True,
+            nothing_done: str = "") -> preflight.ContextView:
+    """The preflight every cluster command runs first, before any work (floe.deploy.preflight.ground):
+    kubectl (and docker) on PATH, a current context (a local one when ``allow_context`` is given), its
+    API server answering. Exit 1 with a one- or two-line message otherwise; pins ``kubectl`` to the context."""
+    try:
+        found = preflight.ground(kubectl, docker=Docker(os.environ.get("FLOE_DOCKER", "docker")) if docker else None,
+                                 allowed=allow_context, reach=reach)
+    except preflight.GroundError as exc:
+        raise _fail(f"{exc}{' ' + nothing_done if nothing_done else ''}") from None
+    kubectl.context = found.context
+    return found
 
 
 def _stack(dist: Path) -> Stack:
@@ -90,9 +111,11 @@ def _print_checks(checks: list[preflight.Check]) -> None:
             console.print(f"{c.symbol} {c.name}: {c.message}", markup=False, soft_wrap=True)
 
 
-def _run_preflight(kubectl: Kubectl, stack: Stack, phases: list[Phase], allow_context: list[str], image: str | None) -> str | None:
-    """Print the checks; raise Exit(1) if one blocks; return the context to pin kubectl to."""
-    images = project_images(stack, phases, image)
+def _run_preflight(kubectl: Kubectl, stack: Stack, phases: list[Phase], allow_context: list[str], image: str | None,
+                   build_first: bool = False) -> str | None:
+    """Print the checks; raise Exit(1) if one blocks; return the context to pin kubectl to.
+    ``build_first``: the project image is built next (`make deploy-local-full`), so it is not looked for."""
+    images = [] if build_first else project_images(stack, phases, image)
     inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), images, allow_context)
     checks = preflight.decide(inputs, stack, phases, images, allow_context)
     _print_checks(checks)
@@ -150,14 +173,18 @@ def deploy_command(
     phase ends with the data phase, so `make verify` right after it passes."""
     stack, phases = _stack_and_phases(dist, phase)
     kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl, allow_context=None if skip_preflight else allow_context)
     if not skip_preflight:
-        kubectl.context = _run_preflight(kubectl, stack, phases, allow_context, image) or context
-    last_line: dict[str, str] = {}
+        kubectl.context = _run_preflight(kubectl, stack, phases, allow_context, image) or kubectl.context
+    last_line: dict[str, tuple[str, float]] = {}
 
     def on_progress(name: str, elapsed: float, evaluation: Evaluation) -> None:
         line = progress_line(evaluation)
-        if last_line.get(name) != line:  # print changes only: readable in a terminal and in CI logs
-            last_line[name] = line
+        previous, printed_at = last_line.get(name, ("", -PROGRESS_REPEAT_SECONDS))
+        # A change at once, else the same line again every PROGRESS_REPEAT_SECONDS with its elapsed time:
+        # readable in a terminal and in CI logs, and a long wait never looks hung.
+        if previous != line or elapsed - printed_at >= PROGRESS_REPEAT_SECONDS:
+            last_line[name] = (line, elapsed)
             console.print(f"  [{elapsed:5.0f}s] {line}", markup=False, soft_wrap=True)
 
     def on_start(p: Phase) -> None:
@@ -238,13 +265,16 @@ def preflight_command(
     phase: list[str] = typer.Option(None, "--phase"),
     allow_context: list[str] = typer.Option([], "--allow-context"),
     image: str = typer.Option(None, "--image"),
+    before_build: bool = typer.Option(False, "--before-build", help="the image is about to be built: check docker instead of the image"),
     dist: Path = DIST,
     kubectl_bin: str = KUBECTL,
     context: str = CONTEXT,
 ) -> None:
     """Only the checks deploy runs first."""
     stack, phases = _stack_and_phases(dist, phase)
-    _run_preflight(Kubectl(kubectl_bin, context), stack, phases, allow_context, image)
+    kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl, docker=before_build, allow_context=allow_context, nothing_done="Nothing was built or applied." if before_build else "")
+    _run_preflight(kubectl, stack, phases, allow_context, image, build_first=before_build)
 
 
 def undeploy_argv(kubectl: Kubectl, stack: Stack | None, namespace: str, timeout: float) -> list[list[str]]:
@@ -272,11 +302,7 @@ def undeploy_command(
     stack = Stack.load(dist) if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else None
     ns = namespace or (stack.namespace if stack else "floe")
     kubectl = Kubectl(kubectl_bin, context)
-    inputs = preflight.gather(kubectl, Docker(), [], allow_context)
-    check = preflight.context_check(inputs, allow_context)
-    if not check.ok:
-        raise _fail(check.message)
-    kubectl.context = inputs.context
+    _ground(kubectl, allow_context=allow_context, nothing_done="Nothing was deleted.")
     for argv in undeploy_argv(kubectl, stack, ns, timeout):
         console.print("$ " + " ".join(argv), markup=False)
         result = kubectl.runner(argv, timeout=timeout + 30)
@@ -294,17 +320,21 @@ def port_forward_command(dist: Path = DIST, kubectl_bin: str = KUBECTL, context:
     assignments = assign_ports(stack.port_forwards())
     if not assignments:
         raise _fail(f"no Service in {dist}/ carries the floe.dev/port-forward annotation")
-    table = Table("service", "local URL", "what", "note", title="Port-forwards (Ctrl-C stops them)", title_justify="left")
+    _ground(kubectl)
     for a in assignments:
-        table.add_row(a.spec.service, a.url, a.spec.description, a.note)
         if a.moved:
             err.print(f"[yellow]{a.spec.service}: {a.note}[/]")
     supervisor = Supervisor([Forward(a, port_forward_argv(kubectl, stack.namespace, a)) for a in assignments], log=lambda m: err.print(m, markup=False))
-    console.print(table)
     try:
         failed = supervisor.start()
         if len(failed) == len(assignments):
-            raise _fail("no port-forward came up (is the stack deployed? `make status`)")
+            raise _fail(f"no port-forward came up on context {kubectl.context} (is the stack deployed? `make status`)")
+        # The table only once the forwards listen: a URL printed before would look like success.
+        down = {id(f.assignment) for f in failed}
+        table = Table("service", "local URL", "what", "note", title="Port-forwards (Ctrl-C stops them)", title_justify="left")
+        for a in assignments:
+            table.add_row(a.spec.service, "-" if id(a) in down else a.url, a.spec.description, "not forwarded (see above)" if id(a) in down else a.note)
+        console.print(table)
         supervisor.run_until_interrupted()
     except KeyboardInterrupt:  # Ctrl-C while starting: same clean stop as later
         err.print("stopping port-forwards")
@@ -317,6 +347,7 @@ def status_command(dist: Path = DIST, kubectl_bin: str = KUBECTL, context: str =
     """Pods, jobs, the last Dagster runs and the raw tables' row counts, on one screen."""
     namespace = Stack.load(dist).namespace if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else "floe"
     kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl)
 
     def runs() -> Table:
         with dagster.forwarded(kubectl, namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as port:
@@ -339,7 +370,8 @@ def _trigger(which: str, wait: bool, timeout: float, dagster_url: str | None, di
         run_id = dagster.launch(host, port, job)
         console.print(f"launched {job}: run {run_id}")
         if wait:
-            final = dagster.wait_for_run(host, port, run_id, timeout)
+            with elapsed(f"run {run_id}: waiting for it to finish", sys.stdout):
+                final = dagster.wait_for_run(host, port, run_id, timeout)
             console.print(f"run {run_id}: {final}")
             if final not in dagster.TERMINAL_STATUSES:
                 raise typer.Exit(int(ExitCode.TIMEOUT))
@@ -352,7 +384,9 @@ def _trigger(which: str, wait: bool, timeout: float, dagster_url: str | None, di
             go(host, int(port or 80))
         else:
             namespace = Stack.load(dist).namespace if dist.is_dir() and any(dist.glob("*.k8s.yaml")) else "floe"
-            with dagster.forwarded(Kubectl(kubectl_bin, context), namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as port:
+            kubectl = Kubectl(kubectl_bin, context)
+            _ground(kubectl, nothing_done="No run was launched.")
+            with dagster.forwarded(kubectl, namespace, dagster.WEBSERVER_SERVICE, dagster.WEBSERVER_PORT) as port:
                 go("127.0.0.1", port)
     except dagster.DagsterError as exc:
         raise _fail(str(exc)) from None
@@ -378,16 +412,7 @@ def generate_command(wait: bool = WAIT, timeout: float = RUN_TIMEOUT, dagster_ur
 def _verify_ground(kubectl: Kubectl, allow_context: list[str]) -> None:
     """The context (the one given, else the current one) is a local cluster or allowed, and it answers;
     pins ``kubectl`` to it. Nothing is created before this passes."""
-    found = preflight.read_context(kubectl, kubectl.context)
-    check = found.check(allow_context)
-    if not check.ok:
-        raise _fail(f"verify: {check.message}")
-    context = found.context
-    kubectl.context = context
-    ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15)
-    reachable = preflight.check_reachable(ready.returncode, ready.stderr)
-    if not reachable.ok:
-        raise _fail(f"verify: context {context!r}: {reachable.message} Nothing was verified.")
+    _ground(kubectl, allow_context=allow_context, nothing_done="Nothing was verified.")
 
 
 def _timings_table(timings: verify.DeployTimings) -> Table:
@@ -460,10 +485,13 @@ def verify_command(
     what = "--trigger: one generation run is launched and checked" if trigger else "read-only: no pipeline run is launched"
     console.print(f"[bold]verify[/]: namespace {namespace} on context {kubectl.context}; {what}")
     try:
-        outcome = verify.run(
-            kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll, latency_budget_ms=latency_budget_ms,
-            on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
-        )
+        # Lines, not a spinner: the verifier's own progress lines are printed in between.
+        with elapsed("verify: running the verification Job", sys.stdout, tty=False):
+            outcome = verify.run(
+                kubectl, namespace, template, timeout=timeout, trigger=trigger, poll=poll,
+                latency_budget_ms=latency_budget_ms,
+                on_line=lambda line: console.print(f"  {line}", markup=False, soft_wrap=True),
+            )
     except CommandError as exc:
         raise _fail(f"verify: {exc}") from None
     except KeyboardInterrupt:
@@ -528,10 +556,8 @@ def load_image_command(
     if len(images) != 1:
         raise _fail(f"expected one project image in {dist}/, found {images or 'none'}; set {PROJECT_IMAGE_ENV}")
     kubectl = Kubectl(kubectl_bin, context)
+    _ground(kubectl, docker=True, allow_context=allow_context, nothing_done="Nothing was built or loaded." if dry_run else "Nothing was loaded.")
     inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), [], allow_context)
-    if not inputs.context:
-        console.print(f"no current kubectl context: {images[0]} is not loaded anywhere (run `make image` again once a cluster is set up)", markup=False)
-        return
     check = preflight.context_check(inputs, allow_context)
     if not check.ok:
         raise _fail(f"not loading {images[0]}: {check.message}")
@@ -595,8 +621,10 @@ def cube_token_command(
     if secret is None:
         if ref is None:
             raise _fail(f"no container in {dist}/ takes CUBEJS_API_SECRET from a Secret; set CUBEJS_API_SECRET")
+        kubectl = Kubectl(kubectl_bin, context)
+        _ground(kubectl)
         try:
-            secret = access.secret_value(Kubectl(kubectl_bin, context).get_json("secret", "-n", stack.namespace, ref.secret), ref.key)
+            secret = access.secret_value(kubectl.get_json("secret", "-n", stack.namespace, ref.secret), ref.key)
         except (CommandError, KeyError) as exc:
             raise _fail(str(exc)) from None
     print(access.cube_token(secret, ttl))

@@ -145,7 +145,9 @@ class Supervisor:
         proc = forward.process
         if proc is None or proc.poll() is None or proc.stderr is None:
             return "still starting"
-        return proc.stderr.read().decode(errors="replace").strip() or f"exit {proc.returncode}"
+        # The last line only: kubectl repeats its error for every retry, and one line per forward is readable.
+        lines = proc.stderr.read().decode(errors="replace").strip().splitlines()
+        return lines[-1] if lines else f"exit {proc.returncode}"
 
     def check(self) -> None:
         """Restart forwards whose kubectl exited (kubectl port-forward ends when its pod goes away)."""

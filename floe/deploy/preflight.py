@@ -6,8 +6,9 @@ without a cluster; :func:`run_preflight` only gathers the inputs.
 
 from __future__ import annotations
 
-import json
 import ipaddress
+import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -175,21 +176,100 @@ class ContextView:
         return check_context(self.context, self.server, allowed, providers)
 
 
+class GroundError(Exception):
+    """A cluster command cannot start: a tool is missing, there is no context, the server does not
+    answer. The message is one or two lines and says what to do."""
+
+
+# What the runner returns when the binary is not on PATH (floe.deploy.kubectl.subprocess_runner).
+COMMAND_NOT_FOUND = 127
+KUBECTL_INSTALL = "https://kubernetes.io/docs/tasks/tools/"
+
+
+def kubeconfig_description(environ: Mapping[str, str] | None = None) -> str:
+    """Where kubectl reads contexts from, as a person would look for it."""
+    environ = os.environ if environ is None else environ
+    return f"KUBECONFIG={environ['KUBECONFIG']}" if environ.get("KUBECONFIG") else "~/.kube/config"
+
+
+def kubectl_missing(kubectl: Kubectl) -> GroundError:
+    return GroundError(
+        f"kubectl not found (looked for '{kubectl.binary}' on PATH): every cluster command needs it.\n"
+        f"Install it ({KUBECTL_INSTALL}; Docker Desktop ships one), or set FLOE_KUBECTL to its path, then run the command again."
+    )
+
+
 def read_context(kubectl: Kubectl, context: str | None = None) -> ContextView:
     """``context``, else kubeconfig's current one, with what kubeconfig says about it. Talks to no
-    cluster: only ``kubectl config``."""
+    cluster: only ``kubectl config``. Raises :class:`GroundError` when kubectl itself is missing."""
     if not context:
         current = kubectl.run("config", "current-context", check=False, timeout=10)
+        if current.returncode == COMMAND_NOT_FOUND:
+            raise kubectl_missing(kubectl)
         context = current.stdout.strip() or None if current.returncode == 0 else None
     server = config_view = None
     if context:
         pinned = Kubectl(kubectl.binary, context, kubectl.runner, kubectl.request_timeout)
         view = pinned.run("config", "view", "--minify", "-o", "json", check=False, timeout=10)
+        if view.returncode == COMMAND_NOT_FOUND:
+            raise kubectl_missing(kubectl)
         if view.returncode == 0:
             config_view = json.loads(view.stdout)
             clusters = config_view.get("clusters") or []
             server = clusters[0].get("cluster", {}).get("server") if clusters else None
     return ContextView(context, server, config_view)
+
+
+def check_docker(docker: Docker) -> None:
+    """The docker CLI is on PATH and its engine answers (what ``make image`` builds with)."""
+    result = docker.runner([docker.binary, "version", "--format", "{{.Server.Version}}"], timeout=30)
+    if result.returncode == COMMAND_NOT_FOUND:
+        raise GroundError(
+            f"docker not found (looked for '{docker.binary}' on PATH): `make image` builds the project image with it.\n"
+            "Install Docker Desktop (or another engine with the docker CLI), or set FLOE_DOCKER to its path, then run it again."
+        )
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines()
+        raise GroundError(
+            f"the Docker engine does not answer ({lines[-1] if lines else f'exit {result.returncode}'}).\n"
+            "Start Docker Desktop (or your engine), wait until it is running, then run the command again."
+        )
+
+
+def ground(kubectl: Kubectl, *, docker: Docker | None = None, allowed: Iterable[str] | None = None, reach: bool = True) -> ContextView:
+    """The one check every cluster command runs before any work, in the order a person fixes things:
+    kubectl on PATH, a context, a local one (``allowed`` given: the commands that change a cluster), its
+    API server answering, then docker (when the command builds the image). Raises :class:`GroundError` with a
+    one- or two-line message; returns the context, for pinning kubectl to it."""
+    found = read_context(kubectl, kubectl.context)
+    if not found.context:
+        raise GroundError(
+            f"no current kubectl context (kubeconfig: {kubeconfig_description()}).\n"
+            "Enable Kubernetes in Docker Desktop (Settings > Kubernetes) or start your local cluster; "
+            "`kubectl config get-contexts` lists contexts, `kubectl config use-context NAME` picks one."
+        )
+    if found.config_view is None:
+        raise GroundError(
+            f"context '{found.context}' is not in your kubeconfig ({kubeconfig_description()}).\n"
+            "`kubectl config get-contexts` lists the contexts there; pick one with `kubectl config use-context NAME`."
+        )
+    if allowed is not None:
+        check = found.check(allowed)
+        if not check.ok:
+            raise GroundError(check.message)  # never even talk to a cluster we refuse
+    if reach:
+        pinned = Kubectl(kubectl.binary, found.context, kubectl.runner, kubectl.request_timeout)
+        ready = pinned.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15)
+        if ready.returncode != 0:
+            lines = (ready.stderr or ready.stdout).strip().splitlines()
+            raise GroundError(
+                f"context '{found.context}' (server {found.server}): the API server does not answer ({lines[-1] if lines else f'exit {ready.returncode}'}).\n"
+                "Start the cluster (Docker Desktop: Settings > Kubernetes, wait for the green light) or switch context; "
+                "`kubectl get --raw=/readyz` must print ok."
+            )
+    if docker is not None:
+        check_docker(docker)
+    return found
 
 
 def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = ()) -> PreflightInputs:

@@ -261,12 +261,15 @@ def test_preflight_command_says_which_distribution_it_found(fake_tools: FakeTool
     assert "OrbStack" in result.output, result.output
 
 
-def test_load_image_without_any_context_loads_nothing_and_does_not_fail(fake_tools: FakeTools, loaders: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_image_without_any_context_stops_before_the_build(fake_tools: FakeTools, loaders: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: `make image` runs `load-image --dry-run` first; with no context it stops there, so no
+    `docker build` runs for a cluster that is not there (it used to build, then load nothing, exit 0)."""
     monkeypatch.setenv("FAKE_KUBE_CONTEXT", "")
-    result = load_image(fake_tools)
-    assert result.exit_code == 0, result.output
-    assert "no current kubectl context" in result.output and calls(loaders) == []
+    result = load_image(fake_tools, "--dry-run")
+    assert result.exit_code == 1, result.output
+    assert "no current kubectl context" in result.output and "Nothing was built or loaded." in result.output
+    assert calls(loaders) == []
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,8 +144,19 @@ def test_cli_port_forward_uses_alternatives_and_stops_cleanly_on_ctrl_c(tmp_path
             assert wait_listening(port, 20), f"nothing listens on {port}"
         if held:
             assert local_ports["floe-dagster-webserver"] != 3000
+        # The table comes once every forward listens (issue 16: not before): wait for it, as a person would.
+        assert proc.stdout is not None
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+        reader.start()
+        while not any("http://localhost:" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)  # stderr holds a few lines: the pipe cannot fill and block it
+        reader.join(timeout=10)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        out = "".join(lines)
     finally:
         holder.close()
         if proc.poll() is None:

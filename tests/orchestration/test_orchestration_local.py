@@ -24,6 +24,8 @@ def local_env(tmp_path: Path) -> dict[str, str]:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "FLOE_DUCKDB_EXTENSION_DIRECTORY": str(tmp_path / "ext"),
             "COLUMNS": "120",
+            # Progress lines every 2 s (not a terminal): the test sees the long steps' elapsed time.
+            "FLOE_PROGRESS_INTERVAL": "2",
         }
     )
     return env
@@ -62,6 +64,9 @@ def test_run_then_rerun_reuses_the_data(tmp_path: Path) -> None:
     out = first.stdout
     assert "seed: raw tables need data" in out
     assert "✓ seed_raw_tables" in out and "✓ generate_and_build" in out
+    # Progress that moves (issue 16): the dbt step prints its elapsed seconds while it runs.
+    ticks = [int(n) for n in re.findall(r"\.\.\. generation tick: new orders \+ dbt build through Dagster \((\d+) s\)", out)]
+    assert len(ticks) >= 2 and ticks == sorted(ticks) and ticks[-1] >= 4, out
     for title in ("revenue by category", "order status funnel", "orders by region", "top customers by lifetime value"):
         assert title in out
     assert "where the data lives" in out and str(data_dir) in out
