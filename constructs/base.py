@@ -21,6 +21,10 @@ from floe.config import AvailabilityConfig, Image, Resources, StackConfig
 
 PART_OF = "floe"
 LAYER_LABEL = "floe.dev/layer"
+#: Selects the pods of objects floe does not apply itself (the k8s run launcher's Jobs), in place of
+#: app.kubernetes.io/instance: Argo CD's label tracking owns that key (the Application's name), and
+#: an object created at run time that carried the Application's name would be pruned as drift.
+STACK_LABEL = "floe.dev/stack"
 # Annotations read by the deploy tool (floe.deploy) to build its port-forward table.
 PORT_FORWARD_ANNOTATION = "floe.dev/port-forward"
 PORT_FORWARD_PORT_ANNOTATION = "floe.dev/port-forward-port"

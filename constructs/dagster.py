@@ -37,8 +37,21 @@ WORKSPACE_FILE = "workspace.yaml"
 PG_ENV = daemon_liveness.PG_ENV
 # Daemon types our dagster.yaml makes required (DagsterInstance.get_required_daemon_types() of the
 # rendered instance, checked by tests/contract/test_dagster_pods.py): sensors, backfills, schedules
-# (DagsterDaemonScheduler), the run queue (QueuedRunCoordinator), declarative automation, freshness.
+# (DagsterDaemonScheduler), the run queue (QueuedRunCoordinator), declarative automation, freshness;
+# then, in Dagster's order, run monitoring and run retries where the config turns them on
+# (:func:`required_daemons`).
 REQUIRED_DAEMONS = ("SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "ASSET", "FRESHNESS_DAEMON")
+MONITORING_DAEMON = "MONITORING"
+RUN_RETRIES_DAEMON = "EVENT_LOG_CONSUMER"
+
+
+def required_daemons(config: StackConfig) -> tuple[str, ...]:
+    """The daemons the rendered dagster.yaml requires, in DagsterInstance.get_required_daemon_types()'s
+    order: the liveness probe fails when any of them stops posting heartbeats."""
+    d = config.dagster
+    base_daemons = REQUIRED_DAEMONS[:4]
+    extra = (MONITORING_DAEMON,) * d.run_monitoring.enabled + (RUN_RETRIES_DAEMON,) * (d.run_retries.max_retries > 0)
+    return (*base_daemons, *extra, *REQUIRED_DAEMONS[4:])
 # The daemon's liveness: every required daemon posted a heartbeat within 30 s (its interval) + this.
 # A sensor evaluation or run launch can hold a daemon's loop for up to a minute, so less restarts a
 # busy, healthy daemon; `dagster-daemon liveness-check` itself allows 1800 s.
@@ -47,13 +60,37 @@ DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 90
 COMPUTE_LOG_STAGING_DIR = "/tmp/dagster/compute_logs"
 
 
-def daemon_liveness_command() -> list[str]:
+def daemon_liveness_command(config: StackConfig | None = None) -> list[str]:
     """The daemon's liveness probe: heartbeats read from PostgreSQL by psycopg2 alone, the same
-    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness)."""
+    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness).
+    ``config``: the daemons its dagster.yaml requires (:func:`required_daemons`); None: the base set."""
+    daemons = required_daemons(config) if config is not None else REQUIRED_DAEMONS
     return [
         "python", "-m", "demo.orchestration.daemon_liveness",
-        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *REQUIRED_DAEMONS,
+        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *daemons,
     ]
+
+
+def run_monitoring_config(config: StackConfig) -> dict:
+    """dagster.yaml ``run_monitoring`` (dagster/_core/instance/config.py): the daemon fails a run
+    whose worker never started within the start timeout, or whose worker the launcher reports gone
+    or failed (K8sRunLauncher.check_run_worker_health reads the run's Job). Never resumes a run."""
+    m = config.dagster.run_monitoring
+    if not m.enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "start_timeout_seconds": m.start_timeout_seconds,
+        "poll_interval_seconds": m.poll_interval_seconds,
+        "max_resume_run_attempts": 0,
+    }
+
+
+def run_retries_config(config: StackConfig) -> dict | None:
+    r = config.dagster.run_retries
+    if r.max_retries == 0:
+        return None
+    return {"enabled": True, "max_retries": r.max_retries, "retry_on_asset_or_op_failure": r.retry_on_asset_or_op_failure}
 
 
 def instance_config(config: StackConfig) -> dict:
@@ -96,6 +133,8 @@ def instance_config(config: StackConfig) -> dict:
             "class": "LocalArtifactStorage",
             "config": {"base_dir": "/tmp/dagster/storage"},
         },
+        "run_monitoring": run_monitoring_config(config),
+        **({"run_retries": retries} if (retries := run_retries_config(config)) else {}),
         "telemetry": {"enabled": False},
     }
 
@@ -265,6 +304,21 @@ def run_pod_env(config: StackConfig) -> tuple[list[k8s.EnvVar], list[k8s.EnvVar]
     return [e for e in everything if e.value_from is None], [e for e in everything if e.value_from is not None]
 
 
+def run_labels(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> dict[str, str]:
+    """Labels of the run Jobs and pods (K8sRunLauncher ``labels``), selected by name and
+    base.STACK_LABEL, never by app.kubernetes.io/instance.
+
+    The launcher creates these Jobs at run time, with no ownerReferences. Under Argo CD's label
+    tracking an object whose app.kubernetes.io/instance is an Application's name belongs to that
+    Application: it is OutOfSync, and with prune it is deleted while it runs. dagster-k8s always
+    writes the key (get_common_labels: ``dagster``, the name the official chart's Application
+    usually has), and our labels can only override its value: the run's own name, which no
+    Application of floe is called (tests/contract/test_run_monitoring.py checks the Job against
+    docs/examples/argocd-application.yaml)."""
+    lbls = base.labels(config.names.dagster_run, component=RUN_COMPONENT, layer=layer, version=config.project_image.tag)
+    return {**lbls, "app.kubernetes.io/instance": config.names.dagster_run, base.STACK_LABEL: base.PART_OF}
+
+
 def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTemplateSpec:
     """The pod dagster-k8s builds for each run (construct_dagster_k8s_job, from the launcher config
     that :func:`k8s_run_launcher` derives from this): hardened like every pod of the stack, no
@@ -285,9 +339,8 @@ def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTem
         volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
         security_context=base.container_security(),
     )
-    lbls = base.labels(names.dagster_run, component=RUN_COMPONENT, layer=layer, version=config.project_image.tag)
     return k8s.PodTemplateSpec(
-        metadata=k8s.ObjectMeta(labels=lbls),
+        metadata=k8s.ObjectMeta(labels=run_labels(config, layer)),
         spec=k8s.PodSpec(
             restart_policy="Never",
             containers=[container],
@@ -323,6 +376,9 @@ def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> d
         "class": "K8sRunLauncher",
         "config": {
             "job_namespace": config.namespace,
+            # The run worker exits non-zero when its run fails, so the pod and the Job (backoffLimit
+            # 0) end Failed: `kubectl get jobs` and alerting on failed Jobs show failed runs.
+            "fail_pod_on_run_failure": True,
             "service_account_name": spec["serviceAccountName"],
             "instance_config_map": names.dagster_instance_config,
             "dagster_home": next(e["value"] for e in env if e["name"] == "DAGSTER_HOME"),
@@ -462,7 +518,7 @@ class Dagster(Construct):
                 )
             ],
         )
-        liveness_check = daemon_liveness_command()
+        liveness_check = daemon_liveness_command(config)
         self.daemon = DagsterProcess(
             self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
             command=["dagster-daemon", "run", "--workspace", workspace_file],

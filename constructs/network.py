@@ -138,11 +138,15 @@ class Graph:
 
 def _selector(pod: Pod) -> dict[str, str]:
     """The owner's own selector; for Jobs (whose selector the API server generates) the stable
-    name/instance labels of the pod template, as every floe workload has them."""
+    name/instance labels of the pod template, as every floe workload has them (the run pods:
+    name/stack, base.STACK_LABEL)."""
     match = (pod.owner.get("spec", {}).get("selector") or {}).get("matchLabels")
     if match:
         return dict(match)
-    stable = {k: pod.labels[k] for k in base.selector_labels("").keys() if k in pod.labels}
+    keys = base.selector_labels("").keys()
+    if base.STACK_LABEL in pod.labels:
+        keys = [next(iter(keys)), base.STACK_LABEL]
+    stable = {k: pod.labels[k] for k in keys if k in pod.labels}
     return stable or dict(pod.labels)
 
 

@@ -413,6 +413,36 @@ class KubernetesApiConfig(StrictModel):
     ports: tuple[Port, ...] = (443, 6443)
 
 
+class RunMonitoringConfig(StrictModel):
+    """Dagster's run monitoring (``run_monitoring`` in dagster.yaml, the daemon's MONITORING thread).
+
+    Off in Dagster unless enabled; the official chart enables it. Without it a run whose worker died
+    (a run pod OOM-killed, evicted by a drain, stuck in ImagePullBackOff, its Job deleted) stays
+    STARTING/STARTED for ever and, with ``max_concurrent_runs: 1``, nothing else runs again.
+    ``max_resume_run_attempts`` is always 0 (not a field): above 0 every Dagster process builds the
+    run launcher at start (and needs an in-cluster token), and a resumed run re-executes steps.
+    """
+
+    enabled: bool = True
+    # A run that has not started (its worker never reported) this long after launch is marked
+    # failed: image pull + scheduling + interpreter start. Dagster's default.
+    start_timeout_seconds: int = Field(default=180, ge=30, le=3600)
+    # How often the daemon checks each in-progress run's worker (K8sRunLauncher reads its Job's
+    # status): a run whose Job or pod vanished is marked failed within this. Dagster's default is 120.
+    poll_interval_seconds: int = Field(default=60, ge=10, le=600)
+
+
+class RunRetriesConfig(StrictModel):
+    """Dagster's run retries (``run_retries``, the daemon's EVENT_LOG_CONSUMER thread): a failed run
+    is re-executed as a new run. 0 (default): off, a failed run stays failed."""
+
+    max_retries: int = Field(default=0, ge=0, le=10)
+    # False: retry only runs whose worker crashed or vanished (the cases run monitoring detects),
+    # and leave failures of our own assets (a dbt test) to asset retry policies. Dagster's default
+    # is True.
+    retry_on_asset_or_op_failure: bool = False
+
+
 class DagsterConfig(StrictModel):
     """Webserver, daemon and the user-code gRPC server, all from the project image."""
 
@@ -447,6 +477,8 @@ class DagsterConfig(StrictModel):
     # bench.footprint), requested in full since the pod exists only for that run.
     run_resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi")
     kubernetes_api: KubernetesApiConfig = KubernetesApiConfig()
+    run_monitoring: RunMonitoringConfig = RunMonitoringConfig()
+    run_retries: RunRetriesConfig = RunRetriesConfig()
 
     @model_validator(mode="after")
     def _api_server_known_for_k8s(self) -> DagsterConfig:
