@@ -7,6 +7,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.backup import PostgresBackup
 from constructs.dagster import Dagster
 from constructs.cube import Cube
 from constructs.cubestore import CubeStore
@@ -71,6 +72,8 @@ class InfrastructureChart(LayerChart):
         # to it by config.endpoints. The buckets Job still creates missing buckets there.
         if config.postgres.external is None:
             Postgres(self, "postgres", config=config, layer=self.layer)
+            if config.postgres.backup is not None:
+                PostgresBackup(self, "postgres-backup", config=config, layer=self.layer)
         if config.minio.external is None:
             Minio(self, "minio", config=config, layer=self.layer)
         else:

@@ -89,6 +89,13 @@ class Minio(Construct):
         BucketJob(self, "buckets", config=config, layer=layer)
 
 
+def bucket_names(config: StackConfig) -> list[str]:
+    """Every bucket the stack writes: the warehouse, Cube Store's, Dagster's logs and, with
+    postgres.backup, the PostgreSQL backups'."""
+    m, backup = config.minio, config.postgres.backup
+    return [m.warehouse_bucket, m.cubestore_bucket, m.dagster_logs_bucket, *([backup.bucket] if backup else [])]
+
+
 class BucketJob(Construct):
     """Creates the warehouse, Cube Store and Dagster log buckets; idempotent, retried until MinIO answers."""
 
@@ -110,7 +117,7 @@ class BucketJob(Construct):
                 secrets.minio_user.env(setting("s3_admin_access_key_id")),
                 secrets.minio_password.env(setting("s3_admin_secret_access_key")),
                 base.env(setting("s3_region"), config.endpoints.s3_region),
-                base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket},{m.dagster_logs_bucket}"),
+                base.env(setting("buckets"), ",".join(bucket_names(config))),
             ],
             depends_on=base.Dependency(config.endpoints.s3_host, config.endpoints.s3_port),
         )

@@ -267,6 +267,31 @@ class ExternalS3(StrictModel):
         return value
 
 
+CRON = r"^\S+ \S+ \S+ \S+ \S+$"
+_PATTERN_HELP[CRON] = "must be a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. '15 2 * * *'"
+
+
+class PostgresBackup(StrictModel):
+    """A CronJob that dumps every application database (``pg_dump --format=custom``, with the server
+    image's own pg_dump) and uploads the set to the object store (``minio`` in-cluster or
+    ``minio.external``), keeping the newest ``keep`` sets. Restore: docs/production.md."""
+
+    # Standard 5-field cron, UTC. Daily at 02:15 by default.
+    schedule: str = Field(default="15 2 * * *", pattern=CRON)
+    # Retention: complete backup sets kept in the bucket; older ones are deleted after each upload.
+    keep: int = Field(default=7, ge=1, le=365)
+    # Created by the buckets Job like the stack's other buckets; must differ from them.
+    bucket: BucketName = "floe-backups"
+    # Objects are written under <prefix>/<UTC timestamp>/<database>.dump.
+    prefix: str = Field(default="postgres", pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)
+    # The dumps are staged here before the upload (an emptyDir): at least the compressed databases.
+    scratch_size: StorageSize = "2Gi"
+    # A run that takes longer is killed; the next schedule tries again.
+    active_deadline_seconds: int = Field(default=3600, ge=300, le=86_400)
+    # pg_dump (the PostgreSQL image) then the upload (the project image: boto3); one at a time.
+    resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
+
+
 class PostgresConfig(StrictModel):
     image: Image = Image(repository="postgres", tag="18.1")
     # Documented: shared_buffers defaults to 128MB (postgresql.conf), plus a few MiB per backend
@@ -279,11 +304,18 @@ class PostgresConfig(StrictModel):
     persistence: Persistence | None = None
     # An existing server instead: nothing of the above is synthesized (docs/production.md).
     external: ExternalPostgres | None = None
+    # Scheduled backups of the in-cluster server to the object store (None: none).
+    backup: PostgresBackup | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> PostgresConfig:
         if self.persistence is not None and self.external is not None:
             raise ValueError("set persistence (in-cluster server) or external (existing server), not both")
+        if self.backup is not None and self.external is not None:
+            raise ValueError(
+                "backup: backs up the in-cluster server only; with external, use the backups of your "
+                "managed database (point-in-time recovery) and remove postgres.backup"
+            )
         if self.external is not None:
             declared, needed = set(self.external.databases), set(self.databases)
             if declared != needed:
@@ -694,6 +726,17 @@ class StackConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _backup_bucket_is_its_own(self) -> StackConfig:
+        backup = self.postgres.backup
+        m = self.minio
+        if backup is not None and backup.bucket in (m.warehouse_bucket, m.cubestore_bucket, m.dagster_logs_bucket):
+            raise ValueError(
+                f"postgres.backup.bucket {backup.bucket!r} is also one of minio.warehouse_bucket, cubestore_bucket, "
+                "dagster_logs_bucket: give the backups their own bucket"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _external_s3_has_no_console(self) -> StackConfig:
         if self.minio.external is not None and self.ingress.hosts.minio_console:
             raise ValueError("ingress.hosts.minio_console is set, but minio.external replaces MinIO: there is no console to expose")
@@ -768,6 +811,8 @@ class Names:
     ingress = property(lambda self: self._n("ingress"))
     # Secrets
     postgres_secret = property(lambda self: self._n("postgres-superuser"))
+    # postgres.backup: the CronJob that dumps the databases to the object store.
+    postgres_backup = property(lambda self: self._n("postgres-backup"))
     minio_secret = property(lambda self: self._n("minio-root"))
     polaris_root_secret = property(lambda self: self._n("polaris-root"))
     catalog_writer_secret = property(lambda self: self._n("catalog-writer"))
