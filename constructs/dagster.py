@@ -158,6 +158,8 @@ def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(PG_ENV["db"], config.endpoints.database_name("dagster")),
         secrets.database_user("dagster").env(PG_ENV["user"]),
         secrets.database_password("dagster").env(PG_ENV["password"]),
+        # libpq's own variable: psycopg2 (Dagster's storage, the liveness probe) honours it.
+        *([base.env("PGSSLMODE", config.endpoints.postgres_sslmode)] if config.endpoints.postgres_sslmode else []),
         *compute_log_env(config),
     ]
 

@@ -207,16 +207,44 @@ class ExternalDatabase(StrictModel):
     secret: DatabaseSecret
 
 
+#: ``cidr: public``: the server is on public addresses only (a public cloud endpoint whose ranges
+#: are too many to list): egress to any address but the private, shared, loopback and link-local
+#: ranges, on the server's port (constructs/network.py NOT_INTERNET).
+PUBLIC = "public"
+
+
+def _endpoint_cidr(host: str, cidr: str | None, field: str) -> None:
+    """A DNS-named server must say where it lives: the egress rule is an ipBlock, and guessing
+    "not private" blocks every managed database or VPC endpoint on a private address (every
+    wait-for-deps loop then waits for ever)."""
+    if cidr is None and _host_cidr(host) is None:
+        raise ValueError(
+            f"{field}: required when the host is a DNS name ({host!r}): the NetworkPolicies' egress rule is an "
+            f"ipBlock. Set the CIDR the name resolves into (e.g. the VPC's 10.20.0.0/16), or '{PUBLIC}' for a "
+            "server on public addresses only"
+        )
+
+
 class ExternalPostgres(StrictModel):
     """An existing PostgreSQL server (managed or self-run) instead of the in-cluster one."""
 
     host: Host
     port: Port = 5432
-    # Where the server lives, for the NetworkPolicies' egress rule. Unset: its IP if ``host`` is
-    # one, else any non-private address on ``port`` (constructs/network.py explains why).
-    cidr: Cidr | None = None
+    # Where the server lives, for the NetworkPolicies' egress rule: a CIDR, or `public` (any
+    # non-private address on ``port``). Required when ``host`` is a DNS name; unset for an IP host:
+    # that address /32 (constructs/network.py explains why).
+    cidr: Cidr | Literal["public"] | None = None
+    # libpq/pgjdbc sslmode of every client (Dagster's processes and probes as PGSSLMODE, Polaris and
+    # Marquez in their JDBC URLs). Unset: the clients' default (prefer). verify-ca/verify-full need
+    # the server's CA in every pod: not wired yet (docs/production.md).
+    sslmode: Literal["disable", "allow", "prefer", "require"] | None = None
     # Per application database (dagster, marquez, polaris: every entry of postgres.databases).
     databases: dict[Identifier, ExternalDatabase]
+
+    @model_validator(mode="after")
+    def _cidr_for_a_name(self) -> ExternalPostgres:
+        _endpoint_cidr(self.host, self.cidr, "cidr")
+        return self
 
 
 class ExternalS3(StrictModel):
@@ -230,7 +258,13 @@ class ExternalS3(StrictModel):
     # Path-style requests (http://host/bucket/key). Every client of the stack is configured for it
     # (boto3, pyiceberg, DuckDB, Polaris, Cube Store); virtual-hosted style is not wired yet.
     path_style: bool = True
-    cidr: Cidr | None = None
+    # As postgres.external.cidr: required when the endpoint's host is a DNS name.
+    cidr: Cidr | Literal["public"] | None = None
+
+    @model_validator(mode="after")
+    def _cidr_for_a_name(self) -> ExternalS3:
+        _endpoint_cidr(self.host, self.cidr, "cidr")
+        return self
 
     @field_validator("path_style")
     @classmethod
@@ -868,7 +902,14 @@ class Endpoints:
         return external.databases[database].name if external else database
 
     def jdbc_url(self, database: str) -> str:
-        return f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.database_name(database)}"
+        url = f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.database_name(database)}"
+        return f"{url}?sslmode={self.postgres_sslmode}" if self.postgres_sslmode else url
+
+    @property
+    def postgres_sslmode(self) -> str | None:
+        """postgres.external.sslmode (None: the clients' default; the in-cluster server has no TLS)."""
+        external = self._c.postgres.external
+        return external.sslmode if external else None
 
     # S3: MinIO in-cluster, or minio.external
     @property
@@ -900,9 +941,9 @@ class Endpoints:
         found = []
         pg, s3 = self._c.postgres.external, self._c.minio.external
         if pg:
-            found.append(ExternalEndpoint("postgres", pg.host, pg.port, pg.cidr or _host_cidr(pg.host)))
+            found.append(ExternalEndpoint("postgres", pg.host, pg.port, _rule_cidr(pg.host, pg.cidr)))
         if s3:
-            found.append(ExternalEndpoint("s3", s3.host, s3.port, s3.cidr or _host_cidr(s3.host)))
+            found.append(ExternalEndpoint("s3", s3.host, s3.port, _rule_cidr(s3.host, s3.cidr)))
         return tuple(found)
 
     # Polaris
@@ -962,6 +1003,13 @@ class Endpoints:
         if not self._c.marquez.enabled:
             return None
         return self._url(self._n.marquez, self._c.marquez.api_port)
+
+
+def _rule_cidr(host: str, cidr: str | None) -> str | None:
+    """The egress ipBlock of a declared endpoint: its CIDR, the host's /32, or None (``public``)."""
+    if cidr == PUBLIC:
+        return None
+    return cidr or _host_cidr(host)
 
 
 def _host_cidr(host: str) -> str | None:
