@@ -500,7 +500,12 @@ class Dagster(Construct):
         )
         self.webserver = DagsterProcess(
             self, "webserver", config=config, layer=layer, name=names.dagster_webserver, component="webserver",
-            command=["dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file],
+            command=[
+                "dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file,
+                # One pooled connection per storage plus this many more each (its default is 20):
+                # sized to fit postgres.max_connections (floe/connections.py).
+                "--db-pool-max-overflow", str(d.webserver_db_pool_max_overflow),
+            ],
             env=[],  # the webserver runs none of our code: it only needs the instance
             # k8s launcher: terminating a run deletes its Job and pods (QueuedRunCoordinator.cancel_run
             # -> K8sRunLauncher.terminate), and constructing the launcher loads the in-cluster token.

@@ -66,6 +66,9 @@ class Postgres(Construct):
         container = k8s.Container(
             name="postgres",
             **base.image_fields(pg.image),
+            # The image's entrypoint runs its CMD (postgres) with these: every client's pool is sized
+            # to fit this (floe/connections.py, the "connection-pools" check).
+            args=["postgres", "-c", f"max_connections={pg.max_connections}"],
             ports=base.container_ports({"postgres": pg.port}),
             env=[
                 secrets.postgres_user.env("POSTGRES_USER"),

@@ -340,6 +340,13 @@ class PostgresConfig(StrictModel):
     external: ExternalPostgres | None = None
     # Scheduled backups of the in-cluster server to the object store (None: none).
     backup: PostgresBackup | None = None
+    # PostgreSQL's own max_connections: set on the in-cluster server (postgres -c max_connections);
+    # with external, the server's value as you know it. Every client's pool is sized so that the
+    # sum at the configured replicas fits (floe/connections.py), less the superuser's reserved
+    # connections (superuser_reserved_connections, 3) and ``connection_headroom``.
+    max_connections: int = Field(default=100, ge=20, le=10_000)
+    # Left free for what no pool counts: psql sessions, migrations, the bootstrap Jobs.
+    connection_headroom: int = Field(default=10, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _one_source(self) -> PostgresConfig:
@@ -411,6 +418,8 @@ class PolarisConfig(StrictModel):
     # its keys per pod, and a token issued by one replica fails on another (Polaris
     # "Configuring Polaris for Production": "not suitable when deploying many replicas").
     replicas: Replicas = 1
+    # Agroal pool of each replica (QUARKUS_DATASOURCE_JDBC_MAX_SIZE; Quarkus' default is 20).
+    db_pool_size: int = Field(default=8, ge=1, le=200)
     realm: Identifier = "floe"
     catalog: Identifier = "floe"
     writer_principal: Identifier = "floe_writer"
@@ -464,6 +473,8 @@ class MarquezConfig(StrictModel):
     # concurrent migrations on PostgreSQL with an advisory lock, so two pods starting together
     # migrate once (the other waits, then finds nothing to apply).
     replicas: Replicas = 1
+    # Dropwizard pool of each replica (db.maxSize; Dropwizard's default is 100, min/initial 10).
+    db_pool_size: int = Field(default=8, ge=2, le=200)
     web: MarquezWebConfig = MarquezWebConfig()
     # OpenLineage namespace the pipeline reports its jobs under.
     lineage_namespace: str = Field(default="floe", min_length=1)
@@ -520,6 +531,10 @@ class DagsterConfig(StrictModel):
     # scales it with dagsterWebserver.replicaCount. The daemon and the code server stay at one
     # (one daemon per instance; runs execute in the code server's pod).
     webserver_replicas: Replicas = 1
+    # The webserver holds one pooled connection per storage (runs, event log, schedules) plus up to
+    # this many more each (dagster-webserver --db-pool-max-overflow; its default is 20). Every
+    # other Dagster process opens connections per operation (NullPool).
+    webserver_db_pool_max_overflow: int = Field(default=2, ge=0, le=50)
     location_name: DnsLabel = "floe-demo"
     module: str = Field(default="demo.orchestration.definitions", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
     # Requests from measured peaks (`make bench` → bench.footprint, demo.local ui on the embedded
@@ -757,6 +772,15 @@ class StackConfig(StrictModel):
                 f"{' and '.join(asked)}: persistent storage (PersistentVolumeClaims) needs profile: cluster; "
                 f"the {self.profile} profile keeps every volume an emptyDir"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _connections_fit(self) -> StackConfig:
+        from floe.connections import budget_problem
+
+        problem = budget_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @model_validator(mode="after")
