@@ -705,6 +705,32 @@ class IngressConfig(StrictModel):
         return self
 
 
+class DnsConfig(StrictModel):
+    """Where pods ask the cluster DNS: the ``<prefix>-allow-dns`` NetworkPolicy's egress peers, on
+    ``port`` (UDP and TCP). Defaults: CoreDNS's pods (``k8s-app: kube-dns`` in kube-system) on Docker
+    Desktop, kind, k3d/k3s, minikube and kubeadm. NodeLocal DNSCache or another resolver outside
+    those pods: add its address to ``cidrs`` (docs/production.md); OpenShift: namespace
+    openshift-dns, pod_labels {dns.operator.openshift.io/daemonset-dns: default}, port 5353."""
+
+    namespace: DnsLabel | None = "kube-system"
+    pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    # Extra ipBlock peers, e.g. [169.254.20.10/32, <kube-dns ClusterIP>/32] for NodeLocal DNSCache.
+    cidrs: tuple[Cidr, ...] = ()
+    port: Port = 53
+
+    @model_validator(mode="after")
+    def _some_peer(self) -> DnsConfig:
+        if not self.cidrs and not (self.namespace and self.pod_labels):
+            raise ValueError("dns: give namespace and pod_labels (the DNS pods), or cidrs, or both: no peer would block every lookup")
+        return self
+
+
+class NetworkConfig(StrictModel):
+    """Peers of the NetworkPolicies that are not derived from the stack (constructs/network.py)."""
+
+    dns: DnsConfig = DnsConfig()
+
+
 class CredentialsConfig(StrictModel):
     """Where passwords and keys come from.
 
@@ -738,6 +764,7 @@ class StackConfig(StrictModel):
     reconcile: ReconcileConfig = ReconcileConfig()
     availability: AvailabilityConfig = AvailabilityConfig()
     ingress: IngressConfig = IngressConfig()
+    network: NetworkConfig = NetworkConfig()
     # The verification Job (`make verify`): 83 MiB measured for its imports + DuckDB; the marts it
     # reads are small, and DuckDB spills to /tmp beyond half the limit.
     verify_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
