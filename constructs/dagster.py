@@ -446,6 +446,42 @@ class RunLauncherObjects(Construct):
         )
 
 
+class MigrationJob(Construct):
+    """``python -m demo.orchestration.migrate`` (DagsterInstance.upgrade: `dagster instance migrate`
+    without building the run launcher) from the project image, once PostgreSQL answers. A bootstrap
+    Job (base.job): named after its content, so a new project image (a Dagster upgrade) is a new Job
+    that runs once, and an unchanged dist/ re-applies as unchanged. Idempotent: on an up-to-date
+    schema it changes nothing. Labelled ``component: bootstrap``, so GitOps places it with the other
+    bootstrap Jobs (docs/examples/flux-kustomization-bootstrap.yaml)."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        names = config.names
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+        home = base.ScratchVolume("home", DAGSTER_HOME, size_limit="64Mi")
+        instance = base.ConfigFiles("instance", names.dagster_instance_config, f"{DAGSTER_HOME}/{INSTANCE_FILE}", sub_path=INSTANCE_FILE)
+        container = k8s.Container(
+            name="migrate",
+            **base.image_fields(config.project_image),
+            command=["python", "-m", "demo.orchestration.migrate"],
+            working_dir=APP_DIR,
+            env=instance_env(config),
+            # Opens the Dagster instance as the reconcile step does (141 MiB peak measured there).
+            resources=base.resources(config.reconcile.resources),
+            volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
+            security_context=base.container_security(),
+        )
+        base.job(
+            self, "job",
+            name=names.dagster_migrate,
+            lbls=base.labels(names.dagster_migrate, component="bootstrap", layer=layer, version=config.project_image.tag),
+            container=container,
+            run_as=base.PROJECT_RUN_AS,
+            init_containers=[base.wait_for([base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)], image=config.postgres.image)],
+            volumes=[tmp.volume(), home.volume(), instance.volume()],
+        )
+
+
 class Dagster(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
@@ -463,6 +499,8 @@ class Dagster(Construct):
         user_code = base.Dependency(names.dagster_user_code, d.grpc_port)
         workspace_file = f"{WORKSPACE_DIR}/{WORKSPACE_FILE}"
         launcher_account = None
+        if d.migration_job:
+            MigrationJob(self, "migrate", config=config, layer=layer)
         if d.run_launcher == "k8s":
             RunLauncherObjects(self, "run-launcher", config=config, layer=layer)
             launcher_account = names.dagster_launcher

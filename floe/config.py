@@ -560,6 +560,11 @@ class DagsterConfig(StrictModel):
     kubernetes_api: KubernetesApiConfig = KubernetesApiConfig()
     run_monitoring: RunMonitoringConfig = RunMonitoringConfig()
     run_retries: RunRetriesConfig = RunRetriesConfig()
+    # A Job that migrates Dagster's PostgreSQL storage to the project image's Dagster (what `dagster
+    # instance migrate` does), named after its content: a new image (a Dagster upgrade) is a new Job,
+    # which runs once; re-applying an unchanged dist/ runs nothing. For state that outlives the pods
+    # (config/cluster.yaml); the local profile's PostgreSQL starts empty with each pod.
+    migration_job: bool = False
 
     @model_validator(mode="after")
     def _api_server_known_for_k8s(self) -> DagsterConfig:
@@ -882,6 +887,8 @@ class Names:
     dagster_run = property(lambda self: self._n("dagster-run"))
     dagster_run_env = property(lambda self: self._n("dagster-run-env"))
     dagster_launcher = property(lambda self: self._n("dagster-launcher"))
+    # dagster.migration_job: the instance migration Job (its object name carries a content digest).
+    dagster_migrate = property(lambda self: self._n("dagster-migrate"))
     cube = property(lambda self: self._n("cube"))
     cube_sql = property(lambda self: self._n("cube-sql"))
     cube_refresh_worker = property(lambda self: self._n("cube-refresh-worker"))
