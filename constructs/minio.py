@@ -65,6 +65,8 @@ class Minio(Construct):
             containers=[container],
             run_as=MINIO_RUN_AS,
             volumes=[home.volume()] if persistent else [data.volume(), home.volume()],
+            # The data volume (100Gi in the cluster profile) is chowned only when its root mismatches.
+            fs_group_change_policy="OnRootMismatch" if persistent else None,
             services=[
                 base.ExposedService(names.minio, [s3], description="MinIO S3 API"),
                 base.ExposedService(

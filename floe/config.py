@@ -340,6 +340,13 @@ class PostgresConfig(StrictModel):
     external: ExternalPostgres | None = None
     # Scheduled backups of the in-cluster server to the object store (None: none).
     backup: PostgresBackup | None = None
+    # Kubernetes' grace before SIGKILL. The image stops PostgreSQL with SIGINT (its STOPSIGNAL: fast
+    # shutdown, a checkpoint) and warns that the runtimes' short defaults may cut it off, which means
+    # crash recovery at the next start; 30 s is Kubernetes' default.
+    termination_grace_seconds: int = Field(default=120, ge=30, le=3600)
+    # /dev/shm (a memory-backed emptyDir): PostgreSQL's dynamic shared memory (parallel queries)
+    # lives there; a container's default is 64 MiB. Counted in the container's memory limit.
+    shm_size: StorageSize = "128Mi"
     # PostgreSQL's own max_connections: set on the in-cluster server (postgres -c max_connections);
     # with external, the server's value as you know it. Every client's pool is sized so that the
     # sum at the configured replicas fits (floe/connections.py), less the superuser's reserved
