@@ -16,6 +16,7 @@ from constructs.jaeger import Jaeger
 from constructs.marquez import Marquez
 from constructs.minio import BucketJob, Minio
 from constructs.network import NetworkPolicies
+from constructs.placement import apply_placement
 from constructs.polaris import Polaris
 from constructs.postgres import Postgres
 from constructs.reconcile import Reconcile
@@ -149,4 +150,7 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
     NetworkPolicies(charts[0], "network-policies", config=config, charts=[*charts[1:], verify])
     for earlier, later in zip(charts, [*charts[1:], verify]):
         later.add_dependency(earlier)
+    # After every object exists (and after the derivations that read pod templates: placement
+    # changes none of their inputs).
+    apply_placement([*charts, verify], config)
     return [*charts, verify]

@@ -19,6 +19,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.placement import toleration
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.settings import LakehouseSettings
@@ -268,6 +269,10 @@ def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
 #: The run pod's container: construct_dagster_k8s_job's default name (dagster_k8s/job.py).
 RUN_CONTAINER = "dagster"
 RUN_COMPONENT = "run-worker"
+#: placement.components key of the run pods.
+RUN_PLACEMENT = "dagster-run"
+#: The cluster autoscaler's annotation: it never removes a node to evict a pod carrying "false".
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 ORCHESTRATION_LAYER = "orchestration"
 
 #: (apiGroup, resource) -> verbs: every Kubernetes API call K8sRunLauncher makes in dagster-k8s
@@ -341,9 +346,16 @@ def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTem
         volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
         security_context=base.container_security(),
     )
+    placement = config.placement.of(RUN_PLACEMENT)
     return k8s.PodTemplateSpec(
-        metadata=k8s.ObjectMeta(labels=run_labels(config, layer)),
+        # A run cannot be resumed (max_resume_run_attempts 0): the cluster autoscaler must not
+        # evict a run pod to scale a node down (a drain still does: run monitoring then fails it).
+        metadata=k8s.ObjectMeta(labels=run_labels(config, layer), annotations={SAFE_TO_EVICT: "false"}),
         spec=k8s.PodSpec(
+            image_pull_secrets=[k8s.LocalObjectReference(name=n) for n in config.placement.image_pull_secrets] or None,
+            node_selector=dict(placement.node_selector) or None,
+            tolerations=[k8s.Toleration(**_snake_kwargs(toleration(t))) for t in placement.tolerations] or None,
+            priority_class_name=placement.priority_class_name,
             restart_policy="Never",
             containers=[container],
             volumes=[tmp.volume(), home.volume(), instance.volume()],
@@ -353,6 +365,10 @@ def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTem
             enable_service_links=False,
         ),
     )
+
+
+def _snake_kwargs(fields: dict) -> dict:
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): v for k, v in fields.items()}
 
 
 def _snake(value: object) -> object:
@@ -386,6 +402,7 @@ def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> d
             "dagster_home": next(e["value"] for e in env if e["name"] == "DAGSTER_HOME"),
             "job_image": container["image"],
             "image_pull_policy": container["imagePullPolicy"],
+            **({"image_pull_secrets": spec["imagePullSecrets"]} if spec.get("imagePullSecrets") else {}),
             "env_config_maps": [source["configMapRef"]["name"] for source in container["envFrom"]],
             "labels": pod["metadata"]["labels"],
             "resources": container["resources"],
@@ -401,7 +418,12 @@ def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> d
                     "automount_service_account_token": spec["automountServiceAccountToken"],
                     "enable_service_links": spec["enableServiceLinks"],
                     "security_context": _snake(spec["securityContext"]),
+                    # Placement (config.placement): free-form maps stay as they are.
+                    **({"node_selector": spec["nodeSelector"]} if spec.get("nodeSelector") else {}),
+                    **({"tolerations": _snake(spec["tolerations"])} if spec.get("tolerations") else {}),
+                    **({"priority_class_name": spec["priorityClassName"]} if spec.get("priorityClassName") else {}),
                 },
+                "pod_template_spec_metadata": {"annotations": pod["metadata"]["annotations"]},
             },
             # A run's tags (dagster-k8s/config) may size its pod, nothing else: no other
             # ServiceAccount, security context or env than the ones above.

@@ -737,6 +737,72 @@ class DnsConfig(StrictModel):
         return self
 
 
+class Toleration(StrictModel):
+    """A pod toleration (core/v1 Toleration), for nodes tainted for this stack."""
+
+    key: str | None = Field(default=None, min_length=1, max_length=316)
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("a toleration with operator Exists takes no value")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without a key must use operator Exists (it tolerates every taint)")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("toleration_seconds applies to effect NoExecute only")
+        return self
+
+
+class Placement(StrictModel):
+    """Where a component's pods may run and how they rank when the cluster is full."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    # A PriorityClass of the cluster (cluster-scoped: create it yourself).
+    priority_class_name: ObjectName | None = None
+
+
+#: Components whose pods ``placement.components`` may place: the workload names without the prefix.
+PLACEABLE = (
+    "postgres", "postgres-backup", "minio", "minio-buckets", "polaris", "polaris-init", "jaeger", "marquez",
+    "marquez-web", "dagster-webserver", "dagster-daemon", "dagster-user-code", "dagster-run", "dagster-migrate",
+    "reconcile", "cube", "cube-refresh-worker", "cubestore-router", "cubestore-worker", "verify",
+)
+
+
+class PlacementConfig(StrictModel):
+    """Pod placement: ``default`` for every pod of the stack, a component's entry replacing it
+    field by field (an empty field keeps the default's). ``image_pull_secrets``: Secrets (of type
+    kubernetes.io/dockerconfigjson, created by you) every pod pulls its images with."""
+
+    image_pull_secrets: tuple[ObjectName, ...] = ()
+    default: Placement = Placement()
+    components: dict[str, Placement] = Field(default_factory=dict)
+
+    @field_validator("components")
+    @classmethod
+    def _known(cls, value: dict[str, Placement]) -> dict[str, Placement]:
+        unknown = sorted(set(value) - set(PLACEABLE))
+        if unknown:
+            raise ValueError(f"unknown component {', '.join(unknown)}; components: {', '.join(PLACEABLE)}")
+        return value
+
+    def of(self, component: str) -> Placement:
+        """``default`` with the component's non-empty fields over it."""
+        own = self.components.get(component)
+        if own is None:
+            return self.default
+        return Placement(
+            node_selector=own.node_selector or self.default.node_selector,
+            tolerations=own.tolerations or self.default.tolerations,
+            priority_class_name=own.priority_class_name or self.default.priority_class_name,
+        )
+
+
 class NetworkConfig(StrictModel):
     """Peers of the NetworkPolicies that are not derived from the stack (constructs/network.py)."""
 
@@ -777,6 +843,7 @@ class StackConfig(StrictModel):
     availability: AvailabilityConfig = AvailabilityConfig()
     ingress: IngressConfig = IngressConfig()
     network: NetworkConfig = NetworkConfig()
+    placement: PlacementConfig = PlacementConfig()
     # The verification Job (`make verify`): 83 MiB measured for its imports + DuckDB; the marts it
     # reads are small, and DuckDB spills to /tmp beyond half the limit.
     verify_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
