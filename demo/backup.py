@@ -28,8 +28,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from demo.bootstrap.buckets import path_style_s3_client
-
 MANIFEST = "manifest.json"
 SUFFIX = ".dump"
 ENDPOINT_ENV = "FLOE_BACKUP_S3_ENDPOINT"
@@ -48,6 +46,9 @@ class Store:
     region: str
 
     def client(self):  # noqa: ANN201 - a boto3 S3 client
+        # Imported here: constructs/backup.py reads this module's constants at synth, without boto3.
+        from demo.bootstrap.buckets import path_style_s3_client
+
         return path_style_s3_client(self.endpoint, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], self.region)
 
     def key(self, stamp: str, name: str) -> str:
