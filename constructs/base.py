@@ -21,6 +21,10 @@ from floe.config import AvailabilityConfig, Image, Resources, StackConfig
 
 PART_OF = "floe"
 LAYER_LABEL = "floe.dev/layer"
+#: Selects the pods of objects floe does not apply itself (the k8s run launcher's Jobs), in place of
+#: app.kubernetes.io/instance: Argo CD's label tracking owns that key (the Application's name), and
+#: an object created at run time that carried the Application's name would be pruned as drift.
+STACK_LABEL = "floe.dev/stack"
 # Annotations read by the deploy tool (floe.deploy) to build its port-forward table.
 PORT_FORWARD_ANNOTATION = "floe.dev/port-forward"
 PORT_FORWARD_PORT_ANNOTATION = "floe.dev/port-forward-port"
@@ -148,12 +152,16 @@ class RunAs:
     fs_group: int | None = None
 
 
-def pod_security(run_as: RunAs) -> k8s.PodSecurityContext:
+def pod_security(run_as: RunAs, *, fs_group_change_policy: str | None = None) -> k8s.PodSecurityContext:
+    """``fs_group_change_policy`` ``OnRootMismatch`` for pods with a PersistentVolume: without it the
+    kubelet chowns every file of the volume to the fsGroup on each start (minutes for a large MinIO
+    volume); with it only when the volume's root does not match already."""
     return k8s.PodSecurityContext(
         run_as_non_root=True,
         run_as_user=run_as.uid,
         run_as_group=run_as.gid,
         fs_group=run_as.fs_group if run_as.fs_group is not None else run_as.gid,
+        fs_group_change_policy=fs_group_change_policy,
         seccomp_profile=k8s.SeccompProfile(type="RuntimeDefault"),
     )
 
@@ -331,6 +339,8 @@ class WorkloadProps:
     service_account: str | None = None
     # Required when replicas > 1: spread, PodDisruptionBudget and rolling update (see replication).
     availability: AvailabilityConfig | None = None
+    # OnRootMismatch where the pod mounts a PersistentVolume (see pod_security).
+    fs_group_change_policy: str | None = None
 
 
 def replicated(props: WorkloadProps) -> bool:
@@ -395,7 +405,7 @@ def pod_spec(props: WorkloadProps) -> k8s.PodSpec:
         containers=props.containers,
         init_containers=props.init_containers or None,
         volumes=props.volumes or None,
-        security_context=pod_security(props.run_as),
+        security_context=pod_security(props.run_as, fs_group_change_policy=props.fs_group_change_policy),
         service_account_name=props.service_account,
         automount_service_account_token=props.service_account is not None,
         enable_service_links=props.enable_service_links,

@@ -7,6 +7,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.backup import PostgresBackup
 from constructs.dagster import Dagster
 from constructs.cube import Cube
 from constructs.cubestore import CubeStore
@@ -15,6 +16,7 @@ from constructs.jaeger import Jaeger
 from constructs.marquez import Marquez
 from constructs.minio import BucketJob, Minio
 from constructs.network import NetworkPolicies
+from constructs.placement import apply_placement
 from constructs.polaris import Polaris
 from constructs.postgres import Postgres
 from constructs.reconcile import Reconcile
@@ -71,6 +73,8 @@ class InfrastructureChart(LayerChart):
         # to it by config.endpoints. The buckets Job still creates missing buckets there.
         if config.postgres.external is None:
             Postgres(self, "postgres", config=config, layer=self.layer)
+            if config.postgres.backup is not None:
+                PostgresBackup(self, "postgres-backup", config=config, layer=self.layer)
         if config.minio.external is None:
             Minio(self, "minio", config=config, layer=self.layer)
         else:
@@ -146,4 +150,7 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
     NetworkPolicies(charts[0], "network-policies", config=config, charts=[*charts[1:], verify])
     for earlier, later in zip(charts, [*charts[1:], verify]):
         later.add_dependency(earlier)
+    # After every object exists (and after the derivations that read pod templates: placement
+    # changes none of their inputs).
+    apply_placement([*charts, verify], config)
     return [*charts, verify]

@@ -19,6 +19,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.placement import toleration
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.settings import LakehouseSettings
@@ -37,8 +38,21 @@ WORKSPACE_FILE = "workspace.yaml"
 PG_ENV = daemon_liveness.PG_ENV
 # Daemon types our dagster.yaml makes required (DagsterInstance.get_required_daemon_types() of the
 # rendered instance, checked by tests/contract/test_dagster_pods.py): sensors, backfills, schedules
-# (DagsterDaemonScheduler), the run queue (QueuedRunCoordinator), declarative automation, freshness.
+# (DagsterDaemonScheduler), the run queue (QueuedRunCoordinator), declarative automation, freshness;
+# then, in Dagster's order, run monitoring and run retries where the config turns them on
+# (:func:`required_daemons`).
 REQUIRED_DAEMONS = ("SENSOR", "BACKFILL", "SCHEDULER", "QUEUED_RUN_COORDINATOR", "ASSET", "FRESHNESS_DAEMON")
+MONITORING_DAEMON = "MONITORING"
+RUN_RETRIES_DAEMON = "EVENT_LOG_CONSUMER"
+
+
+def required_daemons(config: StackConfig) -> tuple[str, ...]:
+    """The daemons the rendered dagster.yaml requires, in DagsterInstance.get_required_daemon_types()'s
+    order: the liveness probe fails when any of them stops posting heartbeats."""
+    d = config.dagster
+    base_daemons = REQUIRED_DAEMONS[:4]
+    extra = (MONITORING_DAEMON,) * d.run_monitoring.enabled + (RUN_RETRIES_DAEMON,) * (d.run_retries.max_retries > 0)
+    return (*base_daemons, *extra, *REQUIRED_DAEMONS[4:])
 # The daemon's liveness: every required daemon posted a heartbeat within 30 s (its interval) + this.
 # A sensor evaluation or run launch can hold a daemon's loop for up to a minute, so less restarts a
 # busy, healthy daemon; `dagster-daemon liveness-check` itself allows 1800 s.
@@ -47,13 +61,37 @@ DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 90
 COMPUTE_LOG_STAGING_DIR = "/tmp/dagster/compute_logs"
 
 
-def daemon_liveness_command() -> list[str]:
+def daemon_liveness_command(config: StackConfig | None = None) -> list[str]:
     """The daemon's liveness probe: heartbeats read from PostgreSQL by psycopg2 alone, the same
-    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness)."""
+    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness).
+    ``config``: the daemons its dagster.yaml requires (:func:`required_daemons`); None: the base set."""
+    daemons = required_daemons(config) if config is not None else REQUIRED_DAEMONS
     return [
         "python", "-m", "demo.orchestration.daemon_liveness",
-        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *REQUIRED_DAEMONS,
+        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *daemons,
     ]
+
+
+def run_monitoring_config(config: StackConfig) -> dict:
+    """dagster.yaml ``run_monitoring`` (dagster/_core/instance/config.py): the daemon fails a run
+    whose worker never started within the start timeout, or whose worker the launcher reports gone
+    or failed (K8sRunLauncher.check_run_worker_health reads the run's Job). Never resumes a run."""
+    m = config.dagster.run_monitoring
+    if not m.enabled:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "start_timeout_seconds": m.start_timeout_seconds,
+        "poll_interval_seconds": m.poll_interval_seconds,
+        "max_resume_run_attempts": 0,
+    }
+
+
+def run_retries_config(config: StackConfig) -> dict | None:
+    r = config.dagster.run_retries
+    if r.max_retries == 0:
+        return None
+    return {"enabled": True, "max_retries": r.max_retries, "retry_on_asset_or_op_failure": r.retry_on_asset_or_op_failure}
 
 
 def instance_config(config: StackConfig) -> dict:
@@ -96,6 +134,8 @@ def instance_config(config: StackConfig) -> dict:
             "class": "LocalArtifactStorage",
             "config": {"base_dir": "/tmp/dagster/storage"},
         },
+        "run_monitoring": run_monitoring_config(config),
+        **({"run_retries": retries} if (retries := run_retries_config(config)) else {}),
         "telemetry": {"enabled": False},
     }
 
@@ -119,6 +159,8 @@ def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(PG_ENV["db"], config.endpoints.database_name("dagster")),
         secrets.database_user("dagster").env(PG_ENV["user"]),
         secrets.database_password("dagster").env(PG_ENV["password"]),
+        # libpq's own variable: psycopg2 (Dagster's storage, the liveness probe) honours it.
+        *([base.env("PGSSLMODE", config.endpoints.postgres_sslmode)] if config.endpoints.postgres_sslmode else []),
         *compute_log_env(config),
     ]
 
@@ -227,6 +269,10 @@ def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
 #: The run pod's container: construct_dagster_k8s_job's default name (dagster_k8s/job.py).
 RUN_CONTAINER = "dagster"
 RUN_COMPONENT = "run-worker"
+#: placement.components key of the run pods.
+RUN_PLACEMENT = "dagster-run"
+#: The cluster autoscaler's annotation: it never removes a node to evict a pod carrying "false".
+SAFE_TO_EVICT = "cluster-autoscaler.kubernetes.io/safe-to-evict"
 ORCHESTRATION_LAYER = "orchestration"
 
 #: (apiGroup, resource) -> verbs: every Kubernetes API call K8sRunLauncher makes in dagster-k8s
@@ -265,6 +311,21 @@ def run_pod_env(config: StackConfig) -> tuple[list[k8s.EnvVar], list[k8s.EnvVar]
     return [e for e in everything if e.value_from is None], [e for e in everything if e.value_from is not None]
 
 
+def run_labels(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> dict[str, str]:
+    """Labels of the run Jobs and pods (K8sRunLauncher ``labels``), selected by name and
+    base.STACK_LABEL, never by app.kubernetes.io/instance.
+
+    The launcher creates these Jobs at run time, with no ownerReferences. Under Argo CD's label
+    tracking an object whose app.kubernetes.io/instance is an Application's name belongs to that
+    Application: it is OutOfSync, and with prune it is deleted while it runs. dagster-k8s always
+    writes the key (get_common_labels: ``dagster``, the name the official chart's Application
+    usually has), and our labels can only override its value: the run's own name, which no
+    Application of floe is called (tests/contract/test_run_monitoring.py checks the Job against
+    docs/examples/argocd-application.yaml)."""
+    lbls = base.labels(config.names.dagster_run, component=RUN_COMPONENT, layer=layer, version=config.project_image.tag)
+    return {**lbls, "app.kubernetes.io/instance": config.names.dagster_run, base.STACK_LABEL: base.PART_OF}
+
+
 def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTemplateSpec:
     """The pod dagster-k8s builds for each run (construct_dagster_k8s_job, from the launcher config
     that :func:`k8s_run_launcher` derives from this): hardened like every pod of the stack, no
@@ -285,10 +346,16 @@ def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTem
         volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
         security_context=base.container_security(),
     )
-    lbls = base.labels(names.dagster_run, component=RUN_COMPONENT, layer=layer, version=config.project_image.tag)
+    placement = config.placement.of(RUN_PLACEMENT)
     return k8s.PodTemplateSpec(
-        metadata=k8s.ObjectMeta(labels=lbls),
+        # A run cannot be resumed (max_resume_run_attempts 0): the cluster autoscaler must not
+        # evict a run pod to scale a node down (a drain still does: run monitoring then fails it).
+        metadata=k8s.ObjectMeta(labels=run_labels(config, layer), annotations={SAFE_TO_EVICT: "false"}),
         spec=k8s.PodSpec(
+            image_pull_secrets=[k8s.LocalObjectReference(name=n) for n in config.placement.image_pull_secrets] or None,
+            node_selector=dict(placement.node_selector) or None,
+            tolerations=[k8s.Toleration(**_snake_kwargs(toleration(t))) for t in placement.tolerations] or None,
+            priority_class_name=placement.priority_class_name,
             restart_policy="Never",
             containers=[container],
             volumes=[tmp.volume(), home.volume(), instance.volume()],
@@ -298,6 +365,10 @@ def run_pod(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> k8s.PodTem
             enable_service_links=False,
         ),
     )
+
+
+def _snake_kwargs(fields: dict) -> dict:
+    return {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower(): v for k, v in fields.items()}
 
 
 def _snake(value: object) -> object:
@@ -323,11 +394,15 @@ def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> d
         "class": "K8sRunLauncher",
         "config": {
             "job_namespace": config.namespace,
+            # The run worker exits non-zero when its run fails, so the pod and the Job (backoffLimit
+            # 0) end Failed: `kubectl get jobs` and alerting on failed Jobs show failed runs.
+            "fail_pod_on_run_failure": True,
             "service_account_name": spec["serviceAccountName"],
             "instance_config_map": names.dagster_instance_config,
             "dagster_home": next(e["value"] for e in env if e["name"] == "DAGSTER_HOME"),
             "job_image": container["image"],
             "image_pull_policy": container["imagePullPolicy"],
+            **({"image_pull_secrets": spec["imagePullSecrets"]} if spec.get("imagePullSecrets") else {}),
             "env_config_maps": [source["configMapRef"]["name"] for source in container["envFrom"]],
             "labels": pod["metadata"]["labels"],
             "resources": container["resources"],
@@ -343,7 +418,12 @@ def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> d
                     "automount_service_account_token": spec["automountServiceAccountToken"],
                     "enable_service_links": spec["enableServiceLinks"],
                     "security_context": _snake(spec["securityContext"]),
+                    # Placement (config.placement): free-form maps stay as they are.
+                    **({"node_selector": spec["nodeSelector"]} if spec.get("nodeSelector") else {}),
+                    **({"tolerations": _snake(spec["tolerations"])} if spec.get("tolerations") else {}),
+                    **({"priority_class_name": spec["priorityClassName"]} if spec.get("priorityClassName") else {}),
                 },
+                "pod_template_spec_metadata": {"annotations": pod["metadata"]["annotations"]},
             },
             # A run's tags (dagster-k8s/config) may size its pod, nothing else: no other
             # ServiceAccount, security context or env than the ones above.
@@ -388,6 +468,42 @@ class RunLauncherObjects(Construct):
         )
 
 
+class MigrationJob(Construct):
+    """``python -m demo.orchestration.migrate`` (DagsterInstance.upgrade: `dagster instance migrate`
+    without building the run launcher) from the project image, once PostgreSQL answers. A bootstrap
+    Job (base.job): named after its content, so a new project image (a Dagster upgrade) is a new Job
+    that runs once, and an unchanged dist/ re-applies as unchanged. Idempotent: on an up-to-date
+    schema it changes nothing. Labelled ``component: bootstrap``, so GitOps places it with the other
+    bootstrap Jobs (docs/examples/flux-kustomization-bootstrap.yaml)."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+        super().__init__(scope, id)
+        names = config.names
+        tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
+        home = base.ScratchVolume("home", DAGSTER_HOME, size_limit="64Mi")
+        instance = base.ConfigFiles("instance", names.dagster_instance_config, f"{DAGSTER_HOME}/{INSTANCE_FILE}", sub_path=INSTANCE_FILE)
+        container = k8s.Container(
+            name="migrate",
+            **base.image_fields(config.project_image),
+            command=["python", "-m", "demo.orchestration.migrate"],
+            working_dir=APP_DIR,
+            env=instance_env(config),
+            # Opens the Dagster instance as the reconcile step does (141 MiB peak measured there).
+            resources=base.resources(config.reconcile.resources),
+            volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
+            security_context=base.container_security(),
+        )
+        base.job(
+            self, "job",
+            name=names.dagster_migrate,
+            lbls=base.labels(names.dagster_migrate, component="bootstrap", layer=layer, version=config.project_image.tag),
+            container=container,
+            run_as=base.PROJECT_RUN_AS,
+            init_containers=[base.wait_for([base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)], image=config.postgres.image)],
+            volumes=[tmp.volume(), home.volume(), instance.volume()],
+        )
+
+
 class Dagster(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
@@ -405,6 +521,8 @@ class Dagster(Construct):
         user_code = base.Dependency(names.dagster_user_code, d.grpc_port)
         workspace_file = f"{WORKSPACE_DIR}/{WORKSPACE_FILE}"
         launcher_account = None
+        if d.migration_job:
+            MigrationJob(self, "migrate", config=config, layer=layer)
         if d.run_launcher == "k8s":
             RunLauncherObjects(self, "run-launcher", config=config, layer=layer)
             launcher_account = names.dagster_launcher
@@ -442,7 +560,12 @@ class Dagster(Construct):
         )
         self.webserver = DagsterProcess(
             self, "webserver", config=config, layer=layer, name=names.dagster_webserver, component="webserver",
-            command=["dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file],
+            command=[
+                "dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file,
+                # One pooled connection per storage plus this many more each (its default is 20):
+                # sized to fit postgres.max_connections (floe/connections.py).
+                "--db-pool-max-overflow", str(d.webserver_db_pool_max_overflow),
+            ],
             env=[],  # the webserver runs none of our code: it only needs the instance
             # k8s launcher: terminating a run deletes its Job and pods (QueuedRunCoordinator.cancel_run
             # -> K8sRunLauncher.terminate), and constructing the launcher loads the in-cluster token.
@@ -462,7 +585,7 @@ class Dagster(Construct):
                 )
             ],
         )
-        liveness_check = daemon_liveness_command()
+        liveness_check = daemon_liveness_command(config)
         self.daemon = DagsterProcess(
             self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
             command=["dagster-daemon", "run", "--workspace", workspace_file],

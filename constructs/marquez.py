@@ -46,6 +46,11 @@ def marquez_config(config: StackConfig) -> dict:
             "url": config.endpoints.jdbc_url("marquez"),
             "user": "${POSTGRES_USER}",
             "password": "${POSTGRES_PASSWORD}",
+            # Dropwizard's pool (DataSourceFactory) defaults to 100 connections per replica: sized
+            # to fit postgres.max_connections with every other client (floe/connections.py).
+            "maxSize": mq.db_pool_size,
+            "minSize": min(2, mq.db_pool_size),
+            "initialSize": min(2, mq.db_pool_size),
         },
         "migrateOnStartup": True,
         "graphql": {"enabled": True},

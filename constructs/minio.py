@@ -65,6 +65,8 @@ class Minio(Construct):
             containers=[container],
             run_as=MINIO_RUN_AS,
             volumes=[home.volume()] if persistent else [data.volume(), home.volume()],
+            # The data volume (100Gi in the cluster profile) is chowned only when its root mismatches.
+            fs_group_change_policy="OnRootMismatch" if persistent else None,
             services=[
                 base.ExposedService(names.minio, [s3], description="MinIO S3 API"),
                 base.ExposedService(
@@ -89,6 +91,13 @@ class Minio(Construct):
         BucketJob(self, "buckets", config=config, layer=layer)
 
 
+def bucket_names(config: StackConfig) -> list[str]:
+    """Every bucket the stack writes: the warehouse, Cube Store's, Dagster's logs and, with
+    postgres.backup, the PostgreSQL backups'."""
+    m, backup = config.minio, config.postgres.backup
+    return [m.warehouse_bucket, m.cubestore_bucket, m.dagster_logs_bucket, *([backup.bucket] if backup else [])]
+
+
 class BucketJob(Construct):
     """Creates the warehouse, Cube Store and Dagster log buckets; idempotent, retried until MinIO answers."""
 
@@ -110,7 +119,7 @@ class BucketJob(Construct):
                 secrets.minio_user.env(setting("s3_admin_access_key_id")),
                 secrets.minio_password.env(setting("s3_admin_secret_access_key")),
                 base.env(setting("s3_region"), config.endpoints.s3_region),
-                base.env(setting("buckets"), f"{m.warehouse_bucket},{m.cubestore_bucket},{m.dagster_logs_bucket}"),
+                base.env(setting("buckets"), ",".join(bucket_names(config))),
             ],
             depends_on=base.Dependency(config.endpoints.s3_host, config.endpoints.s3_port),
         )

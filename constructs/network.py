@@ -56,8 +56,10 @@ from floe.manifest_checks import (
 #: minikube alike, and on kubeadm clusters. Selecting those pods (rather than any destination on port
 #: 53) keeps DNS from being a way out; the ``kubernetes.io/metadata.name`` label is set on every
 #: namespace by the API server (1.22+). Policies apply after the Service's DNAT, so this matches
-#: queries to the ``kube-dns`` ClusterIP. A cluster with NodeLocal DNSCache (a link-local address on
-#: the node) is reached as node traffic, which NetworkPolicy always allows.
+#: queries to the ``kube-dns`` ClusterIP. These are the defaults of ``network.dns`` (floe/config.py),
+#: which types the peers: a cluster with NodeLocal DNSCache answers on a link-local address of the
+#: node (and intercepts the kube-dns ClusterIP there, before any DNAT), which no pod selector
+#: matches: its addresses go into ``network.dns.cidrs`` (docs/production.md).
 DNS_NAMESPACE = "kube-system"
 DNS_POD_LABELS = {"k8s-app": "kube-dns"}
 DNS_PORT = 53
@@ -138,11 +140,15 @@ class Graph:
 
 def _selector(pod: Pod) -> dict[str, str]:
     """The owner's own selector; for Jobs (whose selector the API server generates) the stable
-    name/instance labels of the pod template, as every floe workload has them."""
+    name/instance labels of the pod template, as every floe workload has them (the run pods:
+    name/stack, base.STACK_LABEL)."""
     match = (pod.owner.get("spec", {}).get("selector") or {}).get("matchLabels")
     if match:
         return dict(match)
-    stable = {k: pod.labels[k] for k in base.selector_labels("").keys() if k in pod.labels}
+    keys = base.selector_labels("").keys()
+    if base.STACK_LABEL in pod.labels:
+        keys = [next(iter(keys)), base.STACK_LABEL]
+    stable = {k: pod.labels[k] for k in keys if k in pod.labels}
     return stable or dict(pod.labels)
 
 
@@ -387,10 +393,14 @@ class NetworkPolicies(Construct):
             metadata=meta(f"{config.name_prefix}-default-deny", "deny all ingress and egress but what another policy allows"),
             spec=k8s.NetworkPolicySpec(pod_selector=everything, policy_types=["Ingress", "Egress"]),
         )
-        dns = k8s.NetworkPolicyPeer(
-            namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": DNS_NAMESPACE}),
-            pod_selector=k8s.LabelSelector(match_labels=DNS_POD_LABELS),
-        )
+        d = config.network.dns
+        dns = [
+            *([k8s.NetworkPolicyPeer(
+                namespace_selector=k8s.LabelSelector(match_labels={"kubernetes.io/metadata.name": d.namespace}),
+                pod_selector=k8s.LabelSelector(match_labels=dict(d.pod_labels)),
+            )] if d.namespace and d.pod_labels else []),
+            *[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in d.cidrs],
+        ]
         k8s.KubeNetworkPolicy(
             self,
             "allow-dns",
@@ -398,7 +408,7 @@ class NetworkPolicies(Construct):
             spec=k8s.NetworkPolicySpec(
                 pod_selector=everything,
                 policy_types=["Egress"],
-                egress=[k8s.NetworkPolicyEgressRule(to=[dns], ports=[*_ports([DNS_PORT], "UDP"), *_ports([DNS_PORT], "TCP")])],
+                egress=[k8s.NetworkPolicyEgressRule(to=dns, ports=[*_ports([d.port], "UDP"), *_ports([d.port], "TCP")])],
             ),
         )
         for workload in sorted(graph.selectors):

@@ -94,6 +94,9 @@ class Polaris(Construct):
             ports=base.container_ports({"catalog": p.port, "management": p.management_port}),
             env=[
                 *persistence_env(config),
+                # Agroal's pool (Quarkus' default max 20 per replica): sized to fit
+                # postgres.max_connections with every other client (floe/connections.py).
+                base.env("QUARKUS_DATASOURCE_JDBC_MAX_SIZE", p.db_pool_size),
                 base.env("POLARIS_REALM_CONTEXT_REALMS", p.realm),
                 # Nothing is vended (stsUnavailable): Polaris writes table metadata to MinIO with its
                 # own keys, read by the AWS SDK's default chain from its environment — never from

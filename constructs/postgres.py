@@ -60,12 +60,17 @@ class Postgres(Construct):
             else base.ScratchVolume("data", "/var/lib/postgresql", size_limit="2Gi")
         )
         run = base.ScratchVolume("run", "/var/run/postgresql", size_limit="16Mi")
+        # Dynamic shared memory (dynamic_shared_memory_type posix): a container's /dev/shm is 64 MiB.
+        shm = k8s.Volume(name="shm", empty_dir=k8s.EmptyDirVolumeSource(medium="Memory", size_limit=base.quantity(pg.shm_size)))
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
         init = base.ConfigFiles("initdb", init_config, "/docker-entrypoint-initdb.d")
         ready = ["pg_isready", "-U", "postgres", "-d", "postgres", "-h", "127.0.0.1", "-p", str(pg.port)]
         container = k8s.Container(
             name="postgres",
             **base.image_fields(pg.image),
+            # The image's entrypoint runs its CMD (postgres) with these: every client's pool is sized
+            # to fit this (floe/connections.py, the "connection-pools" check).
+            args=["postgres", "-c", f"max_connections={pg.max_connections}"],
             ports=base.container_ports({"postgres": pg.port}),
             env=[
                 secrets.postgres_user.env("POSTGRES_USER"),
@@ -79,7 +84,7 @@ class Postgres(Construct):
             liveness_probe=base.exec_command(ready, base.LIVENESS),
             # initdb + the init script run before the server listens on TCP.
             startup_probe=base.exec_command(ready, base.STARTUP),
-            volume_mounts=[v.mount() for v in (data, run, tmp, init)],
+            volume_mounts=[*(v.mount() for v in (data, run, tmp, init)), k8s.VolumeMount(name="shm", mount_path="/dev/shm")],
             security_context=base.container_security(),
         )
         service = base.ServicePort("postgres", pg.port, pg.port, forward_to=None)
@@ -90,7 +95,10 @@ class Postgres(Construct):
             version=pg.image.tag,
             containers=[container],
             run_as=POSTGRES_RUN_AS,
-            volumes=[v.volume() for v in (run, tmp, init)] if persistent else [v.volume() for v in (data, run, tmp, init)],
+            volumes=[*(v.volume() for v in ((run, tmp, init) if persistent else (data, run, tmp, init))), shm],
+            # The image's STOPSIGNAL is SIGINT (fast shutdown); give it time to checkpoint.
+            termination_grace_period=pg.termination_grace_seconds,
+            fs_group_change_policy="OnRootMismatch" if persistent else None,
             services=[
                 base.ExposedService(
                     name=name,

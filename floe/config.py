@@ -239,16 +239,44 @@ class ExternalDatabase(StrictModel):
     secret: DatabaseSecret
 
 
+#: ``cidr: public``: the server is on public addresses only (a public cloud endpoint whose ranges
+#: are too many to list): egress to any address but the private, shared, loopback and link-local
+#: ranges, on the server's port (constructs/network.py NOT_INTERNET).
+PUBLIC = "public"
+
+
+def _endpoint_cidr(host: str, cidr: str | None, field: str) -> None:
+    """A DNS-named server must say where it lives: the egress rule is an ipBlock, and guessing
+    "not private" blocks every managed database or VPC endpoint on a private address (every
+    wait-for-deps loop then waits for ever)."""
+    if cidr is None and _host_cidr(host) is None:
+        raise ValueError(
+            f"{field}: required when the host is a DNS name ({host!r}): the NetworkPolicies' egress rule is an "
+            f"ipBlock. Set the CIDR the name resolves into (e.g. the VPC's 10.20.0.0/16), or '{PUBLIC}' for a "
+            "server on public addresses only"
+        )
+
+
 class ExternalPostgres(StrictModel):
     """An existing PostgreSQL server (managed or self-run) instead of the in-cluster one."""
 
     host: Host
     port: Port = 5432
-    # Where the server lives, for the NetworkPolicies' egress rule. Unset: its IP if ``host`` is
-    # one, else any non-private address on ``port`` (constructs/network.py explains why).
-    cidr: Cidr | None = None
+    # Where the server lives, for the NetworkPolicies' egress rule: a CIDR, or `public` (any
+    # non-private address on ``port``). Required when ``host`` is a DNS name; unset for an IP host:
+    # that address /32 (constructs/network.py explains why).
+    cidr: Cidr | Literal["public"] | None = None
+    # libpq/pgjdbc sslmode of every client (Dagster's processes and probes as PGSSLMODE, Polaris and
+    # Marquez in their JDBC URLs). Unset: the clients' default (prefer). verify-ca/verify-full need
+    # the server's CA in every pod: not wired yet (docs/production.md).
+    sslmode: Literal["disable", "allow", "prefer", "require"] | None = None
     # Per application database (dagster, marquez, polaris: every entry of postgres.databases).
     databases: dict[Identifier, ExternalDatabase]
+
+    @model_validator(mode="after")
+    def _cidr_for_a_name(self) -> ExternalPostgres:
+        _endpoint_cidr(self.host, self.cidr, "cidr")
+        return self
 
 
 class ExternalS3(StrictModel):
@@ -262,7 +290,13 @@ class ExternalS3(StrictModel):
     # Path-style requests (http://host/bucket/key). Every client of the stack is configured for it
     # (boto3, pyiceberg, DuckDB, Polaris, Cube Store); virtual-hosted style is not wired yet.
     path_style: bool = True
-    cidr: Cidr | None = None
+    # As postgres.external.cidr: required when the endpoint's host is a DNS name.
+    cidr: Cidr | Literal["public"] | None = None
+
+    @model_validator(mode="after")
+    def _cidr_for_a_name(self) -> ExternalS3:
+        _endpoint_cidr(self.host, self.cidr, "cidr")
+        return self
 
     @field_validator("path_style")
     @classmethod
@@ -299,6 +333,31 @@ class ExternalS3(StrictModel):
         return value
 
 
+CRON = r"^\S+ \S+ \S+ \S+ \S+$"
+_PATTERN_HELP[CRON] = "must be a 5-field cron expression (minute hour day-of-month month day-of-week), e.g. '15 2 * * *'"
+
+
+class PostgresBackup(StrictModel):
+    """A CronJob that dumps every application database (``pg_dump --format=custom``, with the server
+    image's own pg_dump) and uploads the set to the object store (``minio`` in-cluster or
+    ``minio.external``), keeping the newest ``keep`` sets. Restore: docs/production.md."""
+
+    # Standard 5-field cron, UTC. Daily at 02:15 by default.
+    schedule: str = Field(default="15 2 * * *", pattern=CRON)
+    # Retention: complete backup sets kept in the bucket; older ones are deleted after each upload.
+    keep: int = Field(default=7, ge=1, le=365)
+    # Created by the buckets Job like the stack's other buckets; must differ from them.
+    bucket: BucketName = "floe-backups"
+    # Objects are written under <prefix>/<UTC timestamp>/<database>.dump.
+    prefix: str = Field(default="postgres", pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=63)
+    # The dumps are staged here before the upload (an emptyDir): at least the compressed databases.
+    scratch_size: StorageSize = "2Gi"
+    # A run that takes longer is killed; the next schedule tries again.
+    active_deadline_seconds: int = Field(default=3600, ge=300, le=86_400)
+    # pg_dump (the PostgreSQL image) then the upload (the project image: boto3); one at a time.
+    resources: Resources = Resources(cpu_request="50m", memory_request="128Mi", cpu_limit="500m", memory_limit="256Mi")
+
+
 class PostgresConfig(StrictModel):
     image: Image = Image(repository="postgres", tag="18.1")
     # Documented: shared_buffers defaults to 128MB (postgresql.conf), plus a few MiB per backend
@@ -311,11 +370,32 @@ class PostgresConfig(StrictModel):
     persistence: Persistence | None = None
     # An existing server instead: nothing of the above is synthesized (docs/production.md).
     external: ExternalPostgres | None = None
+    # Scheduled backups of the in-cluster server to the object store (None: none).
+    backup: PostgresBackup | None = None
+    # Kubernetes' grace before SIGKILL. The image stops PostgreSQL with SIGINT (its STOPSIGNAL: fast
+    # shutdown, a checkpoint) and warns that the runtimes' short defaults may cut it off, which means
+    # crash recovery at the next start; 30 s is Kubernetes' default.
+    termination_grace_seconds: int = Field(default=120, ge=30, le=3600)
+    # /dev/shm (a memory-backed emptyDir): PostgreSQL's dynamic shared memory (parallel queries)
+    # lives there; a container's default is 64 MiB. Counted in the container's memory limit.
+    shm_size: StorageSize = "128Mi"
+    # PostgreSQL's own max_connections: set on the in-cluster server (postgres -c max_connections);
+    # with external, the server's value as you know it. Every client's pool is sized so that the
+    # sum at the configured replicas fits (floe/connections.py), less the superuser's reserved
+    # connections (superuser_reserved_connections, 3) and ``connection_headroom``.
+    max_connections: int = Field(default=100, ge=20, le=10_000)
+    # Left free for what no pool counts: psql sessions, migrations, the bootstrap Jobs.
+    connection_headroom: int = Field(default=10, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _one_source(self) -> PostgresConfig:
         if self.persistence is not None and self.external is not None:
             raise ValueError("set persistence (in-cluster server) or external (existing server), not both")
+        if self.backup is not None and self.external is not None:
+            raise ValueError(
+                "backup: backs up the in-cluster server only; with external, use the backups of your "
+                "managed database (point-in-time recovery) and remove postgres.backup"
+            )
         if self.external is not None:
             declared, needed = set(self.external.databases), set(self.databases)
             if declared != needed:
@@ -377,6 +457,8 @@ class PolarisConfig(StrictModel):
     # its keys per pod, and a token issued by one replica fails on another (Polaris
     # "Configuring Polaris for Production": "not suitable when deploying many replicas").
     replicas: Replicas = 1
+    # Agroal pool of each replica (QUARKUS_DATASOURCE_JDBC_MAX_SIZE; Quarkus' default is 20).
+    db_pool_size: int = Field(default=8, ge=1, le=200)
     realm: Identifier = "floe"
     catalog: Identifier = "floe"
     writer_principal: Identifier = "floe_writer"
@@ -430,6 +512,8 @@ class MarquezConfig(StrictModel):
     # concurrent migrations on PostgreSQL with an advisory lock, so two pods starting together
     # migrate once (the other waits, then finds nothing to apply).
     replicas: Replicas = 1
+    # Dropwizard pool of each replica (db.maxSize; Dropwizard's default is 100, min/initial 10).
+    db_pool_size: int = Field(default=8, ge=2, le=200)
     web: MarquezWebConfig = MarquezWebConfig()
     # OpenLineage namespace the pipeline reports its jobs under.
     lineage_namespace: str = Field(default="floe", min_length=1)
@@ -445,6 +529,36 @@ class KubernetesApiConfig(StrictModel):
     ports: tuple[Port, ...] = (443, 6443)
 
 
+class RunMonitoringConfig(StrictModel):
+    """Dagster's run monitoring (``run_monitoring`` in dagster.yaml, the daemon's MONITORING thread).
+
+    Off in Dagster unless enabled; the official chart enables it. Without it a run whose worker died
+    (a run pod OOM-killed, evicted by a drain, stuck in ImagePullBackOff, its Job deleted) stays
+    STARTING/STARTED for ever and, with ``max_concurrent_runs: 1``, nothing else runs again.
+    ``max_resume_run_attempts`` is always 0 (not a field): above 0 every Dagster process builds the
+    run launcher at start (and needs an in-cluster token), and a resumed run re-executes steps.
+    """
+
+    enabled: bool = True
+    # A run that has not started (its worker never reported) this long after launch is marked
+    # failed: image pull + scheduling + interpreter start. Dagster's default.
+    start_timeout_seconds: int = Field(default=180, ge=30, le=3600)
+    # How often the daemon checks each in-progress run's worker (K8sRunLauncher reads its Job's
+    # status): a run whose Job or pod vanished is marked failed within this. Dagster's default is 120.
+    poll_interval_seconds: int = Field(default=60, ge=10, le=600)
+
+
+class RunRetriesConfig(StrictModel):
+    """Dagster's run retries (``run_retries``, the daemon's EVENT_LOG_CONSUMER thread): a failed run
+    is re-executed as a new run. 0 (default): off, a failed run stays failed."""
+
+    max_retries: int = Field(default=0, ge=0, le=10)
+    # False: retry only runs whose worker crashed or vanished (the cases run monitoring detects),
+    # and leave failures of our own assets (a dbt test) to asset retry policies. Dagster's default
+    # is True.
+    retry_on_asset_or_op_failure: bool = False
+
+
 class DagsterConfig(StrictModel):
     """Webserver, daemon and the user-code gRPC server, all from the project image."""
 
@@ -456,6 +570,10 @@ class DagsterConfig(StrictModel):
     # scales it with dagsterWebserver.replicaCount. The daemon and the code server stay at one
     # (one daemon per instance; runs execute in the code server's pod).
     webserver_replicas: Replicas = 1
+    # The webserver holds one pooled connection per storage (runs, event log, schedules) plus up to
+    # this many more each (dagster-webserver --db-pool-max-overflow; its default is 20). Every
+    # other Dagster process opens connections per operation (NullPool).
+    webserver_db_pool_max_overflow: int = Field(default=2, ge=0, le=50)
     location_name: DnsLabel = "floe-demo"
     module: str = Field(default="demo.orchestration.definitions", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
     # Requests from measured peaks (`make bench` → bench.footprint, demo.local ui on the embedded
@@ -479,6 +597,13 @@ class DagsterConfig(StrictModel):
     # bench.footprint), requested in full since the pod exists only for that run.
     run_resources: Resources = Resources(cpu_request="250m", memory_request="1Gi", cpu_limit="2", memory_limit="2Gi")
     kubernetes_api: KubernetesApiConfig = KubernetesApiConfig()
+    run_monitoring: RunMonitoringConfig = RunMonitoringConfig()
+    run_retries: RunRetriesConfig = RunRetriesConfig()
+    # A Job that migrates Dagster's PostgreSQL storage to the project image's Dagster (what `dagster
+    # instance migrate` does), named after its content: a new image (a Dagster upgrade) is a new Job,
+    # which runs once; re-applying an unchanged dist/ runs nothing. For state that outlives the pods
+    # (config/cluster.yaml); the local profile's PostgreSQL starts empty with each pod.
+    migration_job: bool = False
 
     @model_validator(mode="after")
     def _api_server_known_for_k8s(self) -> DagsterConfig:
@@ -624,6 +749,98 @@ class IngressConfig(StrictModel):
         return self
 
 
+class DnsConfig(StrictModel):
+    """Where pods ask the cluster DNS: the ``<prefix>-allow-dns`` NetworkPolicy's egress peers, on
+    ``port`` (UDP and TCP). Defaults: CoreDNS's pods (``k8s-app: kube-dns`` in kube-system) on Docker
+    Desktop, kind, k3d/k3s, minikube and kubeadm. NodeLocal DNSCache or another resolver outside
+    those pods: add its address to ``cidrs`` (docs/production.md); OpenShift: namespace
+    openshift-dns, pod_labels {dns.operator.openshift.io/daemonset-dns: default}, port 5353."""
+
+    namespace: DnsLabel | None = "kube-system"
+    pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    # Extra ipBlock peers, e.g. [169.254.20.10/32, <kube-dns ClusterIP>/32] for NodeLocal DNSCache.
+    cidrs: tuple[Cidr, ...] = ()
+    port: Port = 53
+
+    @model_validator(mode="after")
+    def _some_peer(self) -> DnsConfig:
+        if not self.cidrs and not (self.namespace and self.pod_labels):
+            raise ValueError("dns: give namespace and pod_labels (the DNS pods), or cidrs, or both: no peer would block every lookup")
+        return self
+
+
+class Toleration(StrictModel):
+    """A pod toleration (core/v1 Toleration), for nodes tainted for this stack."""
+
+    key: str | None = Field(default=None, min_length=1, max_length=316)
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("a toleration with operator Exists takes no value")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without a key must use operator Exists (it tolerates every taint)")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("toleration_seconds applies to effect NoExecute only")
+        return self
+
+
+class Placement(StrictModel):
+    """Where a component's pods may run and how they rank when the cluster is full."""
+
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    # A PriorityClass of the cluster (cluster-scoped: create it yourself).
+    priority_class_name: ObjectName | None = None
+
+
+#: Components whose pods ``placement.components`` may place: the workload names without the prefix.
+PLACEABLE = (
+    "postgres", "postgres-backup", "minio", "minio-buckets", "polaris", "polaris-init", "jaeger", "marquez",
+    "marquez-web", "dagster-webserver", "dagster-daemon", "dagster-user-code", "dagster-run", "dagster-migrate",
+    "reconcile", "cube", "cube-refresh-worker", "cubestore-router", "cubestore-worker", "verify",
+)
+
+
+class PlacementConfig(StrictModel):
+    """Pod placement: ``default`` for every pod of the stack, a component's entry replacing it
+    field by field (an empty field keeps the default's). ``image_pull_secrets``: Secrets (of type
+    kubernetes.io/dockerconfigjson, created by you) every pod pulls its images with."""
+
+    image_pull_secrets: tuple[ObjectName, ...] = ()
+    default: Placement = Placement()
+    components: dict[str, Placement] = Field(default_factory=dict)
+
+    @field_validator("components")
+    @classmethod
+    def _known(cls, value: dict[str, Placement]) -> dict[str, Placement]:
+        unknown = sorted(set(value) - set(PLACEABLE))
+        if unknown:
+            raise ValueError(f"unknown component {', '.join(unknown)}; components: {', '.join(PLACEABLE)}")
+        return value
+
+    def of(self, component: str) -> Placement:
+        """``default`` with the component's non-empty fields over it."""
+        own = self.components.get(component)
+        if own is None:
+            return self.default
+        return Placement(
+            node_selector=own.node_selector or self.default.node_selector,
+            tolerations=own.tolerations or self.default.tolerations,
+            priority_class_name=own.priority_class_name or self.default.priority_class_name,
+        )
+
+
+class NetworkConfig(StrictModel):
+    """Peers of the NetworkPolicies that are not derived from the stack (constructs/network.py)."""
+
+    dns: DnsConfig = DnsConfig()
+
+
 class CredentialsConfig(StrictModel):
     """Where passwords and keys come from.
 
@@ -657,6 +874,8 @@ class StackConfig(StrictModel):
     reconcile: ReconcileConfig = ReconcileConfig()
     availability: AvailabilityConfig = AvailabilityConfig()
     ingress: IngressConfig = IngressConfig()
+    network: NetworkConfig = NetworkConfig()
+    placement: PlacementConfig = PlacementConfig()
     # The verification Job (`make verify`): 83 MiB measured for its imports + DuckDB; the marts it
     # reads are small, and DuckDB spills to /tmp beyond half the limit.
     verify_resources: Resources = Resources(cpu_request="100m", memory_request="160Mi", cpu_limit="1", memory_limit="1Gi")
@@ -690,6 +909,26 @@ class StackConfig(StrictModel):
             raise ValueError(
                 f"{' and '.join(asked)}: persistent storage (PersistentVolumeClaims) needs profile: cluster; "
                 f"the {self.profile} profile keeps every volume an emptyDir"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _connections_fit(self) -> StackConfig:
+        from floe.connections import budget_problem
+
+        problem = budget_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _backup_bucket_is_its_own(self) -> StackConfig:
+        backup = self.postgres.backup
+        m = self.minio
+        if backup is not None and backup.bucket in (m.warehouse_bucket, m.cubestore_bucket, m.dagster_logs_bucket):
+            raise ValueError(
+                f"postgres.backup.bucket {backup.bucket!r} is also one of minio.warehouse_bucket, cubestore_bucket, "
+                "dagster_logs_bucket: give the backups their own bucket"
             )
         return self
 
@@ -754,6 +993,8 @@ class Names:
     dagster_run = property(lambda self: self._n("dagster-run"))
     dagster_run_env = property(lambda self: self._n("dagster-run-env"))
     dagster_launcher = property(lambda self: self._n("dagster-launcher"))
+    # dagster.migration_job: the instance migration Job (its object name carries a content digest).
+    dagster_migrate = property(lambda self: self._n("dagster-migrate"))
     cube = property(lambda self: self._n("cube"))
     cube_sql = property(lambda self: self._n("cube-sql"))
     cube_refresh_worker = property(lambda self: self._n("cube-refresh-worker"))
@@ -768,6 +1009,8 @@ class Names:
     ingress = property(lambda self: self._n("ingress"))
     # Secrets
     postgres_secret = property(lambda self: self._n("postgres-superuser"))
+    # postgres.backup: the CronJob that dumps the databases to the object store.
+    postgres_backup = property(lambda self: self._n("postgres-backup"))
     minio_secret = property(lambda self: self._n("minio-root"))
     polaris_root_secret = property(lambda self: self._n("polaris-root"))
     catalog_writer_secret = property(lambda self: self._n("catalog-writer"))
@@ -823,7 +1066,14 @@ class Endpoints:
         return external.databases[database].name if external else database
 
     def jdbc_url(self, database: str) -> str:
-        return f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.database_name(database)}"
+        url = f"jdbc:postgresql://{self.postgres_host}:{self.postgres_port}/{self.database_name(database)}"
+        return f"{url}?sslmode={self.postgres_sslmode}" if self.postgres_sslmode else url
+
+    @property
+    def postgres_sslmode(self) -> str | None:
+        """postgres.external.sslmode (None: the clients' default; the in-cluster server has no TLS)."""
+        external = self._c.postgres.external
+        return external.sslmode if external else None
 
     # S3: MinIO in-cluster, or minio.external
     @property
@@ -855,9 +1105,9 @@ class Endpoints:
         found = []
         pg, s3 = self._c.postgres.external, self._c.minio.external
         if pg:
-            found.append(ExternalEndpoint("postgres", pg.host, pg.port, pg.cidr or _host_cidr(pg.host)))
+            found.append(ExternalEndpoint("postgres", pg.host, pg.port, _rule_cidr(pg.host, pg.cidr)))
         if s3:
-            found.append(ExternalEndpoint("s3", s3.host, s3.port, s3.cidr or _host_cidr(s3.host)))
+            found.append(ExternalEndpoint("s3", s3.host, s3.port, _rule_cidr(s3.host, s3.cidr)))
         return tuple(found)
 
     # Polaris
@@ -917,6 +1167,13 @@ class Endpoints:
         if not self._c.marquez.enabled:
             return None
         return self._url(self._n.marquez, self._c.marquez.api_port)
+
+
+def _rule_cidr(host: str, cidr: str | None) -> str | None:
+    """The egress ipBlock of a declared endpoint: its CIDR, the host's /32, or None (``public``)."""
+    if cidr == PUBLIC:
+        return None
+    return cidr or _host_cidr(host)
 
 
 def _host_cidr(host: str) -> str | None:

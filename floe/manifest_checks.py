@@ -926,3 +926,14 @@ def check_manifests(
     m = Manifests(documents, namespace, external_secrets or set(), external_endpoints or set(), persistent_workloads or set())
     names = list(only) if only is not None else list(CHECKS)
     return [v for name in names for v in CHECKS[name](m)]
+
+
+@check("connection-pools")
+def _connection_pools(m: Manifests) -> Iterator[Violation]:
+    """Every pooled PostgreSQL client (Polaris, Marquez, the Dagster webserver) has an explicit pool
+    bound, and their sum at the replicas of dist/ fits the in-cluster server's max_connections
+    (floe/connections.py; the config also checks the whole budget, NullPool clients included)."""
+    from floe.connections import objects_problems
+
+    for obj, message in objects_problems(m.documents):
+        yield Violation("connection-pools", obj, message)

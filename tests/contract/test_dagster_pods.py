@@ -138,7 +138,7 @@ def test_pods_use_the_generated_instance_and_workspace(pods: dict[str, LocalCont
     assert pods["user-code"].argv[:3] == ["dagster", "api", "grpc"]
 
 
-def test_instance_config_loads_with_postgres_storage(pods: dict[str, LocalContainer], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_instance_config_loads_with_postgres_storage(pods: dict[str, LocalContainer], stack: SynthResult, monkeypatch: pytest.MonkeyPatch) -> None:
     """Dagster validates the rendered dagster.yaml and opens its PostgreSQL storage (migrating it)."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
@@ -161,10 +161,13 @@ def test_instance_config_loads_with_postgres_storage(pods: dict[str, LocalContai
         assert type(logs).__name__ == "S3ComputeLogManager"
         assert logs.inst_data.config_dict["bucket"] == "dagster-logs"
         assert logs.inst_data.config_dict["endpoint_url"].startswith("http://127.0.0.1:")
-        # The daemon's liveness probe requires exactly the daemons this instance runs.
-        from constructs.dagster import REQUIRED_DAEMONS
-
-        assert tuple(instance.get_required_daemon_types()) == REQUIRED_DAEMONS
+        # The daemon's liveness probe (in dist/) requires exactly the daemons this instance runs,
+        # run monitoring's among them (a dead run worker would otherwise hang the queue).
+        probe = container(stack.documents, "Deployment", "floe-dagster-daemon")["livenessProbe"]["exec"]["command"]
+        probed = probe[probe.index("--tolerance") + 2 :]
+        assert tuple(instance.get_required_daemon_types()) == tuple(probed)
+        assert "MONITORING" in probed and instance.run_monitoring_enabled
+        assert instance.run_monitoring_max_resume_run_attempts == 0
 
 
 def test_run_logs_written_in_the_user_code_pod_reach_the_webserver(pods: dict[str, LocalContainer], webserver: str) -> None:
@@ -266,7 +269,7 @@ def test_daemon_probe_agrees_with_dagsters_own_liveness_rule(pods: dict[str, Loc
     from dagster._daemon.controller import all_daemons_live
     from dagster._daemon.types import DaemonHeartbeat
 
-    from constructs.dagster import DAEMON_HEARTBEAT_TOLERANCE_SECONDS, REQUIRED_DAEMONS
+    from constructs.dagster import DAEMON_HEARTBEAT_TOLERANCE_SECONDS
     from demo.orchestration import daemon_liveness
 
     env = pods["daemon"].env
@@ -275,6 +278,7 @@ def test_daemon_probe_agrees_with_dagsters_own_liveness_rule(pods: dict[str, Loc
             monkeypatch.setenv(key, value)
     tolerance = DAEMON_HEARTBEAT_TOLERANCE_SECONDS
     with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+        REQUIRED_DAEMONS = tuple(instance.get_required_daemon_types())  # noqa: N806 - read, not defined here
         now = time.time()
         cases = {
             "all fresh": dict.fromkeys(REQUIRED_DAEMONS, now - 5),

@@ -46,6 +46,7 @@ UPSTREAM: dict[str, dict[str, str]] = {
         "QUARKUS_DATASOURCE_USERNAME": "polaris site metastores/relational-jdbc.md",
         "QUARKUS_DATASOURCE_PASSWORD": "polaris site metastores/relational-jdbc.md",
         "POLARIS_REALM_CONTEXT_REALMS": "polaris application.properties polaris.realm-context.realms",
+        "QUARKUS_DATASOURCE_JDBC_MAX_SIZE": "Quarkus datasource guide quarkus.datasource.jdbc.max-size (Agroal, default 20)",
         # Quarkus >= 3.26 name (Migration-Guide-3.26 enable -> enabled; apache/polaris#3799);
         # QUARKUS_LOG_FILE_ENABLE is removed by quarkusio/quarkus#56198.
         "QUARKUS_LOG_FILE_ENABLED": "polaris application.properties quarkus.log.file.enabled",

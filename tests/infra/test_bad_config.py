@@ -40,7 +40,7 @@ CASES = {
         ["postgres.external.databases.dagster.secret", "Field required"],
     ),
     "external postgres missing a database": (
-        "postgres:\n  external:\n    host: db.example.com\n    databases:\n      dagster: {name: dagster, secret: {name: db}}\n",
+        "postgres:\n  external:\n    host: db.example.com\n    cidr: 10.0.0.0/8\n    databases:\n      dagster: {name: dagster, secret: {name: db}}\n",
         ["postgres", "external.databases must declare exactly dagster, marquez, polaris", "missing: marquez, polaris"],
     ),
     "external postgres host with a scheme": (
@@ -57,7 +57,7 @@ CASES = {
         ["minio.external.path_style", "path-style"],
     ),
     "persistence and external both": (
-        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n",
+        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    cidr: public\n",
         ["minio", "not both"],
     ),
     "zero replicas": ("polaris:\n  replicas: 0\n", ["polaris.replicas", "at least 1", "PodDisruptionBudget"]),
@@ -67,6 +67,30 @@ CASES = {
     "ingress host for a switched-off UI": ("jaeger:\n  enabled: false\ningress:\n  enabled: true\n  hosts:\n    jaeger: traces.example.com\n", ["ingress.hosts.jaeger", "switched off"]),
     "node port without NodePort": ("cube:\n  sql_service:\n    node_port: 31432\n", ["cube.sql_service", "only used with type NodePort"]),
     "unreplicable service": ("jaeger:\n  replicas: 2\n", ["jaeger.replicas", "unknown key"]),
+    # Day two (issue 18).
+    "external postgres hostname without cidr": (
+        "postgres:\n  external:\n    host: db.example.internal\n    databases:\n"
+        + "".join(f"      {a}: {{name: {a}, secret: {{name: db}}}}\n" for a in ("dagster", "marquez", "polaris")),
+        ["postgres.external", "cidr: required when the host is a DNS name", "'db.example.internal'", "'public'"],
+    ),
+    "external S3 hostname without cidr": (
+        "minio:\n  external:\n    endpoint: https://minio.vpc.internal:9000\n    region: eu-west-1\n    secret: {name: s3}\n",
+        ["minio.external", "cidr: required when the host is a DNS name", "'minio.vpc.internal'"],
+    ),
+    "external postgres sslmode": (
+        "postgres:\n  external:\n    host: 10.1.2.3\n    sslmode: verify-everything\n    databases: {}\n",
+        ["postgres.external.sslmode", "'disable', 'allow', 'prefer' or 'require'", "'verify-everything'"],
+    ),
+    "run monitoring start timeout": ("dagster:\n  run_monitoring:\n    start_timeout_seconds: 5\n", ["dagster.run_monitoring.start_timeout_seconds", "greater than or equal to 30"]),
+    "run retries out of range": ("dagster:\n  run_retries:\n    max_retries: -1\n", ["dagster.run_retries.max_retries", "greater than or equal to 0"]),
+    "backup of an external server": (
+        "postgres:\n  backup: {}\n  external:\n    host: 10.1.2.3\n    databases:\n"
+        + "".join(f"      {a}: {{name: {a}, secret: {{name: db}}}}\n" for a in ("dagster", "marquez", "polaris")),
+        ["postgres", "backup: backs up the in-cluster server only", "managed database"],
+    ),
+    "backup bucket shared": ("postgres:\n  backup:\n    bucket: warehouse\n", ["postgres.backup.bucket 'warehouse'", "own bucket"]),
+    "backup schedule": ("postgres:\n  backup:\n    schedule: daily\n", ["postgres.backup.schedule", "5-field cron", "'daily'"]),
+    "backup retention": ("postgres:\n  backup:\n    keep: 0\n", ["postgres.backup.keep", "greater than or equal to 1"]),
 }
 
 

@@ -200,6 +200,15 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("rule without host", lambda d: d.append(ingress("floe-cube", 4000, host=None))),
         ("backend is a headless Service", lambda d: d.append(ingress("floe-cubestore-workers", 9001))),
     ],
+    "connection-pools": [
+        ("polaris pool unset", lambda d: find(d, "Deployment", "floe-polaris")["spec"]["template"]["spec"]["containers"][0].update(
+            env=[e for e in find(d, "Deployment", "floe-polaris")["spec"]["template"]["spec"]["containers"][0]["env"]
+                 if e["name"] != "QUARKUS_DATASOURCE_JDBC_MAX_SIZE"])),
+        ("webserver overflow unset", lambda d: find(d, "Deployment", "floe-dagster-webserver")["spec"]["template"]["spec"]["containers"][0].update(
+            command=find(d, "Deployment", "floe-dagster-webserver")["spec"]["template"]["spec"]["containers"][0]["command"][:-2])),
+        ("pools over max_connections", lambda d: find(d, "Deployment", "floe-postgres")["spec"]["template"]["spec"]["containers"][0].update(
+            args=["postgres", "-c", "max_connections=20"])),
+    ],
     "replicas": [
         ("replicated without a disruption budget", lambda d: find(d, "Deployment", "floe-cube")["spec"].update(replicas=2)),
         ("budget allows no eviction", lambda d: d.append(budget("floe-cube", minAvailable=1))),

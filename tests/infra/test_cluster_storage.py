@@ -32,7 +32,7 @@ NAMESPACE = "floe"
 DB_HOST, DB_CIDR = "floe-db.example.internal", "10.20.0.0/16"
 S3_HOST = "s3.eu-west-1.amazonaws.com"
 #: The external-services variant: an existing PostgreSQL in a private range (CIDR declared) and a
-#: public S3 endpoint (no CIDR: non-private addresses on 443).
+#: public S3 endpoint (cidr public: non-private addresses on 443).
 EXTERNAL = {
     "postgres": {
         "external": {
@@ -49,6 +49,7 @@ EXTERNAL = {
         "external": {
             "endpoint": f"https://{S3_HOST}",
             "region": "eu-west-1",
+            "cidr": "public",
             "secret": {"name": "ext-s3", "access_key_id_key": "id", "secret_access_key_key": "key"},
         }
     },
@@ -62,6 +63,8 @@ def cluster_config(folder: Path, **sections: dict) -> StackConfig:
     data["credentials"]["store"] = str(write_fake_credentials(folder))
     for section, values in sections.items():
         data[section] = {**data[section], "persistence": None, **values}
+    if "external" in sections.get("postgres", {}):
+        data["postgres"]["backup"] = None  # backups are the managed database's own
     if "external" in sections.get("minio", {}) and data.get("ingress"):
         data["ingress"]["hosts"]["minio_console"] = None  # no MinIO, no console to expose
     return StackConfig.model_validate(data)
@@ -320,3 +323,55 @@ def test_every_check_ran(external: tuple[StackConfig, SynthResult]) -> None:
     config, result = external
     for name in CHECKS:
         assert check_manifests(result.documents, **{**check_options(config, generated=True), "only": [name]}) == [], name
+
+
+def test_sslmode_reaches_every_postgres_client(tmp_path: Path) -> None:
+    """postgres.external.sslmode: JDBC URLs (Polaris, its admin tool, Marquez) carry it, every libpq
+    client (Dagster's processes, probes, run pods, reconcile) gets PGSSLMODE; unset: nothing."""
+    pg = {**EXTERNAL["postgres"]["external"], "sslmode": "require"}
+    config = cluster_config(tmp_path, postgres={"external": pg}, minio=EXTERNAL["minio"])
+    result = synthesize(config, tmp_path / "dist", root=tmp_path)
+    docs = result.documents
+    jdbc, libpq = set(), set()
+    for doc in docs:
+        if doc["kind"] not in ("Deployment", "StatefulSet", "Job", "CronJob", "PodTemplate"):
+            continue
+        spec = pod_template(doc)["spec"]
+        for c in spec["containers"] + (spec.get("initContainers") or []):
+            env = literal_env(c, docs)
+            where = f"{doc['metadata']['name']}/{c['name']}"
+            for value in env.values():
+                if value.startswith("jdbc:postgresql://"):
+                    assert value.endswith("?sslmode=require"), where
+                    jdbc.add(where)
+            if any(k.startswith("FLOE_DAGSTER_PG_") for k in env):
+                assert env.get("PGSSLMODE") == "require", where
+                libpq.add(where)
+    assert {"floe-polaris/polaris", "floe-polaris/bootstrap-realm"} <= jdbc
+    assert {"floe-dagster-daemon/daemon", "floe-dagster-webserver/webserver", "floe-dagster-user-code/user-code", "floe-reconcile/reconcile"} <= libpq
+    assert find_config(docs, "floe-marquez-config")["db"]["url"].endswith("/floe_marquez?sslmode=require")
+    assert next(d for d in docs if d["metadata"]["name"] == "floe-dagster-run-env")["data"]["PGSSLMODE"] == "require"
+    # The endpoints check and the NetworkPolicies still see host and port.
+    assert check_manifests(docs, **check_options(config, generated=True), only=["endpoints"]) == []
+    (tmp_path / "plain").mkdir()
+    plain = cluster_config(tmp_path / "plain", postgres={"external": EXTERNAL["postgres"]["external"]})
+    assert plain.endpoints.jdbc_url("polaris") == f"jdbc:postgresql://{DB_HOST}:6432/floe_polaris"
+
+
+def literal_env(c: dict, docs: list[dict]) -> dict[str, str]:
+    """A container's env names, with literal values (envFrom ConfigMaps included); Secret values ''."""
+    maps = {d["metadata"]["name"]: d.get("data") or {} for d in docs if d["kind"] == "ConfigMap"}
+    env = {k: str(v) for source in c.get("envFrom") or [] for k, v in maps[source["configMapRef"]["name"]].items()}
+    env.update({v["name"]: str(v.get("value", "")) for v in c.get("env") or []})
+    return env
+
+
+def find_config(docs: list[dict], name: str) -> dict:
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
+    return yaml.safe_load(next(iter(cm["data"].values())))
+
+
+def test_public_means_outside_the_private_ranges(tmp_path: Path) -> None:
+    config = cluster_config(tmp_path, minio=EXTERNAL["minio"])
+    [endpoint] = config.endpoints.external
+    assert (endpoint.host, endpoint.cidr) == (S3_HOST, None)  # the NOT_INTERNET rule

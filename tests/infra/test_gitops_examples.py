@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import fnmatch
 from pathlib import Path, PurePosixPath
 
@@ -214,6 +215,7 @@ FLUX_GITREPOSITORY = closed(
 SCHEMAS = {
     "argocd-application.yaml": ARGO_APPLICATION,
     "flux-kustomization.yaml": FLUX_KUSTOMIZATION,
+    "flux-kustomization-bootstrap.yaml": FLUX_KUSTOMIZATION,
     "flux-gitrepository.yaml": FLUX_GITREPOSITORY,
 }
 
@@ -419,7 +421,37 @@ def json_pointer_remove(document: dict, pointer: str) -> None:
 def selects(target: dict, document: dict) -> bool:
     group, _, version = document["apiVersion"].rpartition("/")
     wanted = {"group": group, "version": version, "kind": document["kind"], "name": document["metadata"]["name"]}
-    return all(target[k] == v for k, v in wanted.items() if k in target)
+    if not all(target[k] == v for k, v in wanted.items() if k in target):
+        return False
+    labels = document["metadata"].get("labels") or {}
+    for requirement in filter(None, target.get("labelSelector", "").split(",")):
+        # Kubernetes label selector equality requirements: key=value, key!=value (an object without
+        # the key matches !=).
+        key, op, value = re.match(r"^\s*([^!=\s]+)\s*(!=|==|=)\s*(\S*)\s*$", requirement).groups()
+        if (labels.get(key) == value) != (op != "!="):
+            return False
+    return True
+
+
+def build(documents: list[dict], kustomization: dict) -> list[dict]:
+    """The objects a Flux Kustomization applies: ``documents`` with its patches run as kustomize
+    runs them (a target selects objects; JSON6902 ``remove`` needs the path; a strategic-merge patch
+    takes the selected object's name and kind, and ``$patch: delete`` removes the object)."""
+    documents = copy.deepcopy(documents)
+    for patch in kustomization["spec"].get("patches", []):
+        targets = [d for d in documents if selects(patch["target"], d)]
+        assert targets, f"{kustomization['metadata']['name']}: patch for {patch['target']} selects nothing"
+        operations = yaml.safe_load(patch["patch"])
+        for document in targets:
+            if isinstance(operations, list):  # JSON6902
+                for op in operations:
+                    assert op["op"] == "remove"
+                    json_pointer_remove(document, op["path"])  # KeyError = the build would fail
+            elif operations.get("$patch") == "delete":
+                documents.remove(document)
+            else:  # strategic merge into the selected object
+                document["metadata"] = merge(document["metadata"], operations["metadata"])
+    return documents
 
 
 def merge(base: dict, patch: dict) -> dict:
@@ -431,27 +463,45 @@ def merge(base: dict, patch: dict) -> dict:
 
 def test_flux_patches_apply_to_the_synthesized_objects(deploy_repo) -> None:
     repo, config, _ = deploy_repo
-    documents = applied_documents(repo, chart_files(repo, "cluster"))
-    patches = example("flux-kustomization.yaml")["spec"]["patches"]
-    jobs = [d for d in documents if d["kind"] == "Job"]
+    synthesized = applied_documents(repo, chart_files(repo, "cluster"))
+    documents = build(synthesized, example("flux-kustomization.yaml"))
+    bootstrap = build(synthesized, example("flux-kustomization-bootstrap.yaml"))
+    jobs = [d for d in synthesized if d["kind"] == "Job"]
     assert jobs, "the stack has bootstrap Jobs"
-    for patch in patches:
-        targets = [d for d in documents if selects(patch["target"], d)]
-        assert targets, f"patch for {patch['target']} selects nothing"
-        operations = yaml.safe_load(patch["patch"])
-        for document in targets:
-            if isinstance(operations, list):  # JSON6902
-                for op in operations:
-                    assert op["op"] == "remove"
-                    json_pointer_remove(document, op["path"])  # KeyError = the build would fail
-            else:  # strategic merge: the patch names the object it merges into
-                assert (operations["kind"], operations["metadata"]["name"]) == (document["kind"], document["metadata"]["name"])
-                document["metadata"] = merge(document["metadata"], operations["metadata"])
-    assert all("ttlSecondsAfterFinished" not in job["spec"] for job in jobs)
+    # The two builds split the stack: the bootstrap Jobs in floe-bootstrap, everything else in floe.
+    key = lambda d: (d["kind"], d["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, bootstrap)) == sorted(map(key, jobs))
+    assert not [d for d in documents if d["kind"] == "Job"]
+    assert sorted(map(key, documents + bootstrap)) == sorted(map(key, synthesized))
+    assert all(job["metadata"]["labels"]["app.kubernetes.io/component"] == "bootstrap" for job in jobs)
+    assert all("ttlSecondsAfterFinished" not in job["spec"] for job in bootstrap)
     namespace = next(d for d in documents if d["kind"] == "Namespace")
     assert namespace["metadata"]["name"] == config.namespace
     assert namespace["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted", "labels kept"
+
+
+def test_flux_stays_ready_through_a_failed_then_repaired_bootstrap(deploy_repo) -> None:
+    """kstatus (what Flux's wait and health checks use) reports a Job with a Failed condition as
+    Failed, and it stays so until the object is replaced: a bootstrap Job that failed once (a slow
+    first install past its deadline) would keep a waiting Kustomization not Ready although the
+    reconcile CronJob repaired what it missed. So the Kustomization that waits holds no Job, and the
+    one that holds them neither waits nor health-checks; a repaired synth renames the Job and prune
+    removes the failed one."""
+    repo, _, _ = deploy_repo
+    synthesized = applied_documents(repo, chart_files(repo, "cluster"))
+    floe, bootstrap = example("flux-kustomization.yaml"), example("flux-kustomization-bootstrap.yaml")
+    waited = build(synthesized, floe)
+    assert floe["spec"]["wait"] is True and not [d for d in waited if d["kind"] == "Job"]
+    # A failed run of the reconcile CronJob is a Job owned by the CronJob: not in any build (kstatus
+    # reports a CronJob Current).
+    assert {d["kind"] for d in waited} >= {"CronJob", "Deployment", "StatefulSet"}
+    spec = bootstrap["spec"]
+    assert spec["wait"] is False and not spec.get("healthChecks") and not spec.get("healthCheckExprs")
+    assert spec["prune"] is True and spec["dependsOn"] == [{"name": floe["metadata"]["name"]}]
+    assert (spec["sourceRef"], spec["path"]) == (floe["spec"]["sourceRef"], floe["spec"]["path"])
+    git = example("flux-gitrepository.yaml")
+    assert flux_selection(repo, git, bootstrap) == flux_selection(repo, git, floe) == chart_files(repo, "cluster")
 
 
 def test_bootstrap_jobs_are_content_named(deploy_repo) -> None:
