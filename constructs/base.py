@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import json
 from dataclasses import dataclass, field
 
+from cdk8s import ApiObject, Chart, JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from demo.bootstrap.image import IMAGE_GID, IMAGE_UID
+from floe import config_checksum
 from floe.config import AvailabilityConfig, Image, Resources, StackConfig
 
 PART_OF = "floe"
@@ -537,11 +537,52 @@ def job_name(name: str, spec: k8s.JobSpec) -> str:
     A Job's pod template is immutable, so a plain ``kubectl apply -f dist/`` of a changed template
     fails ("field is immutable"). With the digest in the name, a changed Job is a new object
     (created, and run) and an unchanged one keeps its name (``unchanged``): re-applying is safe by
-    construction, with no delete-and-retry in any tool.
+    construction, with no delete-and-retry in any tool. :func:`add_config_checksums` names every Job
+    again once its template carries the config checksum, so the digest covers what it consumes too.
     """
     manifest = k8s.KubeJob.manifest(metadata=k8s.ObjectMeta(name=name), spec=spec)
-    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return f"{name}-{digest[:8]}"
+    return config_checksum.job_name(name, manifest["spec"])
+
+
+# --- config checksums ---------------------------------------------------------------------------
+
+_POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "PodTemplate"}
+
+
+def _template_pointer(kind: str) -> str:
+    return {"PodTemplate": "/template", "CronJob": "/spec/jobTemplate/spec/template"}.get(kind, "/spec/template")
+
+
+def add_config_checksums(charts: list[Chart]) -> None:
+    """Put :data:`floe.config_checksum.ANNOTATION` on every pod template that reads a ConfigMap or
+    Secret: a digest of exactly the keys it consumes (floe/config_checksum.py), so a content change
+    rolls exactly the pods that read it. Called once, after every object of the app exists (it reads
+    the objects of all charts); Jobs are named again over their final spec (:func:`job_name`), so a
+    Job whose consumed config changed is a new Job, which runs.
+    """
+    docs_of = {id(chart): chart.to_json() for chart in charts}
+    objects = config_checksum.index([doc for docs in docs_of.values() for doc in docs])
+    for chart in charts:
+        # Each document by (kind, name); the ApiObjects of the chart's whole tree (nested constructs too).
+        by_ref = {(d["kind"], d["metadata"]["name"]): d for d in docs_of[id(chart)] if d.get("kind") in _POD_OWNERS}
+        for api_object in (c for c in chart.node.find_all() if isinstance(c, ApiObject)):
+            if api_object.kind not in _POD_OWNERS:
+                continue
+            doc = by_ref[(api_object.kind, api_object.name)]
+            template = config_checksum.template_of(doc)
+            value = config_checksum.digest(template.get("spec") or {}, objects)
+            if value is not None:
+                annotations = (template.get("metadata") or {}).get("annotations")
+                pointer = f"{_template_pointer(doc['kind'])}/metadata/annotations"
+                escaped = config_checksum.ANNOTATION.replace("~", "~0").replace("/", "~1")
+                if annotations is None:
+                    api_object.add_json_patch(JsonPatch.add(pointer, {config_checksum.ANNOTATION: value}))
+                else:
+                    api_object.add_json_patch(JsonPatch.add(f"{pointer}/{escaped}", value))
+                template.setdefault("metadata", {}).setdefault("annotations", {})[config_checksum.ANNOTATION] = value
+            if doc["kind"] == "Job":
+                base_name = (doc["metadata"].get("labels") or {}).get(JOB_BASE_NAME_LABEL, doc["metadata"]["name"])
+                api_object.add_json_patch(JsonPatch.replace("/metadata/name", config_checksum.job_name(base_name, doc["spec"])))
 
 
 def job(

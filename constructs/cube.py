@@ -10,13 +10,11 @@ lakehouse.js); tests/semantic/upstream_env.py lists each with its source.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cdk8s import JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
@@ -25,6 +23,7 @@ from constructs.secrets import StackSecrets
 from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
+from floe import config_checksum
 from floe.config import StackConfig
 from floe.memory import HEADROOM, NODE_NATIVE_OVERHEAD_MIB, MiB, duckdb_size_bytes
 from floe.quantities import memory_bytes
@@ -47,8 +46,9 @@ DUCKDB_SPILL = base.ScratchVolume("duckdb-spill", "/cube/duckdb-spill", size_lim
 # where the kubelet evicts the pod): 7/8 of the sizeLimit, the rest for DuckDB's own overshoot.
 DUCKDB_SPILL_MAX_MIB = memory_bytes(DUCKDB_SPILL.size_limit) * 7 // 8 // 2**20
 # The pod template annotation that rolls the pods when a mounted file changes (subPath mounts never
-# receive ConfigMap updates, and Cube compiles the model once at start-up anyway).
-CHECKSUM_ANNOTATION = "floe.dev/config-checksum"
+# receive ConfigMap updates, and Cube compiles the model once at start-up anyway): put on every pod
+# that reads a ConfigMap or Secret by base.add_config_checksums (floe/config_checksum.py).
+CHECKSUM_ANNOTATION = config_checksum.ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,6 @@ def config_files() -> dict[str, str]:
 
 def model_files() -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted(MODEL_DIR.glob("*.yml"))}
-
-
-def mounted_checksum() -> str:
-    """sha256 over every file mounted into the Cube containers (cube.js, lakehouse.js, the model)."""
-    digest = hashlib.sha256()
-    for group in (config_files(), model_files()):
-        for name, text in sorted(group.items()):
-            digest.update(f"{len(name)}:{name}:{len(text)}:".encode())
-            digest.update(text.encode())
-    return digest.hexdigest()
 
 
 def model_tables() -> set[str]:
@@ -206,7 +196,6 @@ class Cube(Construct):
             *(f.mount() for f in conf), *(f.mount() for f in model), tmp.mount(), DUCKDB_SPILL.mount(),
             *([extensions.mount()] if bundled else []),
         ]
-        checksum = {CHECKSUM_ANNOTATION: mounted_checksum()}
 
         init = [base.wait_for([base.Dependency(names.cubestore_router, config.cubestore.http_port)], image=config.postgres.image)]
         if bundled:
@@ -306,5 +295,3 @@ class Cube(Construct):
                 strategy="Recreate",
             ),
         )
-        for workload in (api_workload, worker_workload):
-            workload.deployment.add_json_patch(JsonPatch.add("/spec/template/metadata/annotations", checksum))

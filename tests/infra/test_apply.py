@@ -129,7 +129,8 @@ def test_a_changed_job_gets_a_new_name_and_an_unchanged_one_keeps_it(two_synths:
     first, second = two_synths
     assert _job_names(first) == _job_names(second)
     assert all(name.startswith(f"{base}-") and len(name) == len(base) + 9 for base, name in _job_names(first).items())
-    changed = _job_names(synth(tmp_path, polaris__catalog="other"))  # reaches only the Polaris init Job's env
+    store = first.out_dir.parent.parent / "credentials.json"  # the same credentials (a Secret change renames its Jobs too)
+    changed = _job_names(synth(tmp_path, polaris__catalog="other", credentials__store=str(store)))  # reaches only the Polaris init Job's env
     before = _job_names(first)
     assert changed["floe-polaris-init"] != before["floe-polaris-init"]
     assert changed["floe-minio-buckets"] == before["floe-minio-buckets"]
