@@ -147,7 +147,7 @@ def test_cluster_instance_loads_with_the_k8s_run_launcher(cluster: SynthResult, 
     launcher = instance.run_launcher
     assert isinstance(launcher, K8sRunLauncher)
     assert launcher.job_namespace == NAMESPACE
-    assert launcher.job_image == "floe-project:0.1.0"
+    assert launcher.job_image == StackConfig().project_image.ref
     assert launcher.service_account_name == "floe-dagster-run"
     assert launcher.instance_config_map == "floe-dagster-instance"
     assert launcher.env_config_maps == ["floe-dagster-run-env"]
