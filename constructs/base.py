@@ -380,8 +380,15 @@ def disruption_budget(scope: Construct, props: WorkloadProps, lbls: dict[str, st
 
 def deployment_strategy(props: WorkloadProps) -> k8s.DeploymentStrategy:
     """``props.strategy`` for one pod; for a replicated Deployment a rolling update that starts one
-    new pod before it stops an old one (maxSurge 1, maxUnavailable 0): it never serves with fewer."""
-    if not replicated(props):
+    new pod before it stops an old one (maxSurge 1, maxUnavailable 0): it never serves with fewer.
+
+    A RollingUpdate always names its ``rollingUpdate``: ``strategy`` has the ``retainKeys`` patch
+    strategy, so with ``{type: RollingUpdate}`` alone the API server defaults ``rollingUpdate`` in and
+    every ``kubectl apply`` sends ``$retainKeys`` to clear it again (``configured`` on each re-apply;
+    tests/infra/test_apply.py). maxSurge 1 / maxUnavailable 0 is what the 25 %/25 % default rounds to
+    for one pod, so written out it changes nothing but the noise.
+    """
+    if not replicated(props) and props.strategy != "RollingUpdate":
         return k8s.DeploymentStrategy(type=props.strategy)
     return k8s.DeploymentStrategy(
         type="RollingUpdate",

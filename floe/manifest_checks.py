@@ -764,6 +764,12 @@ def _apply_idempotent(m: Manifests) -> Iterator[Violation]:
     for secret in m.of_kind("Secret"):
         if "stringData" in secret:
             yield Violation("apply", ref(secret), "uses write-only stringData: write base64 data instead")
+    for deployment in m.of_kind("Deployment"):
+        # strategy has the retainKeys patch strategy: a server-defaulted rollingUpdate under
+        # {type: RollingUpdate} makes kubectl send $retainKeys on every apply.
+        strategy = deployment["spec"].get("strategy") or {}
+        if strategy.get("type", "RollingUpdate") == "RollingUpdate" and "strategy" in deployment["spec"] and not strategy.get("rollingUpdate"):
+            yield Violation("apply", ref(deployment), "strategy RollingUpdate without rollingUpdate: the API server defaults it and kubectl sends $retainKeys on every apply (write maxSurge/maxUnavailable)")
     for pod in m.pods:
         for _, c in pod.containers():
             for bound, values in (c.get("resources") or {}).items():

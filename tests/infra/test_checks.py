@@ -181,6 +181,7 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("non-canonical cpu", lambda d: container(d, "floe-minio")["resources"]["limits"].update(cpu="1000m")),
         ("non-canonical memory", lambda d: container(d, "floe-minio")["resources"]["requests"].update(memory="1024Mi")),
         ("non-canonical sizeLimit", lambda d: pod(d, "Deployment", "floe-minio")["volumes"][0]["emptyDir"].update(sizeLimit="0.5Gi")),
+        ("RollingUpdate without rollingUpdate", lambda d: find(d, "Deployment", "floe-cube")["spec"].update(strategy={"type": "RollingUpdate"})),
     ],
     "config-checksum": [
         ("checksum removed", lambda d: find(d, "Deployment", "floe-dagster-daemon")["spec"]["template"]["metadata"].pop("annotations")),
