@@ -523,12 +523,14 @@ def secret(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: 
     return k8s.KubeSecret(scope, id, metadata=meta(name, lbls), type="Opaque", data=encoded)
 
 
-#: A bootstrap Job that has not finished by then fails by itself (DeadlineExceeded) instead of
-#: hanging until the deploy tool's 600 s phase timeout. Measured: the bucket and Polaris steps take
-#: 0.1-2 s once their peer answers (tests/bootstrap, bench.deploy); what dominates is waiting for
-#: that peer to start, which the plan bounds at 5 minutes for the whole stack. 300 s + one minute of
-#: retries. A Job that times out is not the end: the reconcile CronJob runs the same steps.
-JOB_ACTIVE_DEADLINE_SECONDS = 360
+#: Bootstrap Jobs have no activeDeadlineSeconds: it counts from the Job's start, image pulls included,
+#: so a slow first pull of the project image (or of PostgreSQL and Polaris, which the step waits for)
+#: ended in DeadlineExceeded, and since the Job's name is a digest of its content the next deploy
+#: re-applied the same failed Job: stuck for good. Nothing needs the deadline to end a hang: the wait
+#: container only waits for TCP, each step bounds its own wait (wait_timeout_seconds, 300 s) and
+#: requests, and backoffLimit bounds the retries (an image that cannot be pulled fails no Job; the
+#: deploy tool reports ImagePullBackOff). The reconcile CronJob runs the same steps again anyway.
+JOB_ACTIVE_DEADLINE_SECONDS: int | None = None
 #: A finished Job is deleted this long after it ends (batch/v1 ttlSecondsAfterFinished), so the Jobs
 #: of earlier configs (other names, see job_name) do not pile up. One day: `make status` can still
 #: show the deploy's Jobs; re-applying an unchanged dist/ within that day changes nothing, and after
@@ -603,7 +605,7 @@ def job(
     init_containers: list[k8s.Container] | None = None,
     volumes: list[k8s.Volume] | None = None,
     backoff_limit: int = 20,
-    active_deadline_seconds: int = JOB_ACTIVE_DEADLINE_SECONDS,
+    active_deadline_seconds: int | None = JOB_ACTIVE_DEADLINE_SECONDS,
     restart_policy: str = "OnFailure",
     ttl_seconds_after_finished: int = JOB_TTL_SECONDS_AFTER_FINISHED,
 ) -> k8s.KubeJob:

@@ -195,4 +195,6 @@ def test_a_changed_job_gets_a_new_name_and_an_unchanged_one_keeps_it(two_synths:
     for doc in first.documents:
         # The verification Job (dist/verify/) is never applied by a deploy: its deadline is the run's.
         if doc["kind"] == "Job" and doc["metadata"]["labels"].get("app.kubernetes.io/component") != "verify":
-            assert doc["spec"]["ttlSecondsAfterFinished"] > 0 and doc["spec"]["activeDeadlineSeconds"] < 600
+            assert doc["spec"]["ttlSecondsAfterFinished"] > 0
+            # No deadline that counts image pulls: a slow first pull cannot fail the Job for good.
+            assert "activeDeadlineSeconds" not in doc["spec"] and "activeDeadlineSeconds" not in pod_template(doc)["spec"]
