@@ -47,12 +47,15 @@ DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 90
 COMPUTE_LOG_STAGING_DIR = "/tmp/dagster/compute_logs"
 
 
-def daemon_liveness_command() -> list[str]:
+def daemon_liveness_command(*, startup: bool = False) -> list[str]:
     """The daemon's liveness probe: heartbeats read from PostgreSQL by psycopg2 alone, the same
-    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness)."""
+    rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness).
+    ``startup``: only heartbeats newer than this container's PID 1 (the daemon) count, so the previous
+    pod's recent heartbeats cannot pass the startup probe of a daemon that has not posted any yet."""
+    since = ["--since-start-of-pid", "1"] if startup else []
     return [
         "python", "-m", "demo.orchestration.daemon_liveness",
-        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *REQUIRED_DAEMONS,
+        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *since, *REQUIRED_DAEMONS,
     ]
 
 
@@ -473,7 +476,7 @@ class Dagster(Construct):
             # No Service selects the daemon: no readiness probe (nothing to route traffic away from).
             readiness=None,
             liveness=base.exec_command(liveness_check, base.EXEC_LIVENESS),
-            startup=base.exec_command(liveness_check, base.EXEC_STARTUP),
+            startup=base.exec_command(daemon_liveness_command(startup=True), base.EXEC_STARTUP),
             resources=d.daemon_resources,
             depends_on=[postgres, user_code],
         )
