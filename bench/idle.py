@@ -68,8 +68,11 @@ def probe_items(documents: list[dict]) -> list[Item]:
     for probe in exec_probes(documents):
         cost = recorded_cost(probe.command)
         name = f"{probe.owner['metadata']['name']}/{probe.container} {probe.kind}"
-        items.append(Item("exec probe", name, cost.cpu_seconds if cost else None, 3600 / probe.period,
-                          cost.source if cost else "never measured"))
+        # A startup probe stops once the container has started: nothing per hour when idle.
+        calls = 0.0 if probe.kind == "startupProbe" else 3600 / probe.period
+        source = cost.source if cost else "never measured"
+        items.append(Item("exec probe", name, cost.cpu_seconds if cost else None, calls,
+                          f"start-up only; {source}" if probe.kind == "startupProbe" else source))
     for pod in Manifests(documents, "").pods:
         if not pod.long_running:
             continue
