@@ -35,8 +35,11 @@ MODEL_DIR = CUBE_DIR / "model"
 CONF_DIR = "/cube/conf"
 # Where Cube's DuckDB finds the extension files (layout v<duckdb>/<platform>/<name>.duckdb_extension).
 EXTENSION_DIR = "/cube/duckdb-extensions"
-# The image is node:<v>-slim without a USER (runs as root by default); `node` (uid 1000) exists
-# in every node base image. Cube writes nothing outside /tmp in production mode; HOME=/tmp too.
+# The pod sets its identity explicitly (Pod Security "restricted" needs runAsNonRoot with a numeric
+# uid; an image USER given by name cannot be verified by the kubelet). The image's Dockerfile has a
+# `cube` user (issue 15; an earlier note here said it runs as root, which is wrong for the current
+# image); its uid is not checked here, so the pod runs as `node` (uid 1000), which every node base
+# image has. Cube writes nothing outside /tmp and the emptyDirs in production mode; HOME=/tmp too.
 # Not yet run on a cluster (docs/semantic.md).
 CUBE_RUN_AS = base.RunAs(uid=1000, gid=1000)
 # Where Cube's DuckDB spills (temp_directory): its default is `.tmp` under the working directory

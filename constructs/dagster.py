@@ -26,6 +26,7 @@ from demo.orchestration import daemon_liveness
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.orchestration.settings import PipelineSettings
 from floe.config import StackConfig
+from floe.memory import duckdb_spill_mib
 from floe.quantities import memory_bytes
 
 DAGSTER_HOME = "/opt/dagster/home"
@@ -187,29 +188,42 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
 # processes (code server, run worker, dbt); beyond it DuckDB spills to the /tmp emptyDir, up to this
 # share of that volume.
 DUCKDB_MEMORY_SHARE = 0.4
-DUCKDB_SPILL_SHARE = 0.5
 DUCKDB_TEMP_DIRECTORY = "/tmp/duckdb"
 USER_CODE_SCRATCH_SIZE = "2Gi"
+# The rest of that /tmp (dbt's DuckDB file, target/ and logs/, compute-log staging, Python's temp
+# files) is floe.memory.SCRATCH_RESERVED_MIB, which the memory audit reads too.
+
+
+def duckdb_instances(config: StackConfig) -> int:
+    """DuckDB instances that may spill into the user-code pod's /tmp at once: the sensor's read, and
+    with the default launcher one dbt build per concurrent run (runs execute in this pod)."""
+    runs = config.dagster.max_concurrent_runs if config.dagster.run_launcher == "default" else 0
+    return 1 + runs
 
 
 def duckdb_env(config: StackConfig, resources: base.Resources | None = None) -> list[k8s.EnvVar]:
     """DuckDB's memory_limit and spill directory, derived from the limits of the container that runs
-    the steps (the user-code container, or a run pod's with the k8s launcher)."""
+    the steps (the user-code container, or a run pod's with the k8s launcher: one run, one DuckDB)."""
     limit = (resources or config.dagster.user_code_resources).memory_limit
-    return duckdb_sizing_env(memory_limit=limit, scratch_size=USER_CODE_SCRATCH_SIZE, memory_share=DUCKDB_MEMORY_SHARE)
+    instances = 1 if resources is not None else duckdb_instances(config)
+    return duckdb_sizing_env(memory_limit=limit, scratch_size=USER_CODE_SCRATCH_SIZE, memory_share=DUCKDB_MEMORY_SHARE, instances=instances)
 
 
-def duckdb_sizing_env(*, memory_limit: str, scratch_size: str, memory_share: float) -> list[k8s.EnvVar]:
+def duckdb_sizing_env(*, memory_limit: str, scratch_size: str, memory_share: float, instances: int = 1) -> list[k8s.EnvVar]:
     """The FLOE_DUCKDB_* settings (demo.lakehouse.settings) of a container running our DuckDB:
     ``memory_share`` of its memory limit, spilling to DUCKDB_TEMP_DIRECTORY on its /tmp emptyDir of
-    ``scratch_size``, up to DUCKDB_SPILL_SHARE of that volume."""
+    ``scratch_size``. DuckDB caps each instance's spill (max_temp_directory_size), not their sum, so
+    the volume is shared by construction: ``instances`` spills of
+    floe.memory.duckdb_spill_mib(scratch, instances) each, plus SCRATCH_RESERVED_MIB for the rest,
+    never exceed the emptyDir's sizeLimit (where the kubelet evicts the pod before DuckDB's own cap
+    applies). floe/memory_audit.py checks the same sum from dist/."""
     name = LakehouseSettings.env_name
     memory_mib = memory_bytes(memory_limit) // 2**20
-    spill_mib = memory_bytes(scratch_size) // 2**20
+    spill_mib = duckdb_spill_mib(memory_bytes(scratch_size) // 2**20, instances)
     return [
         base.env(name("duckdb_memory_limit"), f"{int(memory_mib * memory_share)}MiB"),
         base.env(name("duckdb_temp_directory"), DUCKDB_TEMP_DIRECTORY),
-        base.env(name("duckdb_max_temp_directory_size"), f"{int(spill_mib * DUCKDB_SPILL_SHARE)}MiB"),
+        base.env(name("duckdb_max_temp_directory_size"), f"{spill_mib}MiB"),
     ]
 
 
