@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SUITES = ["bench.synth", "bench.memory", "bench.probes", "bench.deploy", "bench.pipeline", "bench.orchestration", "bench.footprint", "bench.otel"]
+SUITES = ["bench.synth", "bench.memory", "bench.probes", "bench.idle", "bench.deploy", "bench.pipeline", "bench.orchestration", "bench.footprint", "bench.otel"]
 
 if __name__ == "__main__":
     failed = []

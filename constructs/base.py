@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
-import json
 from dataclasses import dataclass, field
 
+from cdk8s import ApiObject, Chart, JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from demo.bootstrap.image import IMAGE_GID, IMAGE_UID
+from floe import config_checksum
 from floe.config import AvailabilityConfig, Image, Resources, StackConfig
 
 PART_OF = "floe"
@@ -390,8 +390,15 @@ def disruption_budget(scope: Construct, props: WorkloadProps, lbls: dict[str, st
 
 def deployment_strategy(props: WorkloadProps) -> k8s.DeploymentStrategy:
     """``props.strategy`` for one pod; for a replicated Deployment a rolling update that starts one
-    new pod before it stops an old one (maxSurge 1, maxUnavailable 0): it never serves with fewer."""
-    if not replicated(props):
+    new pod before it stops an old one (maxSurge 1, maxUnavailable 0): it never serves with fewer.
+
+    A RollingUpdate always names its ``rollingUpdate``: ``strategy`` has the ``retainKeys`` patch
+    strategy, so with ``{type: RollingUpdate}`` alone the API server defaults ``rollingUpdate`` in and
+    every ``kubectl apply`` sends ``$retainKeys`` to clear it again (``configured`` on each re-apply;
+    tests/infra/test_apply.py). maxSurge 1 / maxUnavailable 0 is what the 25 %/25 % default rounds to
+    for one pod, so written out it changes nothing but the noise.
+    """
+    if not replicated(props) and props.strategy != "RollingUpdate":
         return k8s.DeploymentStrategy(type=props.strategy)
     return k8s.DeploymentStrategy(
         type="RollingUpdate",
@@ -526,12 +533,14 @@ def secret(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: 
     return k8s.KubeSecret(scope, id, metadata=meta(name, lbls), type="Opaque", data=encoded)
 
 
-#: A bootstrap Job that has not finished by then fails by itself (DeadlineExceeded) instead of
-#: hanging until the deploy tool's 600 s phase timeout. Measured: the bucket and Polaris steps take
-#: 0.1-2 s once their peer answers (tests/bootstrap, bench.deploy); what dominates is waiting for
-#: that peer to start, which the plan bounds at 5 minutes for the whole stack. 300 s + one minute of
-#: retries. A Job that times out is not the end: the reconcile CronJob runs the same steps.
-JOB_ACTIVE_DEADLINE_SECONDS = 360
+#: Bootstrap Jobs have no activeDeadlineSeconds: it counts from the Job's start, image pulls included,
+#: so a slow first pull of the project image (or of PostgreSQL and Polaris, which the step waits for)
+#: ended in DeadlineExceeded, and since the Job's name is a digest of its content the next deploy
+#: re-applied the same failed Job: stuck for good. Nothing needs the deadline to end a hang: the wait
+#: container only waits for TCP, each step bounds its own wait (wait_timeout_seconds, 300 s) and
+#: requests, and backoffLimit bounds the retries (an image that cannot be pulled fails no Job; the
+#: deploy tool reports ImagePullBackOff). The reconcile CronJob runs the same steps again anyway.
+JOB_ACTIVE_DEADLINE_SECONDS: int | None = None
 #: A finished Job is deleted this long after it ends (batch/v1 ttlSecondsAfterFinished), so the Jobs
 #: of earlier configs (other names, see job_name) do not pile up. One day: `make status` can still
 #: show the deploy's Jobs; re-applying an unchanged dist/ within that day changes nothing, and after
@@ -547,11 +556,52 @@ def job_name(name: str, spec: k8s.JobSpec) -> str:
     A Job's pod template is immutable, so a plain ``kubectl apply -f dist/`` of a changed template
     fails ("field is immutable"). With the digest in the name, a changed Job is a new object
     (created, and run) and an unchanged one keeps its name (``unchanged``): re-applying is safe by
-    construction, with no delete-and-retry in any tool.
+    construction, with no delete-and-retry in any tool. :func:`add_config_checksums` names every Job
+    again once its template carries the config checksum, so the digest covers what it consumes too.
     """
     manifest = k8s.KubeJob.manifest(metadata=k8s.ObjectMeta(name=name), spec=spec)
-    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return f"{name}-{digest[:8]}"
+    return config_checksum.job_name(name, manifest["spec"])
+
+
+# --- config checksums ---------------------------------------------------------------------------
+
+_POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "PodTemplate"}
+
+
+def _template_pointer(kind: str) -> str:
+    return {"PodTemplate": "/template", "CronJob": "/spec/jobTemplate/spec/template"}.get(kind, "/spec/template")
+
+
+def add_config_checksums(charts: list[Chart]) -> None:
+    """Put :data:`floe.config_checksum.ANNOTATION` on every pod template that reads a ConfigMap or
+    Secret: a digest of exactly the keys it consumes (floe/config_checksum.py), so a content change
+    rolls exactly the pods that read it. Called once, after every object of the app exists (it reads
+    the objects of all charts); Jobs are named again over their final spec (:func:`job_name`), so a
+    Job whose consumed config changed is a new Job, which runs.
+    """
+    docs_of = {id(chart): chart.to_json() for chart in charts}
+    objects = config_checksum.index([doc for docs in docs_of.values() for doc in docs])
+    for chart in charts:
+        # Each document by (kind, name); the ApiObjects of the chart's whole tree (nested constructs too).
+        by_ref = {(d["kind"], d["metadata"]["name"]): d for d in docs_of[id(chart)] if d.get("kind") in _POD_OWNERS}
+        for api_object in (c for c in chart.node.find_all() if isinstance(c, ApiObject)):
+            if api_object.kind not in _POD_OWNERS:
+                continue
+            doc = by_ref[(api_object.kind, api_object.name)]
+            template = config_checksum.template_of(doc)
+            value = config_checksum.digest(template.get("spec") or {}, objects)
+            if value is not None:
+                annotations = (template.get("metadata") or {}).get("annotations")
+                pointer = f"{_template_pointer(doc['kind'])}/metadata/annotations"
+                escaped = config_checksum.ANNOTATION.replace("~", "~0").replace("/", "~1")
+                if annotations is None:
+                    api_object.add_json_patch(JsonPatch.add(pointer, {config_checksum.ANNOTATION: value}))
+                else:
+                    api_object.add_json_patch(JsonPatch.add(f"{pointer}/{escaped}", value))
+                template.setdefault("metadata", {}).setdefault("annotations", {})[config_checksum.ANNOTATION] = value
+            if doc["kind"] == "Job":
+                base_name = (doc["metadata"].get("labels") or {}).get(JOB_BASE_NAME_LABEL, doc["metadata"]["name"])
+                api_object.add_json_patch(JsonPatch.replace("/metadata/name", config_checksum.job_name(base_name, doc["spec"])))
 
 
 def job(
@@ -565,7 +615,7 @@ def job(
     init_containers: list[k8s.Container] | None = None,
     volumes: list[k8s.Volume] | None = None,
     backoff_limit: int = 20,
-    active_deadline_seconds: int = JOB_ACTIVE_DEADLINE_SECONDS,
+    active_deadline_seconds: int | None = JOB_ACTIVE_DEADLINE_SECONDS,
     restart_policy: str = "OnFailure",
     ttl_seconds_after_finished: int = JOB_TTL_SECONDS_AFTER_FINISHED,
 ) -> k8s.KubeJob:

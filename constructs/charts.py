@@ -148,9 +148,13 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
     # Derived from the objects of every other chart (so built last), the verification Job's
     # included, but placed in the namespace chart: the policies are applied first, before any pod.
     NetworkPolicies(charts[0], "network-policies", config=config, charts=[*charts[1:], verify])
+    # After every object exists (and after the derivations that read pod templates: placement
+    # changes none of their inputs), but before the Jobs are named over their final spec: a Job whose
+    # placement changed must be a new Job (its pod template is immutable).
+    apply_placement([*charts, verify], config)
+    # Last of all: every ConfigMap and Secret exists, so each pod template gets the digest of what
+    # it reads (and each Job its final, content-derived name).
+    base.add_config_checksums([*charts, verify])
     for earlier, later in zip(charts, [*charts[1:], verify]):
         later.add_dependency(earlier)
-    # After every object exists (and after the derivations that read pod templates: placement
-    # changes none of their inputs).
-    apply_placement([*charts, verify], config)
     return [*charts, verify]

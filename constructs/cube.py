@@ -10,13 +10,11 @@ lakehouse.js); tests/semantic/upstream_env.py lists each with its source.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cdk8s import JsonPatch
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
@@ -25,6 +23,7 @@ from constructs.secrets import StackSecrets
 from demo.bootstrap.image import CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
+from floe import config_checksum
 from floe.config import Resources, StackConfig
 from floe.memory import (
     HEADROOM,
@@ -43,8 +42,11 @@ MODEL_DIR = CUBE_DIR / "model"
 CONF_DIR = "/cube/conf"
 # Where Cube's DuckDB finds the extension files (layout v<duckdb>/<platform>/<name>.duckdb_extension).
 EXTENSION_DIR = "/cube/duckdb-extensions"
-# The image is node:<v>-slim without a USER (runs as root by default); `node` (uid 1000) exists
-# in every node base image. Cube writes nothing outside /tmp in production mode; HOME=/tmp too.
+# The pod sets its identity explicitly (Pod Security "restricted" needs runAsNonRoot with a numeric
+# uid; an image USER given by name cannot be verified by the kubelet). The image's Dockerfile has a
+# `cube` user (issue 15; an earlier note here said it runs as root, which is wrong for the current
+# image); its uid is not checked here, so the pod runs as `node` (uid 1000), which every node base
+# image has. Cube writes nothing outside /tmp and the emptyDirs in production mode; HOME=/tmp too.
 # Not yet run on a cluster (docs/semantic.md).
 CUBE_RUN_AS = base.RunAs(uid=1000, gid=1000)
 # Where Cube's DuckDB spills (temp_directory): its default is `.tmp` under the working directory
@@ -60,8 +62,9 @@ DUCKDB_SPILL_MAX_MIB = memory_bytes(DUCKDB_SPILL.size_limit) * 7 // 8 // 2**20
 OTEL_SDK = base.ScratchVolume("otel-sdk", "/cube/otel", size_limit="128Mi")
 OTEL_PRELOAD = f"{OTEL_SDK.path}/tracing.js"
 # The pod template annotation that rolls the pods when a mounted file changes (subPath mounts never
-# receive ConfigMap updates, and Cube compiles the model once at start-up anyway).
-CHECKSUM_ANNOTATION = "floe.dev/config-checksum"
+# receive ConfigMap updates, and Cube compiles the model once at start-up anyway): put on every pod
+# that reads a ConfigMap or Secret by base.add_config_checksums (floe/config_checksum.py).
+CHECKSUM_ANNOTATION = config_checksum.ANNOTATION
 
 
 @dataclass(frozen=True)
@@ -167,16 +170,6 @@ def model_files() -> dict[str, str]:
     return {path.name: path.read_text() for path in sorted(MODEL_DIR.glob("*.yml"))}
 
 
-def mounted_checksum() -> str:
-    """sha256 over every file mounted into the Cube containers (cube.js, lakehouse.js, the model)."""
-    digest = hashlib.sha256()
-    for group in (config_files(), model_files()):
-        for name, text in sorted(group.items()):
-            digest.update(f"{len(name)}:{name}:{len(text)}:".encode())
-            digest.update(text.encode())
-    return digest.hexdigest()
-
-
 def model_tables() -> set[str]:
     """Every ``sql_table`` of the data model (``lake.<namespace>.<table>``)."""
     return {
@@ -279,7 +272,6 @@ class Cube(Construct):
             # Read-only: Cube only loads the SDK; the init container alone writes it.
             *([k8s.VolumeMount(name=OTEL_SDK.name, mount_path=OTEL_SDK.path, read_only=True)] if traced else []),
         ]
-        checksum = {CHECKSUM_ANNOTATION: mounted_checksum()}
 
         init = [base.wait_for([base.Dependency(names.cubestore_router, config.cubestore.http_port)], image=config.postgres.image)]
         if bundled:
@@ -398,5 +390,3 @@ class Cube(Construct):
                 strategy="Recreate",
             ),
         )
-        for workload in (api_workload, worker_workload):
-            workload.deployment.add_json_patch(JsonPatch.add("/spec/template/metadata/annotations", checksum))

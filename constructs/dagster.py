@@ -27,6 +27,7 @@ from demo.orchestration import daemon_liveness
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.orchestration.settings import PipelineSettings
 from floe.config import StackConfig
+from floe.memory import duckdb_spill_mib
 from floe.quantities import memory_bytes
 
 DAGSTER_HOME = "/opt/dagster/home"
@@ -61,14 +62,17 @@ DAEMON_HEARTBEAT_TOLERANCE_SECONDS = 90
 COMPUTE_LOG_STAGING_DIR = "/tmp/dagster/compute_logs"
 
 
-def daemon_liveness_command(config: StackConfig | None = None) -> list[str]:
+def daemon_liveness_command(config: StackConfig | None = None, *, startup: bool = False) -> list[str]:
     """The daemon's liveness probe: heartbeats read from PostgreSQL by psycopg2 alone, the same
     rule as `dagster-daemon liveness-check` at a thirtieth of the CPU (demo.orchestration.daemon_liveness).
-    ``config``: the daemons its dagster.yaml requires (:func:`required_daemons`); None: the base set."""
+    ``config``: the daemons its dagster.yaml requires (:func:`required_daemons`); None: the base set.
+    ``startup``: only heartbeats newer than this container's PID 1 (the daemon) count, so the previous
+    pod's recent heartbeats cannot pass the startup probe of a daemon that has not posted any yet."""
     daemons = required_daemons(config) if config is not None else REQUIRED_DAEMONS
+    since = ["--since-start-of-pid", "1"] if startup else []
     return [
         "python", "-m", "demo.orchestration.daemon_liveness",
-        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *daemons,
+        "--tolerance", str(DAEMON_HEARTBEAT_TOLERANCE_SECONDS), *since, *daemons,
     ]
 
 
@@ -226,29 +230,42 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
 # processes (code server, run worker, dbt); beyond it DuckDB spills to the /tmp emptyDir, up to this
 # share of that volume.
 DUCKDB_MEMORY_SHARE = 0.4
-DUCKDB_SPILL_SHARE = 0.5
 DUCKDB_TEMP_DIRECTORY = "/tmp/duckdb"
 USER_CODE_SCRATCH_SIZE = "2Gi"
+# The rest of that /tmp (dbt's DuckDB file, target/ and logs/, compute-log staging, Python's temp
+# files) is floe.memory.SCRATCH_RESERVED_MIB, which the memory audit reads too.
+
+
+def duckdb_instances(config: StackConfig) -> int:
+    """DuckDB instances that may spill into the user-code pod's /tmp at once: the sensor's read, and
+    with the default launcher one dbt build per concurrent run (runs execute in this pod)."""
+    runs = config.dagster.max_concurrent_runs if config.dagster.run_launcher == "default" else 0
+    return 1 + runs
 
 
 def duckdb_env(config: StackConfig, resources: base.Resources | None = None) -> list[k8s.EnvVar]:
     """DuckDB's memory_limit and spill directory, derived from the limits of the container that runs
-    the steps (the user-code container, or a run pod's with the k8s launcher)."""
+    the steps (the user-code container, or a run pod's with the k8s launcher: one run, one DuckDB)."""
     limit = (resources or config.dagster.user_code_resources).memory_limit
-    return duckdb_sizing_env(memory_limit=limit, scratch_size=USER_CODE_SCRATCH_SIZE, memory_share=DUCKDB_MEMORY_SHARE)
+    instances = 1 if resources is not None else duckdb_instances(config)
+    return duckdb_sizing_env(memory_limit=limit, scratch_size=USER_CODE_SCRATCH_SIZE, memory_share=DUCKDB_MEMORY_SHARE, instances=instances)
 
 
-def duckdb_sizing_env(*, memory_limit: str, scratch_size: str, memory_share: float) -> list[k8s.EnvVar]:
+def duckdb_sizing_env(*, memory_limit: str, scratch_size: str, memory_share: float, instances: int = 1) -> list[k8s.EnvVar]:
     """The FLOE_DUCKDB_* settings (demo.lakehouse.settings) of a container running our DuckDB:
     ``memory_share`` of its memory limit, spilling to DUCKDB_TEMP_DIRECTORY on its /tmp emptyDir of
-    ``scratch_size``, up to DUCKDB_SPILL_SHARE of that volume."""
+    ``scratch_size``. DuckDB caps each instance's spill (max_temp_directory_size), not their sum, so
+    the volume is shared by construction: ``instances`` spills of
+    floe.memory.duckdb_spill_mib(scratch, instances) each, plus SCRATCH_RESERVED_MIB for the rest,
+    never exceed the emptyDir's sizeLimit (where the kubelet evicts the pod before DuckDB's own cap
+    applies). floe/memory_audit.py checks the same sum from dist/."""
     name = LakehouseSettings.env_name
     memory_mib = memory_bytes(memory_limit) // 2**20
-    spill_mib = memory_bytes(scratch_size) // 2**20
+    spill_mib = duckdb_spill_mib(memory_bytes(scratch_size) // 2**20, instances)
     return [
         base.env(name("duckdb_memory_limit"), f"{int(memory_mib * memory_share)}MiB"),
         base.env(name("duckdb_temp_directory"), DUCKDB_TEMP_DIRECTORY),
-        base.env(name("duckdb_max_temp_directory_size"), f"{int(spill_mib * DUCKDB_SPILL_SHARE)}MiB"),
+        base.env(name("duckdb_max_temp_directory_size"), f"{spill_mib}MiB"),
     ]
 
 
@@ -596,7 +613,7 @@ class Dagster(Construct):
             # No Service selects the daemon: no readiness probe (nothing to route traffic away from).
             readiness=None,
             liveness=base.exec_command(liveness_check, base.EXEC_LIVENESS),
-            startup=base.exec_command(liveness_check, base.EXEC_STARTUP),
+            startup=base.exec_command(daemon_liveness_command(config, startup=True), base.EXEC_STARTUP),
             resources=d.daemon_resources,
             depends_on=[postgres, user_code],
         )

@@ -45,10 +45,12 @@ class Minio(Construct):
                 secrets.minio_password.env("MINIO_ROOT_PASSWORD"),
                 base.env("MINIO_SITE_REGION", m.region),
                 base.env("HOME", home.path),
-                # Go runtime soft limit, as for Jaeger: MinIO calls debug.SetMemoryLimit itself only
-                # when --memlimit / MINIO_MEMLIMIT is given (cmd/server-main.go ServerFlags,
-                # cmd/server-rlimit.go setMaxResources), so the runtime's GOMEMLIMIT applies.
-                base.env("GOMEMLIMIT", go_memory_limit(m.resources.memory_limit)),
+                # MinIO sets the Go runtime's memory limit itself, always: --memlimit / MINIO_MEMLIMIT
+                # (humanize.ParseBytes), else the memory it finds available (the cgroup's limit), and
+                # setMaxResources calls debug.SetMemoryLimit with it, replacing any GOMEMLIMIT
+                # (cmd/server-main.go serverHandleCmdArgs, cmd/server-rlimit.go). The same figure
+                # sizes its request throttling. So MINIO_MEMLIMIT is the knob, GOMEMLIMIT is ignored.
+                base.env("MINIO_MEMLIMIT", go_memory_limit(m.resources.memory_limit)),
             ],
             resources=base.resources(m.resources),
             readiness_probe=base.http_get("/minio/health/ready", "s3", base.READINESS),

@@ -3,9 +3,13 @@
 Both keep their data on emptyDirs, so a new pod starts empty. Every ``reconcile.schedule`` a Job:
 
 1. waits (init container) until PostgreSQL, MinIO and Polaris accept connections;
-2. re-runs the Polaris admin tool's realm bootstrap (init container ``bootstrap-realm``, the very
-   container of the Polaris pod: idempotent since 1.7.0, apache/polaris#4996 — "Realm '<r>' is
-   already bootstrapped; skipping.", exit 0), with the root credentials from the same Secret;
+2. asks Polaris whether the realm is intact (init container ``check-realm``: one token request as
+   root, demo/bootstrap/realm_check.py) and only if it is not, runs the Polaris admin tool's realm
+   bootstrap (init container ``bootstrap-realm``, the very container of the Polaris pod: idempotent
+   since 1.7.0, apache/polaris#4996), with the root credentials from the same Secret. An intact
+   realm starts no JVM and takes no lock: the admin tool's bootstrap re-runs Polaris' schema script,
+   whose ``CREATE INDEX IF NOT EXISTS`` holds a ShareLock on ``entities``/``grant_records`` until it
+   commits, blocking Polaris' writes every run;
 3. runs ``python -m demo.bootstrap reconcile``: buckets, Polaris entities with the Secrets'
    credentials, orphaned-table clean-up, Dagster storage (demo/bootstrap/reconcile.py), ending with
    one ``floe-reconcile {json}`` summary line that ``make status`` reads.
@@ -29,6 +33,14 @@ from floe.config import StackConfig
 
 CONTAINER = "reconcile"
 REALM_CONTAINER = "bootstrap-realm"
+CHECK_CONTAINER = "check-realm"
+#: The admin tool image's ENTRYPOINT (apache/polaris runtime/admin/src/main/docker/Dockerfile.jvm:
+#: the UBI OpenJDK runtime image's run-java.sh, which starts the JVM with JAVA_APP_JAR). The realm
+#: container calls it only when the check left the marker; the image's bash runs the test.
+ADMIN_TOOL_ENTRYPOINT = "/opt/jboss/container/java/run/run-java.sh"
+#: Shared between the check and the admin tool: present = the realm must be bootstrapped.
+REALM_STATE = base.ScratchVolume("realm-state", "/var/run/floe-realm", size_limit="1Mi")
+REALM_MARKER = f"{REALM_STATE.path}/run-admin-tool"
 
 
 def _synthesized(documents: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -107,15 +119,22 @@ class Reconcile(Construct):
             raise ValueError("reconcile: the realm bootstrap container mounts more than /tmp; extend the copy")
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
         home = base.ScratchVolume("home", home_mount["mountPath"], size_limit="64Mi")
+        if realm_json.get("command"):
+            raise ValueError("reconcile: the realm bootstrap container sets a command; the skip wrapper assumes the image's entrypoint")
+        # The JVM starts only when check-realm left the marker; else one line and exit 0.
+        skip_unless_needed = (
+            f'if [ -e {REALM_MARKER} ]; then cat {REALM_MARKER}; exec {ADMIN_TOOL_ENTRYPOINT} "$@"; fi; '
+            'echo "realm intact (check-realm): admin tool not started"'
+        )
         realm = k8s.Container(
             name=REALM_CONTAINER,
             image=realm_json["image"],
             image_pull_policy=realm_json.get("imagePullPolicy"),
-            command=realm_json.get("command"),
+            command=["bash", "-c", skip_unless_needed, "bash"],
             args=realm_json.get("args"),
             env=[_env_var(v) for v in realm_json.get("env") or []],
             resources=base.resources(config.polaris.admin_tool_resources),
-            volume_mounts=[tmp.mount()],
+            volume_mounts=[tmp.mount(), k8s.VolumeMount(name=REALM_STATE.name, mount_path=REALM_STATE.path, read_only=True)],
             security_context=base.container_security(
                 run_as=base.RunAs(uid=polaris_identity["runAsUser"], gid=polaris_identity["runAsGroup"])
             ),
@@ -129,6 +148,15 @@ class Reconcile(Construct):
                 base.Dependency(names.polaris, config.polaris.port),
             ],
             image=config.postgres.image,
+        )
+        check = k8s.Container(
+            name=CHECK_CONTAINER,
+            **base.image_fields(config.project_image),
+            command=["python", "-m", "demo.bootstrap", "realm-check", "--marker", REALM_MARKER],
+            env=[_env_var(v) for v in _pod(polaris_job)["containers"][0]["env"]],
+            resources=base.resources(config.bootstrap_resources),
+            volume_mounts=[tmp.mount(), REALM_STATE.mount()],
+            security_context=base.container_security(),
         )
         main = k8s.Container(
             name=CONTAINER,
@@ -165,9 +193,10 @@ class Reconcile(Construct):
                             spec=k8s.PodSpec(
                                 restart_policy="Never",
                                 containers=[main],
-                                init_containers=[wait, realm],
+                                init_containers=[wait, check, realm],
                                 volumes=[
                                     tmp.volume(),
+                                    REALM_STATE.volume(),
                                     home.volume(),
                                     k8s.Volume(name="instance", config_map=k8s.ConfigMapVolumeSource(name=instance_config_map)),
                                 ],

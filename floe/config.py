@@ -124,6 +124,22 @@ class Image(StrictModel):
         return f"{self.repository}:{self.tag}"
 
 
+class ProjectImage(Image):
+    """The project image. ``tag: content`` (the default) is replaced by a digest of what goes into
+    the image (floe/image_tag.py: Dockerfile, .dockerignore, the build context), so a code change
+    gives a new tag and rolls exactly the pods that run it; set a fixed tag for a pushed image."""
+
+    repository: str = Field(default="floe-project", min_length=1)
+    tag: str = Field(default="content", min_length=1)
+
+    @field_validator("tag")
+    @classmethod
+    def _content(cls, tag: str) -> str:
+        from floe import image_tag
+
+        return image_tag.content_tag() if tag == image_tag.CONTENT else tag
+
+
 class Resources(StrictModel):
     """Requests and limits of one container (Kubernetes quantity syntax)."""
 
@@ -860,8 +876,9 @@ class StackConfig(StrictModel):
     namespace: DnsLabel = "floe"
     # Prefix of every object name; Services become <prefix>-postgres, <prefix>-minio, ...
     name_prefix: DnsLabel = "floe"
-    # The project image (bootstrap Jobs, Dagster, dbt). Built locally by `make image`.
-    project_image: Image = Image(repository="floe-project", tag="0.1.0", pull_policy="IfNotPresent")
+    # The project image (bootstrap Jobs, Dagster, dbt). Built locally by `make image`; its tag is a
+    # digest of the build context unless set (ProjectImage).
+    project_image: ProjectImage = Field(default_factory=ProjectImage)
     postgres: PostgresConfig = PostgresConfig()
     minio: MinioConfig = MinioConfig()
     polaris: PolarisConfig = PolarisConfig()

@@ -16,6 +16,7 @@ from functools import cached_property
 import kubernetes_validate
 import yaml
 
+from floe import config_checksum
 from floe import pod_security
 from floe import probe_costs
 from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
@@ -763,6 +764,12 @@ def _apply_idempotent(m: Manifests) -> Iterator[Violation]:
     for secret in m.of_kind("Secret"):
         if "stringData" in secret:
             yield Violation("apply", ref(secret), "uses write-only stringData: write base64 data instead")
+    for deployment in m.of_kind("Deployment"):
+        # strategy has the retainKeys patch strategy: a server-defaulted rollingUpdate under
+        # {type: RollingUpdate} makes kubectl send $retainKeys on every apply.
+        strategy = deployment["spec"].get("strategy") or {}
+        if strategy.get("type", "RollingUpdate") == "RollingUpdate" and "strategy" in deployment["spec"] and not strategy.get("rollingUpdate"):
+            yield Violation("apply", ref(deployment), "strategy RollingUpdate without rollingUpdate: the API server defaults it and kubectl sends $retainKeys on every apply (write maxSurge/maxUnavailable)")
     for pod in m.pods:
         for _, c in pod.containers():
             for bound, values in (c.get("resources") or {}).items():
@@ -772,6 +779,32 @@ def _apply_idempotent(m: Manifests) -> Iterator[Violation]:
             size = (volume.get("emptyDir") or {}).get("sizeLimit")
             if size is not None:
                 yield from _canonical(pod.ref, f"emptyDir {volume['name']} sizeLimit", size)
+
+
+@check("config-checksum")
+def _config_checksum(m: Manifests) -> Iterator[Violation]:
+    """Every pod template that reads a ConfigMap or Secret carries the digest of exactly what it reads
+    (floe/config_checksum.py), equal to what dist/'s objects hold now: a content change then changes
+    the template, so the pods roll (a Job gets a new name and runs). No process of this stack reloads
+    a config file, so no pod is exempt."""
+    objects = config_checksum.index(m.documents)
+    for pod in m.pods:
+        expected = config_checksum.digest(pod.spec, objects)
+        actual = ((pod_template(pod.owner).get("metadata") or {}).get("annotations") or {}).get(config_checksum.ANNOTATION)
+        if expected is None and actual is not None:
+            yield Violation("config-checksum", pod.ref, f"{config_checksum.ANNOTATION} on a pod that reads no ConfigMap or Secret")
+        elif expected is not None and actual is None:
+            reads = ", ".join(sorted({f"{k}/{n}" for k, n, _ in config_checksum.consumed(pod.spec)}))
+            yield Violation("config-checksum", pod.ref, f"reads {reads} but its template has no {config_checksum.ANNOTATION}: a change would not reach its pods")
+        elif actual != expected:
+            yield Violation("config-checksum", pod.ref, f"{config_checksum.ANNOTATION} {actual} is stale (what it reads hashes to {expected})")
+    for job in m.of_kind("Job"):
+        base_name = (job["metadata"].get("labels") or {}).get("app.kubernetes.io/name", "")
+        if job["metadata"]["name"] != config_checksum.job_name(base_name, job["spec"]):
+            yield Violation(
+                "config-checksum", ref(job),
+                f"name is not {base_name}-<digest of its spec>: a changed Job would keep its name, and its immutable template could not be applied",
+            )
 
 
 def _canonical(obj: str, where: str, quantity: object) -> Iterator[Violation]:

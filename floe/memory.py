@@ -34,6 +34,23 @@ OTEL_NODE_SDK_NATIVE_MIB = 48
 # ...and the request grows by the idle cost plus a little of the busy growth (all of it, twice, would
 # not fit the 4 GB node with the rest of the stack; the limit budget above covers the peak).
 OTEL_NODE_SDK_REQUEST_MIB = 40
+# On a /tmp emptyDir that DuckDB spills to, what is not DuckDB's spill: dbt's DuckDB file (staging
+# views), its target/ and logs/, compute-log staging of running steps, Python's temp files. The
+# demo's dbt target is a few MiB: a generous allowance (an estimate, not measured at scale).
+SCRATCH_RESERVED_MIB = 256
+# DuckDB notices max_temp_directory_size as it writes, so it can overshoot by what it is writing:
+# each instance gets 7/8 of its share (as Cube's spill volume, constructs/cube.py).
+DUCKDB_SPILL_MARGIN = 7 / 8
+
+
+def duckdb_spill_mib(scratch_mib: int, instances: int) -> int:
+    """max_temp_directory_size (MiB) of each of ``instances`` DuckDBs sharing a ``scratch_mib`` emptyDir:
+    their spills plus SCRATCH_RESERVED_MIB never exceed it."""
+    if instances < 1 or scratch_mib <= SCRATCH_RESERVED_MIB:
+        raise ValueError(f"a {scratch_mib} MiB scratch volume leaves no room to spill for {instances} DuckDB(s) beside {SCRATCH_RESERVED_MIB} MiB reserved")
+    return int((scratch_mib - SCRATCH_RESERVED_MIB) * DUCKDB_SPILL_MARGIN) // instances
+
+
 # The default thread stack size on Linux x86_64/aarch64 (-Xss1m); we pass it explicitly so the budget
 # and the JVM agree.
 JVM_THREAD_STACK_KIB = 1024

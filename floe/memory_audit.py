@@ -19,6 +19,7 @@ from floe.memory import (
     JVM_NATIVE_OVERHEAD_MIB,
     NODE_NATIVE_OVERHEAD_MIB,
     OTEL_NODE_SDK_NATIVE_MIB,
+    SCRATCH_RESERVED_MIB,
     MiB,
     duckdb_size_bytes,
 )
@@ -156,21 +157,28 @@ class Jvm:
 
 @dataclass(frozen=True)
 class Go:
-    """A Go binary: GOMEMLIMIT (runtime soft limit) must be set, at most 90 % of the limit."""
+    """A Go binary: its runtime memory limit (``env``: GOMEMLIMIT, or the binary's own knob where it
+    sets the limit itself) must be set, at most 90 % of the limit; ``ignored`` names variables the
+    binary overrides (MinIO replaces GOMEMLIMIT with its own figure)."""
 
+    env: str = "GOMEMLIMIT"
+    ignored: tuple[str, ...] = ()
     runtime: str = "go"
 
     def audit(self, f: Finding, env: dict[str, str]) -> None:
-        value = env.get("GOMEMLIMIT")
+        for name in self.ignored:
+            if name in env:
+                f.errors.append(f"{name} is set but this binary ignores it (set {self.env})")
+        value = env.get(self.env)
         if value is None:
-            f.errors.append("no GOMEMLIMIT: the Go GC only reacts to GOGC, not to the container limit")
+            f.errors.append(f"no {self.env}: the Go GC only reacts to GOGC, not to the container limit")
             return
-        f.settings["GOMEMLIMIT"] = value
+        f.settings[self.env] = value
         m = re.fullmatch(r"(\d+)(B|KiB|MiB|GiB)?", value)
         if not m:
-            f.errors.append(f"GOMEMLIMIT {value!r} is not a Go memory size")
+            f.errors.append(f"{self.env} {value!r} is not a Go memory size")
             return
-        f.pools = {"GOMEMLIMIT": int(m[1]) * {None: 1, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[m[2]] // MiB}
+        f.pools = {self.env: int(m[1]) * {None: 1, "B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[m[2]] // MiB}
 
 
 @dataclass(frozen=True)
@@ -240,7 +248,9 @@ RULES: dict[str, Rule] = {
     # Dropwizard/Jetty (maxThreads 1024 is never reached by a demo), Jdbi pool, GC and JIT threads.
     "marquez": Jvm(threads=100),
     "jaeger": Go(),
-    "minio": Go(),
+    # MinIO calls debug.SetMemoryLimit with MINIO_MEMLIMIT (else the memory it finds available),
+    # replacing GOMEMLIMIT (cmd/server-rlimit.go setMaxResources).
+    "minio": Go(env="MINIO_MEMLIMIT", ignored=("GOMEMLIMIT",)),
     "postgres": Postgres(),
     # Cube API and refresh worker: V8 plus the embedded DuckDB (same process).
     "cube": Node(duckdb_env="CUBEJS_DB_DUCKDB_MEMORY_LIMIT"),
@@ -251,6 +261,62 @@ RULES: dict[str, Rule] = {
     "user-code": DuckDb("FLOE_DUCKDB_MEMORY_LIMIT"),
     "verify": DuckDb("FLOE_DUCKDB_MEMORY_LIMIT"),
 }
+
+
+#: Our DuckDB's spill settings (demo.lakehouse.settings LakehouseSettings).
+DUCKDB_TEMP_DIRECTORY_ENV = "FLOE_DUCKDB_TEMP_DIRECTORY"
+DUCKDB_MAX_TEMP_ENV = "FLOE_DUCKDB_MAX_TEMP_DIRECTORY_SIZE"
+
+
+def _duckdb_instances(spec: dict, container: dict, documents: list[dict]) -> int:
+    """How many of our DuckDBs may spill into this container's scratch at once: one, plus one per
+    concurrent run where runs execute in this container (it mounts a dagster.yaml whose run launcher
+    is Dagster's default, in-process one: the code server; its QueuedRunCoordinator's
+    max_concurrent_runs bounds the runs)."""
+    import yaml
+
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        if not (mount.get("subPath") or mount["mountPath"]).endswith("dagster.yaml"):
+            continue
+        name = (volumes.get(mount["name"]) or {}).get("configMap", {}).get("name")
+        cm = next((d for d in documents if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == name), None)
+        if cm is None:
+            continue
+        instance = yaml.safe_load(cm["data"][mount.get("subPath") or "dagster.yaml"])
+        runs_here = (instance.get("run_launcher") or {}).get("class", "DefaultRunLauncher") == "DefaultRunLauncher"
+        is_code_server = "api" in (container.get("command") or []) and "grpc" in (container.get("command") or [])
+        if runs_here and is_code_server:
+            return 1 + int(((instance.get("run_coordinator") or {}).get("config") or {}).get("max_concurrent_runs", 1))
+    return 1
+
+
+def scratch_problems(spec: dict, container: dict, documents: list[dict]) -> list[str]:
+    """DuckDB caps each instance's spill, not their sum: the spills of every instance that may run
+    at once, plus SCRATCH_RESERVED_MIB for the rest of a shared volume (/tmp), must fit the emptyDir's sizeLimit,
+    or the kubelet evicts the pod before DuckDB's own cap applies."""
+    env = {e["name"]: e.get("value", "") for e in container.get("env") or [] if "value" in e}
+    directory = env.get(DUCKDB_TEMP_DIRECTORY_ENV)
+    if directory is None:
+        return []
+    if DUCKDB_MAX_TEMP_ENV not in env:
+        return [f"{DUCKDB_TEMP_DIRECTORY_ENV} without {DUCKDB_MAX_TEMP_ENV}: DuckDB may fill 90% of the disk it sees"]
+    volumes = {v["name"]: v for v in spec.get("volumes") or []}
+    mounts = [m for m in container.get("volumeMounts") or [] if directory == m["mountPath"] or directory.startswith(m["mountPath"].rstrip("/") + "/")]
+    if not mounts:
+        return [f"{DUCKDB_TEMP_DIRECTORY_ENV} {directory} is on no volume (the read-only root filesystem)"]
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    size = ((volumes.get(mount["name"]) or {}).get("emptyDir") or {}).get("sizeLimit")
+    if size is None:
+        return [f"DuckDB spills to volume {mount['name']}, which is not an emptyDir with a sizeLimit"]
+    instances = _duckdb_instances(spec, container, documents)
+    spill = _duckdb_size_mib(env[DUCKDB_MAX_TEMP_ENV])
+    limit = memory_bytes(size) // MiB
+    # A volume mounted at the spill directory itself holds nothing else (Cube's); /tmp holds more.
+    reserved = 0 if mount["mountPath"].rstrip("/") == directory.rstrip("/") else SCRATCH_RESERVED_MIB
+    if instances * spill + reserved > limit:
+        return [f"{instances} DuckDB(s) x {spill} MiB spill + {reserved} MiB reserved > {mount['name']} sizeLimit {size}: the kubelet evicts the pod first"]
+    return []
 
 
 def _image_repository(image: str) -> str:
@@ -288,5 +354,6 @@ def audit(documents: list[dict]) -> list[Finding]:
                 rule.audit(f, env, [a for a in c.get("args") or []])
             else:
                 rule.audit(f, env)
+            f.errors.extend(scratch_problems(spec, c, documents))
             f.check_budget()
     return findings

@@ -28,15 +28,19 @@ INFRA_PHASES ?= infrastructure observability
 deploy-synth: ## synthesize dist/ (the deploy targets read it)
 	$(SYNTH)
 
+DOCKER ?= docker
+
 # load-image --dry-run first: no docker or kubectl, no context, a cluster that does not answer, a refused
 # context or Rancher Desktop's containerd engine stops before the build.
+# The tag is a digest of the build context (floe/image_tag.py): an image of that tag holds exactly this
+# code, so when docker already has it nothing is built (and dist/ names the same tag as before).
 define build_image
 	$(FLOE_DEPLOY) load-image --dist $(DIST) --dry-run $(LOAD_IMAGE_FLAGS)
-	docker build -t "$$($(FLOE_DEPLOY) image-name --dist $(DIST))" -f $(DOCKERFILE) .
+	tag="$$($(FLOE_DEPLOY) image-name --dist $(DIST))" && if $(DOCKER) image inspect "$$tag" >/dev/null 2>&1; then echo "image $$tag is up to date (its tag is the digest of its build context): nothing to build"; else $(DOCKER) build -t "$$tag" -f $(DOCKERFILE) .; fi
 	$(FLOE_DEPLOY) load-image --dist $(DIST) $(LOAD_IMAGE_FLAGS)
 endef
 
-image: deploy-synth ## build the project image and make it available to the cluster (kind/k3d/minikube: loaded)
+image: deploy-synth ## build the project image (tag = digest of its build context) and make it available to the cluster (kind/k3d/minikube: loaded)
 	$(build_image)
 
 load-image: deploy-synth ## only the loading step of `make image` (the image must be built)

@@ -1,4 +1,4 @@
-"""CLI of the bootstrap Jobs: ``python -m demo.bootstrap {buckets,polaris,reconcile,duckdb-extensions}``.
+"""CLI of the bootstrap Jobs: ``python -m demo.bootstrap {buckets,polaris,realm-check,reconcile,duckdb-extensions}``.
 
 Exit codes: 0 done (changes or not), 1 failed (the message says what to do; the Job retries),
 2 settings missing or invalid (named by their environment variable; retrying will not help).
@@ -72,6 +72,16 @@ def polaris() -> None:
         init_polaris(settings, report=say)
     except BootstrapError as exc:
         raise _fail(exc) from None
+
+
+@app.command("realm-check")
+def realm_check(
+    marker: Annotated[Path, typer.Option(help="written when the admin tool must bootstrap the realm, removed when intact")],
+) -> None:
+    """Is the Polaris realm intact? One token request as root; the reconcile runs the admin tool only if not."""
+    from demo.bootstrap.realm_check import decide
+
+    say(decide(load_settings(PolarisInitSettings), marker))
 
 
 @app.command()

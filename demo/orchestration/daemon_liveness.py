@@ -15,6 +15,14 @@ same rule:
   ignore_errors=True)``: every required daemon type has a heartbeat with
   ``now <= timestamp + heartbeat_interval (30 s) + tolerance``; errors in a heartbeat do not count.
 
+The startup probe adds ``--since-start-of-pid 1``: only heartbeats posted after this container's
+main process started count. Without it, after a Recreate the heartbeats of the previous pod (under
+120 s old) passed the startup probe at once, liveness took over, and a new daemon slower than ~105 s
+to post its own was killed, and could loop. PID 1 of the container is ``dagster-daemon run`` (exec
+form, no shared process namespace); its start is read from ``/proc`` (``starttime`` of
+``/proc/1/stat`` after the boot time ``btime`` of ``/proc/stat``), on the node's clock, which the
+daemon's heartbeat timestamps use too.
+
 ``tests/contract/test_dagster_pods.py`` runs this probe against the real daemon and checks, on
 fresh and stale heartbeats written by Dagster's own API, that its verdict equals Dagster's, and
 that the required types named by the construct are those the rendered dagster.yaml requires.
@@ -55,6 +63,17 @@ def stale_daemons(
     ]
 
 
+def process_start_time(pid: int = 1) -> float:
+    """When process ``pid`` started (epoch seconds, to the kernel's clock tick), from /proc."""
+    with open(f"/proc/{pid}/stat") as handle:
+        # Field 22 is starttime (ticks since boot); fields after the ")" of comm start at field 3.
+        fields = handle.read().rsplit(")", 1)[1].split()
+    ticks = int(fields[19])
+    with open("/proc/stat") as handle:
+        boot = next(float(line.split()[1]) for line in handle if line.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def read_heartbeats() -> dict[str, float]:
     import psycopg2
 
@@ -79,15 +98,23 @@ def read_heartbeats() -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tolerance", type=float, required=True, help="seconds beyond the 30 s heartbeat interval")
+    parser.add_argument("--since-start-of-pid", type=int, default=None, metavar="PID",
+                        help="count only heartbeats posted after this process started (the startup probe: PID 1)")
     parser.add_argument("required", nargs="+", help="daemon types that must be live (DagsterInstance.get_required_daemon_types)")
     args = parser.parse_args(argv)
     try:
-        stale = stale_daemons(read_heartbeats(), args.required, tolerance=args.tolerance)
+        heartbeats = read_heartbeats()
+        if args.since_start_of_pid is not None:
+            started = process_start_time(args.since_start_of_pid)
+            older = sorted(d for d, t in heartbeats.items() if t < started and d in args.required)
+            heartbeats = {d: t for d, t in heartbeats.items() if t >= started}
+        stale = stale_daemons(heartbeats, args.required, tolerance=args.tolerance)
     except Exception as exc:  # no database, no table yet: not live
         print(f"cannot read daemon heartbeats: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
         return 1
     if stale:
-        print(f"no heartbeat within {HEARTBEAT_INTERVAL_SECONDS + args.tolerance:g}s: {', '.join(stale)}", file=sys.stderr)
+        since = f" since this container started ({', '.join(older)} only from before)" if args.since_start_of_pid is not None and older else ""
+        print(f"no heartbeat within {HEARTBEAT_INTERVAL_SECONDS + args.tolerance:g}s{since}: {', '.join(stale)}", file=sys.stderr)
         return 1
     print("daemon live")
     return 0

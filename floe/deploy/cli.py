@@ -83,7 +83,8 @@ def _stack_and_phases(dist: Path, phase: list[str] | None) -> tuple[Stack, list[
 def project_images(stack: Stack, phases: list[Phase] | None = None, explicit: str | None = None) -> list[str]:
     """The locally built images the phases use (the ones `make image` builds).
 
-    Explicit (``--image`` / ``FLOE_PROJECT_IMAGE``) first; else the stack config's ``project_image``;
+    Explicit (``--image`` / ``FLOE_PROJECT_IMAGE``) first; else the images of the stack config's
+    ``project_image`` repository that dist/ names;
     else images without a registry path and without a '/' that no registry serves for us — the brief's rule,
     which also matches Docker Hub library images (``postgres:18.1``), hence last.
     """
@@ -94,8 +95,10 @@ def project_images(stack: Stack, phases: list[Phase] | None = None, explicit: st
     try:
         from floe.config import load_config
 
-        ref = load_config().project_image.ref
-        return [ref] if ref in used else []
+        # By repository: dist/ names the tag (a digest of the build context, floe/image_tag.py) that
+        # `make image` builds; the config's own tag is computed from this checkout, dist/ may be older.
+        repository = load_config().project_image.repository
+        return sorted(i for i in used if i.rpartition(":")[0] == repository)
     except Exception:  # noqa: BLE001 — no/invalid config: fall back to the manifests alone
         return sorted(i for i in used if "/" not in i and i.split(":")[0] not in DOCKER_HUB_LIBRARY_IMAGES)
 

@@ -297,6 +297,50 @@ def test_daemon_probe_agrees_with_dagsters_own_liveness_rule(pods: dict[str, Loc
         instance.wipe_daemon_heartbeats()
 
 
+def test_daemon_startup_probe_counts_only_heartbeats_newer_than_the_container(
+    stack: SynthResult, pods: dict[str, LocalContainer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a Recreate the previous pod's heartbeats are fresh: the startup probe must not pass on
+    them. It counts heartbeats newer than its container's PID 1 (the daemon; here a stand-in process
+    started now), so it fails on the old pod's beats and passes on the new daemon's own."""
+    import subprocess
+
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._daemon.types import DaemonHeartbeat
+
+    from constructs.dagster import REQUIRED_DAEMONS
+    from demo.orchestration import daemon_liveness
+
+    spec = container(stack.documents, "Deployment", "floe-dagster-daemon")
+    startup, liveness = spec["startupProbe"]["exec"]["command"], spec["livenessProbe"]["exec"]["command"]
+    assert startup[startup.index("--since-start-of-pid") + 1] == "1" and "--since-start-of-pid" not in liveness
+    env = pods["daemon"].env
+    for key, value in env.items():
+        if key.startswith(("FLOE_DAGSTER_PG_", "DAGSTER_", "AWS_")):
+            monkeypatch.setenv(key, value)
+    before = time.time()
+    main_process = subprocess.Popen(["sleep", "60"])  # this container's PID 1, started now
+    try:
+        started = daemon_liveness.process_start_time(main_process.pid)
+        assert before - 1.5 <= started <= time.time() + 0.5  # /proc's btime is whole seconds
+        probe = [*startup[:startup.index("--since-start-of-pid") + 1], str(main_process.pid), *startup[startup.index("--since-start-of-pid") + 2:]]
+        with DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"])) as instance:
+            instance.wipe_daemon_heartbeats()
+            for daemon_type in REQUIRED_DAEMONS:  # the previous pod's: 20 s old, fresh for liveness
+                instance.add_daemon_heartbeat(DaemonHeartbeat(started - 20, daemon_type, "old-pod", errors=None))
+            assert pods["daemon"].run(liveness, timeout=60).returncode == 0  # liveness alone would pass
+            old = pods["daemon"].run(probe, timeout=60)
+            assert old.returncode == 1 and "since this container started" in old.stderr, old.stderr
+            for daemon_type in REQUIRED_DAEMONS:  # the new daemon's own
+                instance.add_daemon_heartbeat(DaemonHeartbeat(started + 2, daemon_type, "new-pod", errors=None))
+            assert pods["daemon"].run(probe, timeout=60).returncode == 0
+            instance.wipe_daemon_heartbeats()
+    finally:
+        main_process.kill()
+        main_process.wait()
+
+
 def test_dbt_parses_with_the_user_code_profile_and_env(pods: dict[str, LocalContainer], scratch: Path) -> None:
     """dbt (as the user-code pod runs it) parses the project with the cluster target and its env."""
     pod = pods["user-code"]

@@ -147,7 +147,7 @@ def test_cluster_instance_loads_with_the_k8s_run_launcher(cluster: SynthResult, 
     launcher = instance.run_launcher
     assert isinstance(launcher, K8sRunLauncher)
     assert launcher.job_namespace == NAMESPACE
-    assert launcher.job_image == "floe-project:0.1.0"
+    assert launcher.job_image == StackConfig().project_image.ref
     assert launcher.service_account_name == "floe-dagster-run"
     assert launcher.instance_config_map == "floe-dagster-instance"
     assert launcher.env_config_maps == ["floe-dagster-run-env"]
@@ -166,7 +166,7 @@ def test_cluster_instance_loads_with_the_k8s_run_launcher(cluster: SynthResult, 
 
 
 def test_the_job_dagster_k8s_builds_passes_our_checks(cluster: SynthResult, instance) -> None:
-    namespace, job = _launch(instance, "floe-project:0.1.0")
+    namespace, job = _launch(instance, StackConfig().project_image.ref)
     assert namespace == NAMESPACE
     violations = check_manifests([*cluster.documents, job], namespace=NAMESPACE, only=JOB_CHECKS)
     assert [str(v) for v in violations] == []
@@ -195,7 +195,7 @@ def _without_empty(value: object) -> object:
 def test_the_run_pod_is_the_declared_pod_template(cluster: SynthResult, instance) -> None:
     """The PodTemplate in dist/ (what the checks and the NetworkPolicy derivation read) is the pod
     dagster-k8s creates, but for what only a run knows: its args, DAGSTER_RUN_JOB_NAME, run labels."""
-    _, job = _launch(instance, "floe-project:0.1.0")
+    _, job = _launch(instance, StackConfig().project_image.ref)
     declared = find(cluster.documents, "PodTemplate", "floe-dagster-run")["template"]
     template = job["spec"]["template"]
     assert declared["metadata"]["labels"].items() <= template["metadata"]["labels"].items()
@@ -223,11 +223,11 @@ def test_run_tags_may_size_a_run_but_not_change_its_identity(cluster: SynthResul
     """only_allow_user_defined_k8s_config_fields: a run's dagster-k8s/config tag may set resources;
     one asking for the launcher's ServiceAccount (and its token) is refused by dagster-k8s itself."""
     sized = {"container_config": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}}}
-    _, job = _launch(instance, "floe-project:0.1.0", tags={"dagster-k8s/config": json.dumps(sized)})
+    _, job = _launch(instance, StackConfig().project_image.ref, tags={"dagster-k8s/config": json.dumps(sized)})
     assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"] == "500m"
     escalate = {"pod_spec_config": {"service_account_name": "floe-dagster-launcher", "automount_service_account_token": True}}
     with pytest.raises(Exception, match="violated the allowed list"):
-        _launch(instance, "floe-project:0.1.0", tags={"dagster-k8s/config": json.dumps(escalate)})
+        _launch(instance, StackConfig().project_image.ref, tags={"dagster-k8s/config": json.dumps(escalate)})
 
 
 # --- the Role: exactly the launcher's API calls -------------------------------------------------

@@ -37,8 +37,9 @@ UPSTREAM: dict[str, dict[str, str]] = {
         "MINIO_ROOT_PASSWORD": "minio internal/config/constants.go EnvRootPassword",
         "MINIO_SITE_REGION": "minio internal/config/constants.go EnvSiteRegion (MINIO_REGION is legacy)",
         "HOME": "minio certs dir default ${HOME}/.minio/certs",
-        # MinIO sets its own limit only with --memlimit/MINIO_MEMLIMIT (cmd/server-rlimit.go).
-        "GOMEMLIMIT": "Go runtime (pkg.go.dev/runtime: GOMEMLIMIT soft memory limit)",
+        # MinIO always sets the Go memory limit itself (debug.SetMemoryLimit in setMaxResources), from
+        # --memlimit / MINIO_MEMLIMIT or else the memory available: GOMEMLIMIT is overridden.
+        "MINIO_MEMLIMIT": "minio cmd/server-main.go ServerFlags memlimit (EnvVar MINIO_MEMLIMIT, humanize.ParseBytes)",
     },
     "polaris": {
         "POLARIS_PERSISTENCE_TYPE": "polaris site metastores/relational-jdbc.md",
@@ -184,7 +185,7 @@ def test_every_container_variable_is_read_by_something(stack: SynthResult) -> No
 
 def test_every_image_with_a_curated_list_is_covered(stack: SynthResult) -> None:
     names = {c["name"] for _, c in containers(stack.documents) if c.get("env")}
-    project = {"buckets", "polaris-init", "user-code", "webserver", "daemon", "reconcile", "verify"}
+    project = {"buckets", "polaris-init", "user-code", "webserver", "daemon", "reconcile", "check-realm", "verify"}
     assert names - project <= set(UPSTREAM), names - project - set(UPSTREAM)
 
 

@@ -280,3 +280,16 @@ def test_make_image_plans_builds_then_loads() -> None:
     assert "load-image" in lines[0] and "--dry-run" in lines[0]
     assert "docker build -t" in lines[1]
     assert "load-image" in lines[2] and "--dry-run" not in lines[2]
+
+
+def test_the_project_image_is_whatever_tag_dist_names(tmp_path: Path) -> None:
+    """The tag is a digest of the build context (floe/image_tag.py): image-name and load-image take
+    the project image from dist/ by repository, whatever its tag, for every distribution."""
+    from floe.deploy.cli import project_images
+    from floe.deploy.manifests import Stack
+    from tests.deploy.conftest import FIXTURE_DIST
+
+    shutil.copytree(FIXTURE_DIST, tmp_path / "dist")
+    for path in (tmp_path / "dist").rglob("*.yaml"):
+        path.write_text(path.read_text().replace("floe-project:0.1.0", "floe-project:src-0123456789ab"))
+    assert project_images(Stack.load(tmp_path / "dist")) == ["floe-project:src-0123456789ab"]

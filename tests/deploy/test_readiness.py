@@ -141,3 +141,22 @@ def test_pod_in_its_init_containers_says_which_one() -> None:
     assert view.problems == ()
     pod["status"]["initContainerStatuses"][0]["state"] = {"terminated": {"exitCode": 0, "reason": "Completed"}}
     assert classify_pod(pod, NOW).reason == "Init:1/2 (bootstrap-realm)"
+
+
+def test_a_slow_first_pull_leaves_the_bootstrap_jobs_progressing(stack: Stack, default_synth_jobs) -> None:  # noqa: ANN001
+    """Issue 15: a deadline counted from the Job's start (pulls included) ended slow first pulls in
+    DeadlineExceeded for good. The Jobs now have none: the recorded cold start, still pulling 20
+    minutes later, is progressing, never failed; only a real failure (BackoffLimitExceeded) is."""
+    assert len(default_synth_jobs) >= 2 and all("activeDeadlineSeconds" not in job["spec"] for job in default_synth_jobs)
+    ev = infra_eval(stack, "infra-progressing", now=CREATED + timedelta(minutes=20))
+    jobs = {str(w.ref): w for w in ev.pending if w.ref.kind == "Job"}
+    assert set(jobs) == {"job/floe-minio-buckets", "job/floe-polaris-init"} and not ev.failed
+    assert all(w.state == State.PROGRESSING for w in jobs.values())
+
+
+@pytest.fixture(scope="module")
+def default_synth_jobs(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    from tests.infra.conftest import synth
+
+    result = synth(tmp_path_factory.mktemp("jobs"))
+    return [d for d in result.documents if d["kind"] == "Job" and d["metadata"]["labels"].get("app.kubernetes.io/component") == "bootstrap"]

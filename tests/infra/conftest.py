@@ -15,6 +15,11 @@ from floe.synth import SynthResult, synthesize
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 REPO = Path(__file__).resolve().parents[2]
 
+#: The project image's tag is a digest of demo/, the lock and the Dockerfile (floe/image_tag.py,
+#: tested in test_image_tag.py): the snapshots fix it, so an edit of the demo code alone does not
+#: show up as a diff of every chart (Job names, pod templates) in them.
+SNAPSHOT_IMAGE_TAG = "src-snapshot0000"
+
 # Fixed fake values (never used by a real install): make snapshots byte-stable.
 FAKE_CREDENTIALS = {
     "postgres_superuser_password": "test-postgres-superuser",

@@ -181,6 +181,17 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("non-canonical cpu", lambda d: container(d, "floe-minio")["resources"]["limits"].update(cpu="1000m")),
         ("non-canonical memory", lambda d: container(d, "floe-minio")["resources"]["requests"].update(memory="1024Mi")),
         ("non-canonical sizeLimit", lambda d: pod(d, "Deployment", "floe-minio")["volumes"][0]["emptyDir"].update(sizeLimit="0.5Gi")),
+        ("RollingUpdate without rollingUpdate", lambda d: find(d, "Deployment", "floe-cube")["spec"].update(strategy={"type": "RollingUpdate"})),
+    ],
+    "config-checksum": [
+        ("checksum removed", lambda d: find(d, "Deployment", "floe-dagster-daemon")["spec"]["template"]["metadata"].pop("annotations")),
+        ("consumed ConfigMap key changed, template not", lambda d: find(d, "ConfigMap", "floe-jaeger-config")["data"].update(
+            {k: v + "\n# changed\n" for k, v in find(d, "ConfigMap", "floe-jaeger-config")["data"].items()})),
+        ("consumed Secret changed, template not", lambda d: find(d, "Secret", "floe-minio-root")["data"].update({"secret-key": "b3RoZXI="})),
+        ("checksum on a pod that reads nothing", lambda d: find(d, "Deployment", "floe-marquez-web")["spec"]["template"]["metadata"].update(
+            annotations={"floe.dev/config-checksum": "0" * 64})),
+        ("reconcile CronJob checksum removed", lambda d: find(d, "CronJob", "floe-reconcile")["spec"]["jobTemplate"]["spec"]["template"]["metadata"].pop("annotations")),
+        ("Job changed, name kept", lambda d: pod(d, "Job", "floe-minio-buckets")["containers"][0]["env"].append({"name": "X", "value": "1"})),
     ],
     "images": [
         ("latest tag", lambda d: container(d, "floe-minio").update(image="quay.io/minio/minio:latest")),

@@ -81,3 +81,49 @@ def test_the_audit_catches_a_preload_the_heap_does_not_leave_room_for(default_sy
     env["value"] = env["value"].replace(f"--max-old-space-size={heap}", f"--max-old-space-size={heap + 48}")
     cube = next(f for f in audit(docs) if f.workload == "Deployment/floe-cube" and f.container == "cube")
     assert any("exceeds" in e for e in cube.errors), (cube.errors, cube.pools)
+def test_user_code_scratch_holds_every_duckdb_spill_at_once(default_synth: SynthResult, tmp_path) -> None:  # noqa: ANN001
+    """Issue 15: two DuckDBs (a sensor's read during a dbt build) could each spill 1 GiB into a 2 GiB
+    /tmp that also holds dbt's files: the kubelet evicted the pod before DuckDB's cap applied. Now
+    each spill is the volume's share per DuckDB that may run at once (the sensor + one per concurrent
+    run), by construction, and the audit checks the sum from dist/."""
+    import copy
+
+    from floe.memory import SCRATCH_RESERVED_MIB
+    from floe.memory_audit import _duckdb_instances, scratch_problems
+    from floe.manifest_checks import pod_template
+    from tests.infra.conftest import synth
+    from tests.support.manifests import find
+
+    def user_code(docs: list[dict]) -> tuple[dict, dict]:
+        spec = pod_template(find(docs, "Deployment", "floe-dagster-user-code"))["spec"]
+        return spec, spec["containers"][0]
+
+    docs = default_synth.documents
+    spec, c = user_code(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert _duckdb_instances(spec, c, docs) == 2  # the sensor + max_concurrent_runs (1)
+    assert env["FLOE_DUCKDB_MAX_TEMP_DIRECTORY_SIZE"] == f"{(2048 - SCRATCH_RESERVED_MIB) * 7 // 8 // 2}MiB"
+    assert scratch_problems(spec, c, docs) == []
+    # More concurrent runs: smaller spills, still within the volume.
+    more = synth(tmp_path, dagster__max_concurrent_runs=3).documents
+    spec3, c3 = user_code(more)
+    assert _duckdb_instances(spec3, c3, more) == 4 and scratch_problems(spec3, c3, more) == []
+    # The old sizing (half the volume per DuckDB) is caught.
+    broken = copy.deepcopy(docs)
+    spec_b, c_b = user_code(broken)
+    next(e for e in c_b["env"] if e["name"] == "FLOE_DUCKDB_MAX_TEMP_DIRECTORY_SIZE")["value"] = "1024MiB"
+    assert any("evicts" in p for p in scratch_problems(spec_b, c_b, broken))
+
+
+def test_the_audit_catches_gomemlimit_on_minio(default_synth: SynthResult) -> None:
+    """MinIO replaces GOMEMLIMIT with its own limit (MINIO_MEMLIMIT, else the memory available)."""
+    import copy
+
+    from tests.support.manifests import find
+
+    docs = copy.deepcopy(default_synth.documents)
+    c = find(docs, "Deployment", "floe-minio")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "MINIO_MEMLIMIT", "value": "460MiB"} in c["env"] and not any(e["name"] == "GOMEMLIMIT" for e in c["env"])
+    c["env"] = [{"name": "GOMEMLIMIT", "value": "460MiB"} if e["name"] == "MINIO_MEMLIMIT" else e for e in c["env"]]
+    (minio,) = [f for f in audit(docs) if f.container == "minio"]
+    assert any("ignores it" in e for e in minio.errors) and any("no MINIO_MEMLIMIT" in e for e in minio.errors)

@@ -14,7 +14,7 @@ import pytest
 
 from floe.config import StackConfig, load_config
 from floe.synth import SynthResult, synthesize
-from tests.infra.conftest import REPO, write_fake_credentials
+from tests.infra.conftest import REPO, SNAPSHOT_IMAGE_TAG, write_fake_credentials
 
 CHARTS = ["namespace", "infrastructure", "observability", "orchestration", "semantic", "verify"]
 
@@ -24,6 +24,7 @@ def cluster_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
     folder = tmp_path_factory.mktemp("cluster-snapshot")
     data = load_config(REPO / "config" / "cluster.yaml", environ={}).model_dump(mode="json")
     data["credentials"]["store"] = str(write_fake_credentials(folder))
+    data["project_image"]["tag"] = SNAPSHOT_IMAGE_TAG  # not the digest of demo/ (test_snapshots.py)
     return synthesize(StackConfig.model_validate(data), folder / "dist", root=folder)
 
 

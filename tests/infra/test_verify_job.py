@@ -16,6 +16,7 @@ from demo.verify.settings import VerifySettings
 from floe.deploy.manifests import Stack
 from floe.deploy.verify import START_ALLOWANCE_SECONDS, load_template
 from floe.manifest_checks import CHECKS, check_manifests
+from floe.config import StackConfig
 from floe.synth import SynthResult, load_file
 from tests.infra.conftest import synth
 
@@ -76,7 +77,7 @@ def test_hardened_and_bounded_like_every_pod(default_synth: SynthResult) -> None
     assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["command"] == ["python", "-m", "demo.verify"] and container["args"] == ["--timeout", "600"]
-    assert container["image"] == "floe-project:0.1.0"
+    assert container["image"] == StackConfig().project_image.ref  # floe-project:src-<digest of the build context>
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
     assert [v["name"] for v in pod["volumes"]] == ["tmp"] and "emptyDir" in pod["volumes"][0]
 

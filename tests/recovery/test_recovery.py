@@ -68,7 +68,8 @@ def realm_credentials(stack: SynthResult) -> tuple[str, str, str]:
     """The realm container's `-c realm,id,secret`, as the kubelet expands it from the Secret."""
     docs = stack.documents
     realm = container(docs, "CronJob", CRON, "bootstrap-realm")
-    argv = expand_args(realm, resolve_env(realm, docs))
+    # The args the image's entrypoint gets (the command only decides whether to start it).
+    argv = expand_args({k: v for k, v in realm.items() if k != "command"}, resolve_env(realm, docs))
     assert argv[:3] == ["bootstrap", "-r", "floe"], argv
     name, client_id, secret = argv[argv.index("-c") + 1].split(",")
     # The same container (and so the same credentials) as the Polaris pod's own init container.
@@ -216,3 +217,140 @@ def test_the_sensor_reseeds_after_the_loss_and_a_generation_run_succeeds(tmp_pat
         result = append_orders(settings, run_key="tick-after-recovery", n_orders=5)
         assert result.rows_written["orders"] == 5
         assert all(v for v in raw_table_counts(settings).values())
+
+
+# --- the reconcile is light when nothing is lost (issue 15) --------------------------------------
+
+
+def run_realm_check(stack: SynthResult, parts, root: Path, polaris_url: str | None = None) -> tuple[bool, str]:  # noqa: ANN001
+    """check-realm exactly as dist/ runs it, against the fake Polaris: (marker left?, its output)."""
+    from constructs.reconcile import REALM_MARKER
+
+    _, _, fake = parts
+    pod = materialize(stack.documents, "CronJob", CRON, "check-realm", root=root,
+                      rewrites={"http://floe-polaris:8181": polaris_url or fake.url}, image_env=dockerfile_env())
+    result = pod.run(pod.argv, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return (root / REALM_MARKER.lstrip("/")).exists(), result.stdout
+
+
+def run_realm_container(stack: SynthResult, root: Path) -> list[str] | None:
+    """bootstrap-realm's own command from dist/ (bash, as in the image), its marker path mapped to
+    ``root`` and the image's entrypoint to a recorder: the argv the JVM would have got, or None."""
+    from constructs.reconcile import ADMIN_TOOL_ENTRYPOINT, REALM_MARKER
+
+    docs = stack.documents
+    realm = container(docs, "CronJob", CRON, "bootstrap-realm")
+    recorder = root / "run-java.sh"
+    record = root / "jvm-argv.txt"
+    recorder.write_text(f'#!/bin/bash\nprintf "%s\\n" "$@" > "{record}"\n')
+    recorder.chmod(0o755)
+    command = [part.replace(REALM_MARKER, str(root / REALM_MARKER.lstrip("/"))).replace(ADMIN_TOOL_ENTRYPOINT, str(recorder))
+               for part in realm["command"]]
+    argv = expand_args({**realm, "command": command}, resolve_env(realm, docs))
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return record.read_text().splitlines() if record.exists() else None
+
+
+def test_an_intact_realm_starts_no_admin_tool_and_a_lost_one_does(stack: SynthResult, parts, tmp_path: Path) -> None:  # noqa: ANN001
+    _, _, fake = parts
+    realm, root_id, root_secret = realm_credentials(stack)
+    fake.state = type(fake.state)(realm, root_id, root_secret)
+    present, out = run_realm_check(stack, parts, tmp_path / "intact")
+    assert not present and "intact" in out
+    assert run_realm_container(stack, tmp_path / "intact") is None  # no JVM
+    # The realm lost with PostgreSQL: the root principal is refused, the admin tool runs with the
+    # very args of the Polaris pod's own bootstrap container.
+    fake.state = type(fake.state)(realm, "0" * 16, "0" * 32)
+    present, out = run_realm_check(stack, parts, tmp_path / "lost")
+    assert present and "missing" in out
+    argv = run_realm_container(stack, tmp_path / "lost")
+    assert argv is not None and argv[:3] == ["bootstrap", "-r", realm] and argv[-1] == f"{realm},{root_id},{root_secret}"
+    # Polaris unreachable: undecided, so the admin tool runs (as every run did before).
+    present, out = run_realm_check(stack, parts, tmp_path / "down", polaris_url="http://127.0.0.1:9")
+    assert present and "unknown" in out
+    fake.state = type(fake.state)(realm, root_id, root_secret)
+
+
+def test_only_the_admin_tool_can_touch_polaris_tables(stack: SynthResult) -> None:
+    """Of the reconcile pod's containers only bootstrap-realm holds the Polaris database's
+    credentials: the check and the reconcile step talk to Polaris over HTTP and cannot take a lock
+    on its tables; bootstrap-realm starts no JVM on an intact realm (test above)."""
+    docs = stack.documents
+    pod = find(docs, "CronJob", CRON)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    readers = {c["name"] for c in pod["containers"] + pod["initContainers"]
+               for var in c.get("env") or [] if (var.get("valueFrom") or {}).get("secretKeyRef", {}).get("name") == "floe-db-polaris"}
+    assert readers == {"bootstrap-realm"}
+
+
+def test_polaris_writes_are_not_blocked_while_the_reconcile_runs_on_intact_state(stack: SynthResult, parts, tmp_path: Path) -> None:  # noqa: ANN001
+    """Real PostgreSQL: a writer on a table of the Polaris database (a stand-in for ``entities``)
+    with a 200 ms lock_timeout never waits while check-realm and the reconcile run on intact state,
+    and pg_locks shows no other session holding a lock on that table that blocks writers. The same probe does catch what
+    the admin tool's schema re-run did: ``CREATE INDEX IF NOT EXISTS`` in an open transaction holds
+    a ShareLock and the writer times out (so this test can fail)."""
+    import threading
+
+    pg, _, fake = parts
+    realm, root_id, root_secret = realm_credentials(stack)
+    fake.state = type(fake.state)(realm, root_id, root_secret)
+    run_reconcile(stack, parts, tmp_path / "warm")  # everything created: the state is intact now
+
+    def connect() -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="polaris")
+        conn.autocommit = True
+        return conn
+
+    with contextlib.closing(connect()) as setup, setup.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS floe_probe; CREATE TABLE IF NOT EXISTS floe_probe.entities (id bigint, name text)")
+        cur.execute("CREATE INDEX IF NOT EXISTS entities_name ON floe_probe.entities (name)")
+
+    def writer_blocked(seconds: float, during: threading.Thread | None = None) -> tuple[int, set[str]]:
+        """(writes that hit the lock timeout, lock modes other sessions held on the table)."""
+        import time
+
+        blocked, modes = 0, set()
+        with contextlib.closing(connect()) as conn, conn.cursor() as cur:
+            cur.execute("SET lock_timeout = '200ms'")
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline or (during is not None and during.is_alive()):
+                try:
+                    cur.execute("INSERT INTO floe_probe.entities VALUES (1, 'x')")
+                except psycopg2.errors.LockNotAvailable:
+                    blocked += 1
+                cur.execute("SELECT mode FROM pg_locks WHERE relation = 'floe_probe.entities'::regclass AND pid <> pg_backend_pid()")
+                modes |= {row[0] for row in cur.fetchall()}
+        return blocked, modes
+
+    # What every run did before: the schema script's CREATE INDEX IF NOT EXISTS, inside one transaction.
+    def old_admin_tool() -> None:
+        with contextlib.closing(psycopg2.connect(host=pg.host, port=pg.port, user=pg.user, password=pg.password, dbname="polaris")) as conn, conn.cursor() as cur:
+            cur.execute("CREATE INDEX IF NOT EXISTS entities_name ON floe_probe.entities (name)")
+            cur.execute("SELECT pg_sleep(1.5)")
+            conn.commit()
+
+    old = threading.Thread(target=old_admin_tool)
+    old.start()
+    blocked, modes = writer_blocked(1.0, old)
+    old.join()
+    assert blocked and "ShareLock" in modes, (blocked, modes)
+
+    # Now: check-realm + the reconcile step on intact state, the writer beside them.
+    results: dict[str, object] = {}
+
+    def reconcile_now() -> None:
+        results["present"] = run_realm_check(stack, parts, tmp_path / "check")[0]
+        results["summary"] = run_reconcile(stack, parts, tmp_path / "run")
+
+    run = threading.Thread(target=reconcile_now)
+    run.start()
+    blocked, modes = writer_blocked(0.5, run)
+    run.join()
+    assert results["present"] is False  # no admin tool
+    summary = results["summary"]
+    assert isinstance(summary, dict) and summary["ok"] and not summary["state_lost"], summary
+    # Autovacuum may hold ShareUpdateExclusiveLock on the probe table; what blocks a writer's
+    # RowExclusiveLock is one of these (PostgreSQL's lock conflict table).
+    blocks_writers = {"ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"}
+    assert blocked == 0 and not modes & blocks_writers, (blocked, modes)
