@@ -21,7 +21,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 # What runs inside the project image's pods (the docs describe those containers' commands): not for a
 # person to type on their machine.
-IN_POD_MODULES = ("demo.bootstrap", "demo.verify", "demo.orchestration.daemon_liveness")
+IN_POD_MODULES = ("demo.bootstrap", "demo.verify", "demo.orchestration.daemon_liveness", "demo.orchestration.migrate")
 
 
 def rule_targets() -> dict[str, str]:
