@@ -109,8 +109,14 @@ def workspace_config(config: StackConfig) -> dict:
     }
 
 
-def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
-    """What every Dagster process needs to open the instance."""
+#: The object-store client of each Dagster process: the pods that run steps write the tables and
+#: the run logs; the webserver and the daemon only read the logs (demo/bootstrap/identities.py).
+PIPELINE_CLIENT = "dagster_pipeline"
+LOG_READER_CLIENT = "dagster_webserver"
+
+
+def instance_env(config: StackConfig, s3_client: str = PIPELINE_CLIENT) -> list[k8s.EnvVar]:
+    """What every Dagster process needs to open the instance, with ``s3_client``'s key for the logs."""
     secrets = StackSecrets(config)
     return [
         base.env("DAGSTER_HOME", DAGSTER_HOME),
@@ -119,18 +125,17 @@ def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(PG_ENV["db"], config.endpoints.database_name("dagster")),
         secrets.database_user("dagster").env(PG_ENV["user"]),
         secrets.database_password("dagster").env(PG_ENV["password"]),
-        *compute_log_env(config),
+        *compute_log_env(config, s3_client),
     ]
 
 
-def compute_log_env(config: StackConfig) -> list[k8s.EnvVar]:
+def compute_log_env(config: StackConfig, s3_client: str = PIPELINE_CLIENT) -> list[k8s.EnvVar]:
     """boto3's credentials and region for the S3 compute log manager. Every Dagster process loads
     the same instance: the user-code pod writes run logs, the webserver reads them, and the daemon
     (sensor and schedule evaluations) may do either."""
     secrets = StackSecrets(config)
     return [
-        secrets.minio_user.env(S3_ENV["access_key_id"]),
-        secrets.minio_password.env(S3_ENV["secret_access_key"]),
+        *secrets.s3_env(s3_client, S3_ENV["access_key_id"], S3_ENV["secret_access_key"]),
         base.env(S3_ENV["region"], config.endpoints.s3_region),
     ]
 
@@ -167,8 +172,7 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
         secrets.catalog_writer_client_id.env(name("catalog_client_id")),
         secrets.catalog_writer_client_secret.env(name("catalog_client_secret")),
         base.env(name("s3_endpoint"), endpoints.s3_url),
-        secrets.minio_user.env(name("s3_access_key_id")),
-        secrets.minio_password.env(name("s3_secret_access_key")),
+        *secrets.s3_env(PIPELINE_CLIENT, name("s3_access_key_id"), name("s3_secret_access_key")),
         base.env(name("s3_region"), config.endpoints.s3_region),
         base.env(name("namespace_raw"), p.namespaces["raw"]),
         base.env(name("namespace_staging"), p.namespaces["staging"]),
@@ -444,6 +448,7 @@ class Dagster(Construct):
             self, "webserver", config=config, layer=layer, name=names.dagster_webserver, component="webserver",
             command=["dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file],
             env=[],  # the webserver runs none of our code: it only needs the instance
+            s3_client=LOG_READER_CLIENT,  # shows run logs, writes none
             # k8s launcher: terminating a run deletes its Job and pods (QueuedRunCoordinator.cancel_run
             # -> K8sRunLauncher.terminate), and constructing the launcher loads the in-cluster token.
             service_account=launcher_account,
@@ -467,6 +472,8 @@ class Dagster(Construct):
             self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
             command=["dagster-daemon", "run", "--workspace", workspace_file],
             env=[],
+            # Sensors and schedules are evaluated in the code server; the daemon captures no step logs.
+            s3_client=LOG_READER_CLIENT,
             # k8s launcher: the daemon dequeues runs and launches their Jobs.
             service_account=launcher_account,
             ports={},
@@ -503,6 +510,7 @@ class DagsterProcess(Construct):
         scratch_size: str = "512Mi",
         replicas: int = 1,
         service_account: str | None = None,
+        s3_client: str = PIPELINE_CLIENT,
     ) -> None:
         super().__init__(scope, id)
         names = config.names
@@ -516,7 +524,7 @@ class DagsterProcess(Construct):
             command=command,
             working_dir=APP_DIR,
             ports=base.container_ports(ports) or None,
-            env=[*instance_env(config), *env],
+            env=[*instance_env(config, s3_client), *env],
             resources=base.resources(resources),
             readiness_probe=readiness,
             liveness_probe=liveness,

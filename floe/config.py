@@ -219,14 +219,30 @@ class ExternalPostgres(StrictModel):
     databases: dict[Identifier, ExternalDatabase]
 
 
+class ExternalS3Secrets(StrictModel):
+    """One declared Secret per client of an external store: each client gets its own key, with
+    the least access that works (docs/security.md has the table: demo/bootstrap/identities.py)."""
+
+    # The bucket step (and the reconcile): lists and creates the three buckets. Only this key may
+    # create buckets; users and policies on an external store are yours.
+    buckets: S3Secret
+    polaris: S3Secret
+    dagster_pipeline: S3Secret
+    dagster_webserver: S3Secret
+    cube: S3Secret
+    cubestore: S3Secret
+    verify: S3Secret
+
+
 class ExternalS3(StrictModel):
     """An existing S3-compatible object store instead of the in-cluster MinIO. The buckets are
-    ``minio.warehouse_bucket``, ``minio.cubestore_bucket`` and ``minio.dagster_logs_bucket``."""
+    ``minio.warehouse_bucket``, ``minio.cubestore_bucket`` and ``minio.dagster_logs_bucket``; they,
+    and the users behind ``secrets``, are yours to create (no root key of that store is ever asked for)."""
 
     # http(s)://host[:port]; the port defaults to 443 (https) or 80 (http) and is always written out.
     endpoint: str = Field(pattern=r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?/?$")
     region: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$")
-    secret: S3Secret
+    secrets: ExternalS3Secrets
     # Path-style requests (http://host/bucket/key). Every client of the stack is configured for it
     # (boto3, pyiceberg, DuckDB, Polaris, Cube Store); virtual-hosted style is not wired yet.
     path_style: bool = True
@@ -743,6 +759,10 @@ class Names:
 
     def database_secret(self, database: str) -> str:
         return self._n(f"db-{database}")
+
+    def s3_client_secret(self, client: str) -> str:
+        """One object-store client's key (demo/bootstrap/identities.py CLIENTS), e.g. floe-s3-cube."""
+        return self._n(f"s3-{client.replace('_', '-')}")
 
     def all(self) -> dict[str, str]:
         return {

@@ -13,6 +13,12 @@ import pytest
 
 from tests.infra.conftest import REPO, write_fake_credentials
 
+#: minio.external's per-client Secrets, one flow-style line (issue 19: each client its own key).
+S3_SECRETS = "secrets: {" + ", ".join(
+    f"{client}: {{name: s3-{client.replace('_', '-')}}}"
+    for client in ("buckets", "polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify")
+) + "}"
+
 CASES = {
     "wrong type": ("polaris:\n  port: eighty\n", ["polaris.port", "valid integer", "'eighty'"]),
     "unknown key": ("minio:\n  consol_port: 9001\n", ["minio.consol_port", "unknown key", "allowed keys:", "console_port"]),
@@ -48,16 +54,25 @@ CASES = {
         ["postgres.external.host", "lowercase DNS name or an IPv4 address"],
     ),
     "external cidr with host bits": (
-        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    cidr: 10.20.0.1/16\n",
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    " + S3_SECRETS + "\n    cidr: 10.20.0.1/16\n",
         ["minio.external.cidr", "IPv4 CIDR"],
     ),
-    "external S3 without a Secret": ("minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n", ["minio.external.secret", "Field required"]),
+    "external S3 without a Secret": ("minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n", ["minio.external.secrets", "Field required"]),
+    # Issue 19: each client of an external store has its own declared Secret; one shared key is gone.
+    "external S3 missing a client's Secret": (
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secrets: {buckets: {name: z}, polaris: {name: a}, dagster_pipeline: {name: b}, dagster_webserver: {name: c}, cubestore: {name: d}, verify: {name: e}}\n",
+        ["minio.external.secrets.cube", "Field required"],
+    ),
+    "external S3 with one shared Secret": (
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    " + S3_SECRETS + "\n",
+        ["minio.external.secret", "unknown key 'secret'"],
+    ),
     "external S3 virtual-hosted style": (
-        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    path_style: false\n",
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    " + S3_SECRETS + "\n    path_style: false\n",
         ["minio.external.path_style", "path-style"],
     ),
     "persistence and external both": (
-        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n",
+        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    " + S3_SECRETS + "\n",
         ["minio", "not both"],
     ),
     "zero replicas": ("polaris:\n  replicas: 0\n", ["polaris.replicas", "at least 1", "PodDisruptionBudget"]),
