@@ -268,6 +268,7 @@ class Cube(Construct):
                         description="Cube SQL API (Postgres wire protocol; user/password in the floe-cube Secret)",
                         type=c.sql_service.type,
                         node_port=c.sql_service.node_port,
+                        load_balancer_source_ranges=c.sql_service.load_balancer_source_ranges,
                     ),
                 ],
             ),

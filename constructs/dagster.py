@@ -252,6 +252,17 @@ LAUNCHER_RULES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+#: The webserver's own Role (k8s launcher): terminating a run from the UI is QueuedRunCoordinator
+#: .cancel_run -> K8sRunLauncher.terminate -> delete_job: list the Job's pods, delete the Job, delete
+#: the pods (the same calls as in LAUNCHER_RULES' terminate line). It never creates a Job; with
+#: dagster.webserver_read_only it terminates nothing, so its Role is empty (the token is still
+#: mounted: loading the instance builds the launcher, which reads the in-cluster config).
+WEBSERVER_RULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("batch", "jobs"): ("delete",),
+    ("", "pods"): ("delete", "list"),
+}
+
+
 def run_pod_env(config: StackConfig) -> tuple[list[k8s.EnvVar], list[k8s.EnvVar]]:
     """(literal values, values from Secrets) of a run pod: the user-code container's env (a run does
     what the default launcher's run did there), DuckDB sized to ``dagster.run_resources``. The
@@ -390,6 +401,23 @@ class RunLauncherObjects(Construct):
             role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=names.dagster_launcher),
             subjects=[k8s.Subject(kind="ServiceAccount", name=names.dagster_launcher, namespace=config.namespace)],
         )
+        # The webserver (exposed by the Ingress) has its own account: it may terminate runs, never create Jobs.
+        web = names.dagster_webserver
+        web_lbls = base.labels(web, component="webserver", layer=layer, version=tag)
+        k8s.KubeServiceAccount(self, "webserver-account", metadata=base.meta(web, web_lbls))
+        rules = {} if config.dagster.webserver_read_only else WEBSERVER_RULES
+        k8s.KubeRole(
+            self, "webserver-role", metadata=base.meta(web, web_lbls),
+            rules=[
+                k8s.PolicyRule(api_groups=[group], resources=[resource], verbs=list(verbs))
+                for (group, resource), verbs in rules.items()
+            ],
+        )
+        k8s.KubeRoleBinding(
+            self, "webserver-binding", metadata=base.meta(web, web_lbls),
+            role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=web),
+            subjects=[k8s.Subject(kind="ServiceAccount", name=web, namespace=config.namespace)],
+        )
 
 
 class Dagster(Construct):
@@ -408,10 +436,10 @@ class Dagster(Construct):
         postgres = base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)
         user_code = base.Dependency(names.dagster_user_code, d.grpc_port)
         workspace_file = f"{WORKSPACE_DIR}/{WORKSPACE_FILE}"
-        launcher_account = None
+        launcher_account = webserver_account = None
         if d.run_launcher == "k8s":
             RunLauncherObjects(self, "run-launcher", config=config, layer=layer)
-            launcher_account = names.dagster_launcher
+            launcher_account, webserver_account = names.dagster_launcher, names.dagster_webserver
 
         self.user_code = DagsterProcess(
             self, "user-code", config=config, layer=layer, name=names.dagster_user_code, component="user-code",
@@ -446,12 +474,17 @@ class Dagster(Construct):
         )
         self.webserver = DagsterProcess(
             self, "webserver", config=config, layer=layer, name=names.dagster_webserver, component="webserver",
-            command=["dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file],
+            command=[
+                "dagster-webserver", "--host", "0.0.0.0", "--port", str(d.webserver_port), "--workspace", workspace_file,
+                # Dagster's own read-only mode: no launching, terminating or toggling from the UI.
+                *(["--read-only"] if d.webserver_read_only else []),
+            ],
             env=[],  # the webserver runs none of our code: it only needs the instance
             s3_client=LOG_READER_CLIENT,  # shows run logs, writes none
-            # k8s launcher: terminating a run deletes its Job and pods (QueuedRunCoordinator.cancel_run
-            # -> K8sRunLauncher.terminate), and constructing the launcher loads the in-cluster token.
-            service_account=launcher_account,
+            # k8s launcher: its own account (WEBSERVER_RULES): terminating a run deletes its Job and
+            # pods (QueuedRunCoordinator.cancel_run -> K8sRunLauncher.terminate), and constructing the
+            # launcher loads the in-cluster token. It cannot create Jobs: only the daemon launches.
+            service_account=webserver_account,
             ports={"http": d.webserver_port},
             readiness=base.http_get("/server_info", "http", base.READINESS),
             liveness=base.http_get("/server_info", "http", base.LIVENESS),

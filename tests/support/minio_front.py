@@ -276,3 +276,21 @@ class MinioFront:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+
+def s3_config_of_dist(documents: list[dict]) -> dict:
+    """SeaweedFS identities for the clients' keys and grants in dist/ (the bucket Job's
+    FLOE_S3_IDENTITIES__*), so a SeaweedFS standing in for MinIO knows every pod's key with the
+    access the bucket step would give it."""
+    from demo.bootstrap.identities import Keys, seaweedfs_s3_config
+    from tests.support.manifests import container, resolve_env
+
+    env = resolve_env(container(documents, "Job", "floe-minio-buckets"), documents)
+    prefix = "FLOE_S3_IDENTITIES__"
+    clients = {name[len(prefix):].split("__")[0].lower() for name in env if name.startswith(prefix)}
+    keys, grants = {}, {}
+    for client in sorted(clients):
+        var = f"{prefix}{client.upper()}__"
+        keys[client] = Keys(env[f"{var}ACCESS_KEY_ID"], env[f"{var}SECRET_ACCESS_KEY"])
+        grants[client] = tuple(Grant(bucket, access) for bucket, access in json.loads(env[f"{var}GRANTS"]).items())
+    return seaweedfs_s3_config(keys, grants, table_bucket=WAREHOUSE)
