@@ -316,6 +316,8 @@ class ExposedService:
     type: str = "ClusterIP"
     # NodePort only: a fixed node port for the first port (None: the API server picks one).
     node_port: int | None = None
+    # LoadBalancer only: spec.loadBalancerSourceRanges (empty: unset, every client address).
+    load_balancer_source_ranges: tuple[str, ...] = ()
 
 
 @dataclass
@@ -499,6 +501,7 @@ def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str
         spec=k8s.ServiceSpec(
             type=service.type,
             cluster_ip="None" if service.headless else None,
+            load_balancer_source_ranges=list(service.load_balancer_source_ranges) or None,
             selector=selector,
             ports=[
                 k8s.ServicePort(

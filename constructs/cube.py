@@ -199,9 +199,8 @@ def lakehouse_env(config: StackConfig, *, extension_directory: str | None) -> li
         secrets.catalog_reader_client_id.env(setting("catalog_client_id")),
         secrets.catalog_reader_client_secret.env(setting("catalog_client_secret")),
         base.env(setting("s3_endpoint"), endpoints.s3_url),
-        # MinIO root is the only S3 identity the stack has (no per-client MinIO users yet).
-        secrets.minio_user.env(setting("s3_access_key_id")),
-        secrets.minio_password.env(setting("s3_secret_access_key")),
+        # Its own MinIO user: read-only on the warehouse (refused a write or a delete).
+        *secrets.s3_env("cube", setting("s3_access_key_id"), setting("s3_secret_access_key")),
         base.env(setting("s3_region"), config.endpoints.s3_region),
     ]
     if extension_directory:
@@ -350,6 +349,7 @@ class Cube(Construct):
                         description="Cube SQL API (Postgres wire protocol; user/password in the floe-cube Secret)",
                         type=c.sql_service.type,
                         node_port=c.sql_service.node_port,
+                        load_balancer_source_ranges=c.sql_service.load_balancer_source_ranges,
                     ),
                 ],
             ),

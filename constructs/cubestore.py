@@ -28,9 +28,8 @@ def remote_storage_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env("CUBESTORE_MINIO_BUCKET", config.minio.cubestore_bucket),
         base.env("CUBESTORE_MINIO_SERVER_ENDPOINT", config.endpoints.s3_url),
         base.env("CUBESTORE_MINIO_REGION", config.endpoints.s3_region),
-        # MinIO root is the only S3 identity the stack has (no per-client MinIO users yet).
-        secrets.minio_user.env("CUBESTORE_MINIO_ACCESS_KEY_ID"),
-        secrets.minio_password.env("CUBESTORE_MINIO_SECRET_ACCESS_KEY"),
+        # Its own MinIO user: read/write on its bucket only.
+        *secrets.s3_env("cubestore", "CUBESTORE_MINIO_ACCESS_KEY_ID", "CUBESTORE_MINIO_SECRET_ACCESS_KEY"),
         base.env("CUBESTORE_DATA_DIR", DATA_DIR),
     ]
 

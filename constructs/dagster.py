@@ -153,8 +153,14 @@ def workspace_config(config: StackConfig) -> dict:
     }
 
 
-def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
-    """What every Dagster process needs to open the instance."""
+#: The object-store client of each Dagster process: the pods that run steps write the tables and
+#: the run logs; the webserver and the daemon only read the logs (demo/bootstrap/identities.py).
+PIPELINE_CLIENT = "dagster_pipeline"
+LOG_READER_CLIENT = "dagster_webserver"
+
+
+def instance_env(config: StackConfig, s3_client: str = PIPELINE_CLIENT) -> list[k8s.EnvVar]:
+    """What every Dagster process needs to open the instance, with ``s3_client``'s key for the logs."""
     secrets = StackSecrets(config)
     return [
         base.env("DAGSTER_HOME", DAGSTER_HOME),
@@ -165,18 +171,17 @@ def instance_env(config: StackConfig) -> list[k8s.EnvVar]:
         secrets.database_password("dagster").env(PG_ENV["password"]),
         # libpq's own variable: psycopg2 (Dagster's storage, the liveness probe) honours it.
         *([base.env("PGSSLMODE", config.endpoints.postgres_sslmode)] if config.endpoints.postgres_sslmode else []),
-        *compute_log_env(config),
+        *compute_log_env(config, s3_client),
     ]
 
 
-def compute_log_env(config: StackConfig) -> list[k8s.EnvVar]:
+def compute_log_env(config: StackConfig, s3_client: str = PIPELINE_CLIENT) -> list[k8s.EnvVar]:
     """boto3's credentials and region for the S3 compute log manager. Every Dagster process loads
     the same instance: the user-code pod writes run logs, the webserver reads them, and the daemon
     (sensor and schedule evaluations) may do either."""
     secrets = StackSecrets(config)
     return [
-        secrets.minio_user.env(S3_ENV["access_key_id"]),
-        secrets.minio_password.env(S3_ENV["secret_access_key"]),
+        *secrets.s3_env(s3_client, S3_ENV["access_key_id"], S3_ENV["secret_access_key"]),
         base.env(S3_ENV["region"], config.endpoints.s3_region),
     ]
 
@@ -213,8 +218,7 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
         secrets.catalog_writer_client_id.env(name("catalog_client_id")),
         secrets.catalog_writer_client_secret.env(name("catalog_client_secret")),
         base.env(name("s3_endpoint"), endpoints.s3_url),
-        secrets.minio_user.env(name("s3_access_key_id")),
-        secrets.minio_password.env(name("s3_secret_access_key")),
+        *secrets.s3_env(PIPELINE_CLIENT, name("s3_access_key_id"), name("s3_secret_access_key")),
         base.env(name("s3_region"), config.endpoints.s3_region),
         base.env(name("namespace_raw"), p.namespaces["raw"]),
         base.env(name("namespace_staging"), p.namespaces["staging"]),
@@ -308,6 +312,17 @@ LAUNCHER_RULES: dict[tuple[str, str], tuple[str, ...]] = {
     ("", "pods"): ("delete", "list"),
     ("", "pods/log"): ("get",),
     ("", "events"): ("list",),
+}
+
+
+#: The webserver's own Role (k8s launcher): terminating a run from the UI is QueuedRunCoordinator
+#: .cancel_run -> K8sRunLauncher.terminate -> delete_job: list the Job's pods, delete the Job, delete
+#: the pods (the same calls as in LAUNCHER_RULES' terminate line). It never creates a Job; with
+#: dagster.webserver_read_only it terminates nothing, so its Role is empty (the token is still
+#: mounted: loading the instance builds the launcher, which reads the in-cluster config).
+WEBSERVER_RULES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("batch", "jobs"): ("delete",),
+    ("", "pods"): ("delete", "list"),
 }
 
 
@@ -483,6 +498,23 @@ class RunLauncherObjects(Construct):
             role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=names.dagster_launcher),
             subjects=[k8s.Subject(kind="ServiceAccount", name=names.dagster_launcher, namespace=config.namespace)],
         )
+        # The webserver (exposed by the Ingress) has its own account: it may terminate runs, never create Jobs.
+        web = names.dagster_webserver
+        web_lbls = base.labels(web, component="webserver", layer=layer, version=tag)
+        k8s.KubeServiceAccount(self, "webserver-account", metadata=base.meta(web, web_lbls))
+        rules = {} if config.dagster.webserver_read_only else WEBSERVER_RULES
+        k8s.KubeRole(
+            self, "webserver-role", metadata=base.meta(web, web_lbls),
+            rules=[
+                k8s.PolicyRule(api_groups=[group], resources=[resource], verbs=list(verbs))
+                for (group, resource), verbs in rules.items()
+            ],
+        )
+        k8s.KubeRoleBinding(
+            self, "webserver-binding", metadata=base.meta(web, web_lbls),
+            role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=web),
+            subjects=[k8s.Subject(kind="ServiceAccount", name=web, namespace=config.namespace)],
+        )
 
 
 class MigrationJob(Construct):
@@ -504,7 +536,7 @@ class MigrationJob(Construct):
             **base.image_fields(config.project_image),
             command=["python", "-m", "demo.orchestration.migrate"],
             working_dir=APP_DIR,
-            env=instance_env(config),
+            env=instance_env(config, LOG_READER_CLIENT),  # opens the instance; writes no logs
             # Opens the Dagster instance as the reconcile step does (141 MiB peak measured there).
             resources=base.resources(config.reconcile.resources),
             volume_mounts=[tmp.mount(), home.mount(), instance.mount()],
@@ -537,12 +569,12 @@ class Dagster(Construct):
         postgres = base.Dependency(config.endpoints.postgres_host, config.endpoints.postgres_port)
         user_code = base.Dependency(names.dagster_user_code, d.grpc_port)
         workspace_file = f"{WORKSPACE_DIR}/{WORKSPACE_FILE}"
-        launcher_account = None
+        launcher_account = webserver_account = None
         if d.migration_job:
             MigrationJob(self, "migrate", config=config, layer=layer)
         if d.run_launcher == "k8s":
             RunLauncherObjects(self, "run-launcher", config=config, layer=layer)
-            launcher_account = names.dagster_launcher
+            launcher_account, webserver_account = names.dagster_launcher, names.dagster_webserver
 
         self.user_code = DagsterProcess(
             self, "user-code", config=config, layer=layer, name=names.dagster_user_code, component="user-code",
@@ -582,11 +614,15 @@ class Dagster(Construct):
                 # One pooled connection per storage plus this many more each (its default is 20):
                 # sized to fit postgres.max_connections (floe/connections.py).
                 "--db-pool-max-overflow", str(d.webserver_db_pool_max_overflow),
+                # Dagster's own read-only mode: no launching, terminating or toggling from the UI.
+                *(["--read-only"] if d.webserver_read_only else []),
             ],
             env=[],  # the webserver runs none of our code: it only needs the instance
-            # k8s launcher: terminating a run deletes its Job and pods (QueuedRunCoordinator.cancel_run
-            # -> K8sRunLauncher.terminate), and constructing the launcher loads the in-cluster token.
-            service_account=launcher_account,
+            s3_client=LOG_READER_CLIENT,  # shows run logs, writes none
+            # k8s launcher: its own account (WEBSERVER_RULES): terminating a run deletes its Job and
+            # pods (QueuedRunCoordinator.cancel_run -> K8sRunLauncher.terminate), and constructing the
+            # launcher loads the in-cluster token. It cannot create Jobs: only the daemon launches.
+            service_account=webserver_account,
             ports={"http": d.webserver_port},
             readiness=base.http_get("/server_info", "http", base.READINESS),
             liveness=base.http_get("/server_info", "http", base.LIVENESS),
@@ -607,6 +643,8 @@ class Dagster(Construct):
             self, "daemon", config=config, layer=layer, name=names.dagster_daemon, component="daemon",
             command=["dagster-daemon", "run", "--workspace", workspace_file],
             env=[],
+            # Sensors and schedules are evaluated in the code server; the daemon captures no step logs.
+            s3_client=LOG_READER_CLIENT,
             # k8s launcher: the daemon dequeues runs and launches their Jobs.
             service_account=launcher_account,
             ports={},
@@ -643,6 +681,7 @@ class DagsterProcess(Construct):
         scratch_size: str = "512Mi",
         replicas: int = 1,
         service_account: str | None = None,
+        s3_client: str = PIPELINE_CLIENT,
     ) -> None:
         super().__init__(scope, id)
         names = config.names
@@ -656,7 +695,7 @@ class DagsterProcess(Construct):
             command=command,
             working_dir=APP_DIR,
             ports=base.container_ports(ports) or None,
-            env=[*instance_env(config), *env],
+            env=[*instance_env(config, s3_client), *env],
             resources=base.resources(resources),
             readiness_probe=readiness,
             liveness_probe=liveness,

@@ -2,6 +2,12 @@
 Jaeger UI and the MinIO console, one host each (``ingress.hosts``), optionally TLS-terminated with
 one Secret (``ingress.tls_secret``), for the IngressClass ``ingress.class_name``.
 
+Guarded (issue 19): ``ingress.auth`` puts an authentication service (ingress-nginx ``auth-url`` /
+``auth-signin``: an oauth2-proxy you run) or basic auth from a declared Secret (``auth-type``,
+``auth-secret``, ``auth-realm``) in front of every host, since the annotations apply to the whole
+Ingress; ``ingress.annotations`` adds yours (body size, cert-manager issuer, ...). These are
+ingress-nginx's annotation names: another controller ignores them, so the UIs would be open.
+
 Off by default (the local profile uses ``make port-forward``). Each rule routes ``/`` (pathType
 Prefix) of its host to the UI's Service port; the ``ingress`` manifest check proves each backend
 Service and port exist. The annotations below say where the ingress controller's pods run:
@@ -63,6 +69,10 @@ class UiIngress(Construct):
             for ui, host in sorted(hosts.items())
         ]
         annotations = {
+            # Yours first (ingress.annotations), then authentication in front of every host
+            # (ingress.auth; the config refuses the same keys in both), then the stack's own.
+            **ing.annotations,
+            **ing.auth_annotations(),
             base.DESCRIPTION_ANNOTATION: "the UIs from outside the cluster, one host each",
             CONTROLLER_NAMESPACE_ANNOTATION: ing.controller.namespace,
             CONTROLLER_LABELS_ANNOTATION: json.dumps(ing.controller.pod_labels, sort_keys=True, separators=(",", ":")),

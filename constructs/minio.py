@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
 from constructs.secrets import StackSecrets
+from demo.bootstrap.identities import client_grants
 from demo.bootstrap.settings import BucketSettings
 from floe.config import StackConfig
 from floe.memory import go_memory_limit
@@ -100,8 +103,26 @@ def bucket_names(config: StackConfig) -> list[str]:
     return [m.warehouse_bucket, m.cubestore_bucket, m.dagster_logs_bucket, *([backup.bucket] if backup else [])]
 
 
+def grants(config: StackConfig) -> dict:
+    """Client -> its grants on this stack's buckets (demo/bootstrap/identities.py)."""
+    m = config.minio
+    return client_grants(warehouse=m.warehouse_bucket, cubestore=m.cubestore_bucket, dagster_logs=m.dagster_logs_bucket)
+
+
+def identity_env(config: StackConfig) -> list[k8s.EnvVar]:
+    """The bucket step's FLOE_S3_IDENTITIES__<CLIENT>__*: each client's key from its own Secret and
+    its grants (JSON, visible in the manifest: the policy each client gets is reviewable in dist/)."""
+    secrets, name = StackSecrets(config), BucketSettings.identity_env_name
+    env = [base.env(BucketSettings.env_name("s3_identity_prefix"), config.name_prefix)]
+    for client, client_grants_ in grants(config).items():
+        env += secrets.s3_env(client, name(client, "access_key_id"), name(client, "secret_access_key"))
+        env.append(base.env(name(client, "grants"), json.dumps({g.bucket: g.access for g in client_grants_})))
+    return env
+
+
 class BucketJob(Construct):
-    """Creates the warehouse, Cube Store and Dagster log buckets; idempotent, retried until MinIO answers."""
+    """Creates the warehouse, Cube Store and Dagster log buckets and one MinIO user + policy per
+    client; idempotent, retried until MinIO answers. The only Job holding MinIO's root key."""
 
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
@@ -122,6 +143,8 @@ class BucketJob(Construct):
                 secrets.minio_password.env(setting("s3_admin_secret_access_key")),
                 base.env(setting("s3_region"), config.endpoints.s3_region),
                 base.env(setting("buckets"), ",".join(bucket_names(config))),
+                # Users and policies only on our own MinIO (an external store's are yours).
+                *(identity_env(config) if m.external is None else []),
             ],
             depends_on=base.Dependency(config.endpoints.s3_host, config.endpoints.s3_port),
         )

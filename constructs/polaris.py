@@ -101,8 +101,8 @@ class Polaris(Construct):
                 # Nothing is vended (stsUnavailable): Polaris writes table metadata to MinIO with its
                 # own keys, read by the AWS SDK's default chain from its environment — never from
                 # catalog properties, which every client can read.
-                secrets.minio_user.env("AWS_ACCESS_KEY_ID"),
-                secrets.minio_password.env("AWS_SECRET_ACCESS_KEY"),
+                # Its own MinIO user: read/write on the warehouse bucket only.
+                *secrets.s3_env("polaris", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
                 base.env("AWS_REGION", config.endpoints.s3_region),
                 # Polaris' application.properties turns the file log on (./logs/polaris.log under
                 # /home/polaris): the root filesystem is read-only here, and the console log is what

@@ -13,6 +13,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs.base import env_secret, labels, secret
+from demo.bootstrap.identities import CLIENTS
 from floe.config import StackConfig
 from floe.credentials import Credentials
 
@@ -34,12 +35,26 @@ class StackSecrets:
         self._config = config
         self.postgres_user = SecretKey(n.postgres_secret, "username")
         self.postgres_password = SecretKey(n.postgres_secret, "password")
+        # MinIO's root key: MinIO itself, the bucket Job and the reconcile, nobody else (the
+        # `root-credentials` check). An external store: the declared key of the bucket step instead.
         self.minio_user = SecretKey(n.minio_secret, "access-key")
         self.minio_password = SecretKey(n.minio_secret, "secret-key")
         s3 = config.minio.external
-        if s3 is not None:  # an existing store: its keys come from the Secret the config declares
-            self.minio_user = SecretKey(s3.secret.name, s3.secret.access_key_id_key)
-            self.minio_password = SecretKey(s3.secret.name, s3.secret.secret_access_key_key)
+        if s3 is not None:
+            self.minio_user = SecretKey(s3.secrets.buckets.name, s3.secrets.buckets.access_key_id_key)
+            self.minio_password = SecretKey(s3.secrets.buckets.name, s3.secrets.buckets.secret_access_key_key)
+        # Every other pod: its client's own key (demo/bootstrap/identities.py).
+        self._s3_clients: dict[str, tuple[SecretKey, SecretKey]] = {}
+        for client in CLIENTS:
+            if s3 is not None:  # an existing store: each client's key comes from the Secret the config declares
+                declared = getattr(s3.secrets, client)
+                self._s3_clients[client] = (
+                    SecretKey(declared.name, declared.access_key_id_key),
+                    SecretKey(declared.name, declared.secret_access_key_key),
+                )
+            else:
+                name = n.s3_client_secret(client)
+                self._s3_clients[client] = (SecretKey(name, "access-key"), SecretKey(name, "secret-key"))
         self.polaris_root_client_id = SecretKey(n.polaris_root_secret, "client-id")
         self.polaris_root_client_secret = SecretKey(n.polaris_root_secret, "client-secret")
         # "<realm>,<client id>,<secret>": the form POLARIS_BOOTSTRAP_CREDENTIALS takes.
@@ -53,6 +68,16 @@ class StackSecrets:
         self.cube_api_secret = SecretKey(n.cube_secret, "api-secret")
         self.cube_sql_user = SecretKey(n.cube_secret, "sql-user")
         self.cube_sql_password = SecretKey(n.cube_secret, "sql-password")
+
+    def s3_access_key(self, client: str) -> SecretKey:
+        return self._s3_clients[client][0]
+
+    def s3_secret_key(self, client: str) -> SecretKey:
+        return self._s3_clients[client][1]
+
+    def s3_env(self, client: str, access_key_variable: str, secret_key_variable: str) -> list[k8s.EnvVar]:
+        """A client's S3 key pair as two env vars."""
+        return [self.s3_access_key(client).env(access_key_variable), self.s3_secret_key(client).env(secret_key_variable)]
 
     def database_user(self, database: str) -> SecretKey:
         external = self._config.postgres.external
@@ -72,13 +97,16 @@ class StackSecrets:
         """Secrets the config declares for external services (postgres.external, minio.external):
         they exist in the namespace already and are never synthesized."""
         found = {self.database_user(db).secret for db in self._config.postgres.databases} if self._config.postgres.external else set()
-        return found | ({self.minio_user.secret} if self._config.minio.external else set())
+        if self._config.minio.external:
+            found |= {keys[0].secret for keys in self._s3_clients.values()} | {self.minio_user.secret}
+        return found
 
     def names(self) -> set[str]:
         """Every Secret name the stack references (what `credentials.source: existing` expects)."""
         fixed = {ref.secret for ref in vars(self).values() if isinstance(ref, SecretKey)}
         if self._config.postgres.external is not None:  # no in-cluster server, no superuser
             fixed.discard(self.postgres_user.secret)
+        fixed |= {keys[0].secret for keys in self._s3_clients.values()}
         return fixed | {self.database_user(db).secret for db in self._config.postgres.databases}
 
     def contents(self, credentials: Credentials) -> dict[str, dict[str, str]]:
@@ -102,6 +130,9 @@ class StackSecrets:
         }
         if self._config.polaris.replicas > 1:
             values[self.polaris_token_broker_secret] = c.polaris_token_broker_secret
+        for client, keys in self._s3_clients.items():
+            values[keys[0]] = c.s3_clients[client].access_key_id
+            values[keys[1]] = c.s3_clients[client].secret_access_key
         for database in self._config.postgres.databases:
             values[self.database_user(database)] = database
             values[self.database_password(database)] = c.database_passwords[database]

@@ -50,8 +50,13 @@ def verify_env(config: StackConfig) -> list[k8s.EnvVar]:
     credentials from the stack's Secrets, through the env builders the services themselves use."""
     endpoints, names, secrets = config.endpoints, config.names, StackSecrets(config)
     lake, verify = LakehouseSettings.env_name, VerifySettings.env_name
-    # The writer principal (Dagster's): catalog, S3, the three namespaces, DuckDB's extensions.
-    writer = dagster_construct.lakehouse_env(config)
+    # The writer principal (Dagster's): catalog, the three namespaces, DuckDB's extensions; but S3
+    # with the verifier's own read-only key (it only lists and reads the warehouse and Cube Store's bucket).
+    s3_key_vars = {lake("s3_access_key_id"), lake("s3_secret_access_key")}
+    writer = [
+        *(v for v in dagster_construct.lakehouse_env(config) if v.name not in s3_key_vars),
+        *secrets.s3_env("verify", lake("s3_access_key_id"), lake("s3_secret_access_key")),
+    ]
     # The reader principal (Cube's): same catalog, its own client; it must be refused a write.
     reader = {v.name: v for v in cube_construct.lakehouse_env(config, extension_directory=None)}
     env = [

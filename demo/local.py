@@ -37,7 +37,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from demo.lakehouse.local import COMPUTE_LOG_BUCKET, LocalLakehouse, local_lakehouse
+from demo.bootstrap.identities import CLIENTS, Keys, client_grants, seaweedfs_s3_config
+from demo.lakehouse.local import COMPUTE_LOG_BUCKET, CUBESTORE_BUCKET, WAREHOUSE, LocalLakehouse, local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.processes import stop_process_group
@@ -50,6 +51,12 @@ MARKER = ".floe-local"
 #: on 127.0.0.1 only and its data folder is the user's own.
 LOCAL_ACCESS_KEY = "floe-local"
 LOCAL_SECRET_KEY = "floe-local-secret"
+#: The same split of identities as the cluster's MinIO users (demo/bootstrap/identities.py), as
+#: SeaweedFS identities: the pipeline runs with its own key (read/write the warehouse and the run
+#: logs), never the admin's. Fixed local-only keys, like the admin's above.
+LOCAL_CLIENT_KEYS = {client: Keys(f"floe-local-{client}", f"floe-local-{client}-secret") for client in CLIENTS}
+LOCAL_GRANTS = client_grants(warehouse=WAREHOUSE, cubestore=CUBESTORE_BUCKET, dagster_logs=COMPUTE_LOG_BUCKET)
+PIPELINE_CLIENT = "dagster_pipeline"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The floe demo pipeline on a local lakehouse.")
 console = Console()
@@ -88,10 +95,12 @@ def instance_config(home: Path) -> dict:
 
 
 def compute_log_env(lake: LocalLakehouse) -> dict[str, str]:
-    """boto3's variables for the compute log manager: the local lakehouse's own keys."""
+    """boto3's variables for the compute log manager: the key the lakehouse's users get (the
+    pipeline's, as in the cluster's user-code pod)."""
+    settings = lake.settings
     return {
-        S3_ENV["access_key_id"]: lake.access_key,
-        S3_ENV["secret_access_key"]: lake.secret_key,
+        S3_ENV["access_key_id"]: settings.s3_access_key_id,
+        S3_ENV["secret_access_key"]: settings.s3_secret_access_key.get_secret_value(),
         S3_ENV["region"]: lake.settings.s3_region,
     }
 
@@ -111,7 +120,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _started_lakehouse(path: Path) -> AbstractContextManager[LocalLakehouse]:
     """SeaweedFS on free loopback ports with the local-only credentials; stopped on exit, on error
     and when its own start is interrupted (local_lakehouse covers all three)."""
-    return local_lakehouse(path, access_key=LOCAL_ACCESS_KEY, secret_key=LOCAL_SECRET_KEY)
+    return local_lakehouse(
+        path, access_key=LOCAL_ACCESS_KEY, secret_key=LOCAL_SECRET_KEY,
+        s3_config=seaweedfs_s3_config(LOCAL_CLIENT_KEYS, LOCAL_GRANTS, table_bucket=WAREHOUSE),
+        client=LOCAL_CLIENT_KEYS[PIPELINE_CLIENT],
+    )
 
 
 @contextmanager

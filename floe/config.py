@@ -295,14 +295,30 @@ class ExternalPostgres(StrictModel):
         return self
 
 
+class ExternalS3Secrets(StrictModel):
+    """One declared Secret per client of an external store: each client gets its own key, with
+    the least access that works (docs/security.md has the table: demo/bootstrap/identities.py)."""
+
+    # The bucket step (and the reconcile): lists and creates the three buckets. Only this key may
+    # create buckets; users and policies on an external store are yours.
+    buckets: S3Secret
+    polaris: S3Secret
+    dagster_pipeline: S3Secret
+    dagster_webserver: S3Secret
+    cube: S3Secret
+    cubestore: S3Secret
+    verify: S3Secret
+
+
 class ExternalS3(StrictModel):
     """An existing S3-compatible object store instead of the in-cluster MinIO. The buckets are
-    ``minio.warehouse_bucket``, ``minio.cubestore_bucket`` and ``minio.dagster_logs_bucket``."""
+    ``minio.warehouse_bucket``, ``minio.cubestore_bucket`` and ``minio.dagster_logs_bucket``; they,
+    and the users behind ``secrets``, are yours to create (no root key of that store is ever asked for)."""
 
     # http(s)://host[:port]; the port defaults to 443 (https) or 80 (http) and is always written out.
     endpoint: str = Field(pattern=r"^https?://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?/?$")
     region: str = Field(min_length=1, pattern=r"^[a-z0-9-]+$")
-    secret: S3Secret
+    secrets: ExternalS3Secrets
     # Path-style requests (http://host/bucket/key). Every client of the stack is configured for it
     # (boto3, pyiceberg, DuckDB, Polaris, Cube Store); virtual-hosted style is not wired yet.
     path_style: bool = True
@@ -540,9 +556,25 @@ class KubernetesApiConfig(StrictModel):
     run launcher) reach it. NetworkPolicies see the API server's own address and port (after the
     ``kubernetes`` Service's DNAT), which no pod selector matches: these ipBlocks allow it."""
 
+    # Required with run_launcher k8s (DagsterConfig), never open: the pods that may reach it hold a
+    # token that can create Jobs. docs/production.md, "The API server's address", shows how to find it.
     cidrs: tuple[Cidr, ...] = ()
     # 6443: kubeadm, kind, k3s, minikube; 443: most managed control planes.
     ports: tuple[Port, ...] = (443, 6443)
+
+    @field_validator("cidrs")
+    @classmethod
+    def _not_open(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        wide = [c for c in value if ipaddress.IPv4Network(c).prefixlen < 8]
+        if wide:
+            raise ValueError(
+                f"{', '.join(wide)} opens egress far beyond the API server: name its own addresses (the endpoints of "
+                "`kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes`, e.g. [172.18.0.2/32]; "
+                "docs/production.md)"
+            )
+        return value
 
 
 class RunMonitoringConfig(StrictModel):
@@ -590,6 +622,9 @@ class DagsterConfig(StrictModel):
     # this many more each (dagster-webserver --db-pool-max-overflow; its default is 20). Every
     # other Dagster process opens connections per operation (NullPool).
     webserver_db_pool_max_overflow: int = Field(default=2, ge=0, le=50)
+    # Dagster's own read-only mode (`dagster-webserver --read-only`): no launching, terminating or
+    # toggling schedules from the UI or GraphQL. Runs still start from the schedule and the sensor.
+    webserver_read_only: bool = False
     location_name: DnsLabel = "floe-demo"
     module: str = Field(default="demo.orchestration.definitions", pattern=r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
     # Requests from measured peaks (`make bench` → bench.footprint, demo.local ui on the embedded
@@ -637,11 +672,16 @@ class CubeSqlServiceConfig(StrictModel):
     # NodePort only: a fixed port in the cluster's NodePort range (default 30000-32767); None lets
     # the API server pick one.
     node_port: int | None = Field(default=None, ge=30000, le=32767)
+    # LoadBalancer only: the client ranges the cloud load balancer admits (spec.loadBalancerSourceRanges);
+    # empty: every address. The SQL API is password-protected, but narrow it where you can.
+    load_balancer_source_ranges: tuple[Cidr, ...] = ()
 
     @model_validator(mode="after")
     def _node_port_needs_node_port_type(self) -> CubeSqlServiceConfig:
         if self.node_port is not None and self.type != "NodePort":
             raise ValueError(f"node_port is only used with type NodePort (type is {self.type})")
+        if self.load_balancer_source_ranges and self.type != "LoadBalancer":
+            raise ValueError(f"load_balancer_source_ranges is only used with type LoadBalancer (type is {self.type})")
         return self
 
 
@@ -740,6 +780,50 @@ class IngressHosts(StrictModel):
         return {ui: host for ui, host in self.model_dump().items() if host}
 
 
+_ANNOTATION_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def _annotation_key(value: str) -> str:
+    """The API server's rule for annotation keys: an optional DNS-subdomain prefix and '/', then a
+    name of at most 63 characters (alphanumerics, '-', '_', '.'; alphanumeric at both ends)."""
+    prefix, _, name = value.rpartition("/")
+    if prefix and (len(prefix) > 253 or not re.fullmatch(DNS1123_SUBDOMAIN, prefix)):
+        raise ValueError(f"{value!r}: the prefix before '/' must be a DNS subdomain, e.g. nginx.ingress.kubernetes.io")
+    if not _ANNOTATION_NAME.match(name):
+        raise ValueError(f"{value!r}: the name must be 1-63 characters of [A-Za-z0-9-_.], alphanumeric at both ends")
+    return value
+
+
+AnnotationKey = Annotated[str, AfterValidator(_annotation_key)]
+
+#: ingress-nginx's authentication annotations (kubernetes/ingress-nginx
+#: docs/user-guide/nginx-configuration/annotations.md, "Authentication", "External Authentication").
+NGINX_AUTH_URL = "nginx.ingress.kubernetes.io/auth-url"
+NGINX_AUTH_SIGNIN = "nginx.ingress.kubernetes.io/auth-signin"
+NGINX_AUTH_TYPE = "nginx.ingress.kubernetes.io/auth-type"
+NGINX_AUTH_SECRET = "nginx.ingress.kubernetes.io/auth-secret"
+NGINX_AUTH_REALM = "nginx.ingress.kubernetes.io/auth-realm"
+
+
+class ExternalAuth(StrictModel):
+    """An authentication service already running (oauth2-proxy, Authelia, ...) in front of every UI
+    host: ingress-nginx asks ``url`` about each request (2xx lets it through, 401/403 refuses it) and
+    sends refused browsers to ``signin_url``."""
+
+    type: Literal["external"]
+    url: str = Field(pattern=r"^https?://[^\s]+$")
+    signin_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")
+
+
+class BasicAuth(StrictModel):
+    """HTTP basic authentication from a Secret you create in the namespace: key ``auth``, htpasswd
+    lines (``htpasswd -c auth <user>``; ``kubectl create secret generic <name> --from-file=auth``)."""
+
+    type: Literal["basic"]
+    secret: ObjectName
+    realm: str = Field(default="floe", min_length=1, pattern=r'^[^"\n]+$')
+
+
 class IngressConfig(StrictModel):
     """An Ingress (networking.k8s.io/v1) for the UIs, off by default (local: `make port-forward`)."""
 
@@ -751,6 +835,31 @@ class IngressConfig(StrictModel):
     # it); None: plain HTTP.
     tls_secret: DnsLabel | None = None
     controller: IngressControllerConfig = IngressControllerConfig()
+    # More annotations for the controller (e.g. nginx.ingress.kubernetes.io/proxy-body-size: 100m for
+    # MinIO console uploads, ingress-nginx's default is 1m; cert-manager.io/cluster-issuer: ...).
+    annotations: dict[AnnotationKey, str] = Field(default_factory=dict)
+    # Authentication in front of every UI host (ingress-nginx annotations). None: the UIs are open
+    # to whoever reaches the controller: Dagster can launch and terminate runs, Marquez web proxies
+    # DELETE, MinIO's console takes any login attempt.
+    auth: Annotated[ExternalAuth | BasicAuth, Field(discriminator="type")] | None = None
+
+    def auth_annotations(self) -> dict[str, str]:
+        auth = self.auth
+        if isinstance(auth, ExternalAuth):
+            return {NGINX_AUTH_URL: auth.url, **({NGINX_AUTH_SIGNIN: auth.signin_url} if auth.signin_url else {})}
+        if isinstance(auth, BasicAuth):
+            return {NGINX_AUTH_TYPE: "basic", NGINX_AUTH_SECRET: auth.secret, NGINX_AUTH_REALM: auth.realm}
+        return {}
+
+    @model_validator(mode="after")
+    def _auth_not_twice(self) -> IngressConfig:
+        reserved = {NGINX_AUTH_URL, NGINX_AUTH_SIGNIN, NGINX_AUTH_TYPE, NGINX_AUTH_SECRET, NGINX_AUTH_REALM}
+        clash = sorted(reserved & set(self.annotations))
+        if clash:
+            raise ValueError(f"annotations: {', '.join(clash)} come from ingress.auth; set auth instead (external or basic)")
+        if any(key.startswith("floe.dev/") for key in self.annotations):
+            raise ValueError("annotations: floe.dev/ keys are the stack's own (controller namespace, pod labels)")
+        return self
 
     @model_validator(mode="after")
     def _hosts_when_enabled(self) -> IngressConfig:
@@ -1035,6 +1144,10 @@ class Names:
 
     def database_secret(self, database: str) -> str:
         return self._n(f"db-{database}")
+
+    def s3_client_secret(self, client: str) -> str:
+        """One object-store client's key (demo/bootstrap/identities.py CLIENTS), e.g. floe-s3-cube."""
+        return self._n(f"s3-{client.replace('_', '-')}")
 
     def all(self) -> dict[str, str]:
         return {

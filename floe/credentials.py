@@ -14,7 +14,9 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from demo.bootstrap.identities import CLIENTS
 
 
 def _token(n_bytes: int = 24) -> str:
@@ -30,6 +32,24 @@ def _client_id() -> str:
 
 def _client_secret() -> str:
     return secrets.token_hex(16)
+
+
+class S3ClientKeys(BaseModel):
+    """One client's object-store user (demo/bootstrap/identities.py). MinIO: the access key is the
+    user name (3+ characters), the secret 8-40 characters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # 16 characters: within every length limit MinIO ever had for access keys (3-20).
+    access_key_id: str = Field(default_factory=_client_id)
+    secret_access_key: str = Field(default_factory=_token)
+
+
+def _all_clients(value: dict | None = None) -> dict[str, S3ClientKeys]:
+    keys = {client: S3ClientKeys.model_validate(v) for client, v in (value or {}).items()}
+    for client in CLIENTS:
+        keys.setdefault(client, S3ClientKeys())
+    return keys
 
 
 class Credentials(BaseModel):
@@ -54,6 +74,14 @@ class Credentials(BaseModel):
     # Signs Cube API tokens (JWT, HS256): long and random.
     cube_api_secret: str = Field(default_factory=lambda: _token(48))
     cube_sql_password: str = Field(default_factory=_token)
+    # One object-store user per client (polaris, dagster_pipeline, ...): a client added by a newer
+    # version gets its keys once, the others keep theirs.
+    s3_clients: dict[str, S3ClientKeys] = Field(default_factory=_all_clients)
+
+    @field_validator("s3_clients", mode="before")
+    @classmethod
+    def _complete_s3_clients(cls, value: object) -> object:
+        return _all_clients(value) if isinstance(value, dict) else value
 
     def with_databases(self, databases: tuple[str, ...]) -> Credentials:
         """A copy holding a password for each database, generating only the missing ones."""

@@ -416,6 +416,54 @@ def _references_resolve(m: Manifests) -> Iterator[Violation]:
                     yield Violation("references", pod.ref, f"container {c['name']} mounts undeclared volume {mount['name']!r}")
 
 
+#: The object store's root key is what MinIO reads from these variables (its server container).
+ROOT_KEY_VARIABLES = ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+#: The only other containers that may hold it: the steps that create buckets, users and policies
+#: (demo/bootstrap/buckets.py), once at install and in every reconcile run.
+ROOT_KEY_COMMANDS = (
+    ["python", "-m", "demo.bootstrap", "buckets"],
+    ["python", "-m", "demo.bootstrap", "reconcile"],
+)
+
+
+@check("root-credentials")
+def _root_credentials(m: Manifests) -> Iterator[Violation]:
+    """No container but the object store itself and the bucket/reconcile steps holds its root key.
+
+    The root key is found from dist/ itself (the Secret keys MinIO's MINIO_ROOT_* come from), so a
+    renamed Secret or prefix cannot slip by; a container holds it when any env var, envFrom or
+    Secret volume of its pod reaches one of those Secrets. Every other pod has its own client key
+    with the least access that works (demo/bootstrap/identities.py)."""
+    root: set[str] = set()
+    for pod in m.pods:
+        for _, c in pod.containers():
+            for var in c.get("env") or []:
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                if var["name"] in ROOT_KEY_VARIABLES and ref:
+                    root.add(ref["name"])
+    if not root:
+        return
+    for pod in m.pods:
+        volumes = {v["name"]: (v.get("secret") or {}).get("secretName") for v in pod.spec.get("volumes") or []}
+        for _, c in pod.containers():
+            held = {
+                ((var.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") for var in c.get("env") or []
+            } | {(source.get("secretRef") or {}).get("name") for source in c.get("envFrom") or []} | {
+                volumes.get(mount["name"]) for mount in c.get("volumeMounts") or []
+            }
+            held &= root
+            if not held:
+                continue
+            server = any(var["name"] in ROOT_KEY_VARIABLES for var in c.get("env") or [])
+            if server or (c.get("command") or []) in ROOT_KEY_COMMANDS:
+                continue
+            yield Violation(
+                "root-credentials", pod.ref,
+                f"container {c['name']} holds the object store's root key ({', '.join(sorted(held))}): give it its "
+                "own client key (constructs/secrets.py s3_env); only MinIO and the bucket/reconcile steps hold the root key",
+            )
+
+
 def _strings(value: object) -> Iterator[str]:
     if isinstance(value, str):
         yield value

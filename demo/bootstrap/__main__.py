@@ -50,16 +50,21 @@ def _fail(exc: BootstrapError) -> typer.Exit:
 
 @app.command()
 def buckets() -> None:
-    """Wait for S3 (MinIO), then create the configured buckets that do not exist yet."""
-    from demo.bootstrap.buckets import ensure_buckets  # each command imports only its own stack
+    """Wait for S3 (MinIO), create the configured buckets that do not exist yet, then each client's
+    MinIO user and policy (FLOE_S3_IDENTITIES__*), repairing what differs."""
+    from demo.bootstrap.buckets import ensure_buckets, ensure_identities  # each command imports only its own stack
 
     settings = load_settings(BucketSettings)
     try:
         outcomes = ensure_buckets(settings, report=say)
+        identities = ensure_identities(settings, report=say)
     except BootstrapError as exc:
         raise _fail(exc) from None
     created = sum(1 for outcome in outcomes if outcome.outcome == "created")
     say(f"buckets done: {created} created, {len(outcomes) - created} already there")
+    if identities:
+        changed = sum(1 for outcome in identities if outcome.outcome != "unchanged")
+        say(f"identities done: {changed} created or repaired, {len(identities) - changed} unchanged")
 
 
 @app.command()

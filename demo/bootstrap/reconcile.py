@@ -4,7 +4,9 @@ PostgreSQL and MinIO keep their data on emptyDirs, so a replaced pod starts empt
 CronJob runs this every few minutes (after its init container re-ran the Polaris admin tool's
 idempotent realm bootstrap), and each step only creates what is missing:
 
-1. **buckets** (MinIO): :func:`demo.bootstrap.buckets.ensure_buckets`.
+1. **buckets** (MinIO): :func:`demo.bootstrap.buckets.ensure_buckets`, then each client's MinIO
+   user and policy (:func:`demo.bootstrap.buckets.ensure_identities`): a MinIO that lost its data
+   lost its users too.
 2. **polaris** (catalog, namespaces, principals with the Secrets' credentials, roles, grants,
    assignments): :class:`demo.bootstrap.polaris.PolarisInit`.
 3. **orphaned tables**: when MinIO alone was lost, the catalog (in PostgreSQL) still lists tables
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from demo.bootstrap.buckets import ensure_buckets, s3_client
+from demo.bootstrap.buckets import ensure_buckets, ensure_identities, s3_client
 from demo.bootstrap.settings import BucketSettings, PolarisInitSettings
 from demo.bootstrap.waiting import BootstrapError, Reporter
 
@@ -224,6 +226,8 @@ def reconcile(
     try:
         for outcome in ensure_buckets(buckets, report=report):
             summary.add("bucket", outcome.bucket, "unchanged" if outcome.outcome == "exists" else outcome.outcome)
+        for identity in ensure_identities(buckets, report=report):
+            summary.add("s3-identity", identity.client, "unchanged" if identity.outcome == "unchanged" else "created")
     except BootstrapError as exc:
         summary.errors.append(f"buckets: {exc}")
     init = PolarisInit(polaris, report=report)

@@ -10,10 +10,12 @@ serves both.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from demo.bootstrap.identities import CLIENTS, Grant
 
 from demo.lakehouse.settings import FloeSettings
 
@@ -35,8 +37,38 @@ POLARIS_CLIENT_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 POLARIS_CLIENT_SECRET_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 
+class S3Identity(BaseModel):
+    """One client's MinIO user: its keys (from the client's own Secret) and its grants (bucket ->
+    access, rendered into the client's policy by demo.bootstrap.identities.minio_policy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # MinIO: the access key is the user name (3+ characters), the secret 8-40 characters.
+    access_key_id: str = Field(min_length=3, max_length=128)
+    secret_access_key: SecretStr = Field(min_length=8, max_length=40)
+    grants: dict[str, Literal["read", "readwrite"]] = Field(min_length=1)
+
+    @field_validator("grants")
+    @classmethod
+    def _grant_buckets(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [name for name in value if not BUCKET_NAME_PATTERN.match(name)]
+        if bad:
+            raise ValueError(f"not valid S3 bucket names: {bad}")
+        return value
+
+    def grant_tuple(self) -> tuple[Grant, ...]:
+        return tuple(Grant(bucket, access) for bucket, access in self.grants.items())
+
+
 class BucketSettings(FloeSettings):
-    """Where the S3 server is, the admin key that may create buckets, and which buckets to create."""
+    """Where the S3 server is, the admin key that may create buckets, and which buckets to create.
+
+    With ``s3_identities`` the step also creates one MinIO user + policy per client through MinIO's
+    admin API. Each identity comes from ``FLOE_S3_IDENTITIES__<CLIENT>__{ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,GRANTS}`` (GRANTS: JSON ``{"<bucket>": "read"|"readwrite"}``).
+    """
+
+    model_config = SettingsConfigDict(env_nested_delimiter="__")
 
     # S3 endpoint (path-style), e.g. http://floe-minio:9000. Same variable as LakehouseSettings.
     s3_endpoint: str
@@ -49,6 +81,41 @@ class BucketSettings(FloeSettings):
     # How long to wait for the S3 server to answer before failing (the Job's backoffLimit retries).
     wait_timeout_seconds: float = Field(default=300.0, gt=0)
     wait_interval_seconds: float = Field(default=2.0, gt=0)
+    # Client -> its user and grants (empty: buckets only, e.g. a store that is not MinIO).
+    s3_identities: dict[str, S3Identity] = Field(default_factory=dict)
+    # MinIO policy names are "<prefix>-<client>" (the stack's name_prefix).
+    s3_identity_prefix: str = Field(default="floe", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+    @field_validator("s3_identities")
+    @classmethod
+    def _known_clients(cls, value: dict[str, S3Identity]) -> dict[str, S3Identity]:
+        unknown = sorted(set(value) - set(CLIENTS))
+        if unknown:
+            raise ValueError(f"unknown clients {unknown}; known: {', '.join(CLIENTS)}")
+        keys = [identity.access_key_id for identity in value.values()]
+        if len(set(keys)) != len(keys):
+            raise ValueError("each client needs its own access key")
+        return value
+
+    @model_validator(mode="after")
+    def _identities_use_our_buckets(self) -> BucketSettings:
+        for client, identity in self.s3_identities.items():
+            if identity.access_key_id == self.s3_admin_access_key_id:
+                raise ValueError(f"s3_identities.{client}: the root key must not be a client's key")
+            stray = sorted(set(identity.grants) - set(self.buckets))
+            if stray:
+                raise ValueError(f"s3_identities.{client}: grants on buckets this step does not create: {stray}")
+        return self
+
+    @classmethod
+    def identity_env_name(cls, client: str, field: str) -> str:
+        """The variable of one identity's field, e.g. FLOE_S3_IDENTITIES__CUBE__ACCESS_KEY_ID."""
+        if client not in CLIENTS or field not in S3Identity.model_fields:
+            raise KeyError(f"{client}.{field}")
+        return f"{cls.env_name('s3_identities')}__{client}__{field}".upper()
+
+    def policy_name(self, client: str) -> str:
+        return f"{self.s3_identity_prefix}-{client.replace('_', '-')}"
 
     @field_validator("buckets", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ them apart: it only ever sees a :class:`~demo.lakehouse.settings.LakehouseSettin
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from demo.bootstrap.identities import Keys
 from demo.lakehouse.settings import LakehouseSettings
 
 WAREHOUSE = "warehouse"
@@ -28,7 +30,8 @@ WAREHOUSE = "warehouse"
 COMPUTE_LOG_BUCKET = "dagster-logs"
 #: Buckets the cluster gives Cube Store and Dagster's logs; created here too so both setups have the
 #: same buckets.
-EXTRA_BUCKETS = ("cubestore", COMPUTE_LOG_BUCKET)
+CUBESTORE_BUCKET = "cubestore"
+EXTRA_BUCKETS = (CUBESTORE_BUCKET, COMPUTE_LOG_BUCKET)
 
 
 def free_port() -> int:
@@ -58,7 +61,15 @@ class LocalLakehouse:
     process: subprocess.Popen[bytes] | None = None
     #: More `weed mini` flags, e.g. ``-s3.config=<file>`` with extra (read-only) identities.
     extra_args: tuple[str, ...] = ()
+    #: SeaweedFS identities besides the admin (the ``-s3.config`` JSON, written next to the data:
+    #: demo/bootstrap/identities.py seaweedfs_s3_config).
+    s3_config: dict | None = None
+    #: The key the lakehouse's users get from :attr:`settings` / :meth:`env` (catalog client and
+    #: S3 key alike: SeaweedFS' catalog authenticates S3 identities); None: the admin's.
+    client: Keys | None = None
     log_path: Path = field(init=False)
+    #: The filer's HTTP port (SeaweedFS keeps its IAM config there, /etc/iam/identity.json).
+    filer_port: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.log_path = self.data_dir / "weed.log"
@@ -69,15 +80,16 @@ class LocalLakehouse:
 
     def settings_fields(self) -> dict[str, str]:
         catalog = f"http://127.0.0.1:{self.iceberg_port}"
+        key, secret = (self.client.access_key_id, self.client.secret_access_key) if self.client else (self.access_key, self.secret_key)
         return {
             "catalog_uri": catalog,
             "catalog_warehouse": WAREHOUSE,
             "catalog_oauth2_uri": f"{catalog}/v1/oauth/tokens",
-            "catalog_client_id": self.access_key,
-            "catalog_client_secret": self.secret_key,
+            "catalog_client_id": key,
+            "catalog_client_secret": secret,
             "s3_endpoint": f"http://127.0.0.1:{self.s3_port}",
-            "s3_access_key_id": self.access_key,
-            "s3_secret_access_key": self.secret_key,
+            "s3_access_key_id": key,
+            "s3_secret_access_key": secret,
         }
 
     def env(self) -> dict[str, str]:
@@ -99,6 +111,13 @@ class LocalLakehouse:
             "filer.port.grpc": free_port(),
             "admin.port": free_port(),
         }
+        self.filer_port = ports["filer.port"]
+        identities: tuple[str, ...] = ()
+        if self.s3_config is not None:
+            config_file = self.data_dir / "s3-identities.json"
+            config_file.write_text(json.dumps(self.s3_config, indent=2))
+            config_file.chmod(0o600)
+            identities = (f"-s3.config={config_file}",)
         args = [
             weed_binary(),
             "mini",
@@ -110,6 +129,7 @@ class LocalLakehouse:
             f"-bucket={','.join(EXTRA_BUCKETS)}",
             f"-tableBucket={WAREHOUSE}",
             *(f"-{k}={v}" for k, v in ports.items()),
+            *identities,
             *self.extra_args,
         ]
         # weed mini takes its admin identity from the AWS_* variables of its own environment only.
@@ -182,6 +202,8 @@ def local_lakehouse(
     s3_port: int | None = None,
     iceberg_port: int | None = None,
     extra_args: tuple[str, ...] = (),
+    s3_config: dict | None = None,
+    client: Keys | None = None,
 ) -> Iterator[LocalLakehouse]:
     """Start SeaweedFS on free (or given) loopback ports, yield it, and always stop it."""
     lake = LocalLakehouse(
@@ -191,6 +213,8 @@ def local_lakehouse(
         s3_port=s3_port or free_port(),
         iceberg_port=iceberg_port or free_port(),
         extra_args=extra_args,
+        s3_config=s3_config,
+        client=client,
     )
     # stop() also when start() itself is interrupted (Ctrl-C while waiting for readiness).
     try:

@@ -20,6 +20,7 @@ import pytest
 from demo.lakehouse.local import LocalLakehouse, local_lakehouse
 from floe.synth import SynthResult
 from tests.support.manifests import container, resolve_env
+from tests.support.minio_front import s3_config_of_dist
 from tests.support.pods import LocalContainer, dockerfile_env, materialize
 from tests.support.postgres import PostgresServer, free_port
 from demo.processes import stop_process_group
@@ -68,10 +69,14 @@ class Ports:
 
 @pytest.fixture(scope="module")
 def minio(stack: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLakehouse]:
-    """SeaweedFS S3 standing in for MinIO, with the MinIO root credentials of dist/ (the keys the
-    Dagster pods get from the Secret) and the stack's buckets."""
+    """SeaweedFS S3 standing in for MinIO, with the MinIO root credentials of dist/ and one identity
+    per client with the keys and grants the bucket step gives it (the keys the Dagster pods get from
+    their Secrets: the pipeline's writes the run logs, the webserver's only reads them)."""
     env = resolve_env(container(stack.documents, "Deployment", "floe-minio"), stack.documents)
-    with local_lakehouse(tmp_path_factory.mktemp("minio"), access_key=env["MINIO_ROOT_USER"], secret_key=env["MINIO_ROOT_PASSWORD"]) as lake:
+    with local_lakehouse(
+        tmp_path_factory.mktemp("minio"), access_key=env["MINIO_ROOT_USER"], secret_key=env["MINIO_ROOT_PASSWORD"],
+        s3_config=s3_config_of_dist(stack.documents),
+    ) as lake:
         yield lake
 
 

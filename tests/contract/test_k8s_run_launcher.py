@@ -25,6 +25,8 @@ import importlib.metadata
 import inspect
 import json
 import re
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import kubernetes
 import pytest
 import yaml
 
-from constructs.dagster import INSTANCE_FILE, LAUNCHER_RULES
+from constructs.dagster import INSTANCE_FILE, LAUNCHER_RULES, WEBSERVER_RULES
 from floe.config import StackConfig, load_config
 from floe.manifest_checks import check_manifests
 from floe.synth import SynthResult, synthesize
@@ -253,16 +255,17 @@ def _calls_on(node: ast.AST, *owner: str) -> set[str]:
     return found
 
 
-def launcher_api_calls() -> set[tuple[str, str]]:
+def launcher_api_calls(only: str | None = None) -> set[tuple[str, str]]:
     """(BatchV1Api|CoreV1Api, method) of every Kubernetes API call reachable from K8sRunLauncher in
-    the installed dagster-k8s: its calls on self._api_client, then DagsterKubernetesClient's methods
-    transitively, down to self.batch_api.* / self.core_api.*."""
+    the installed dagster-k8s (or from its method ``only``): its calls on self._api_client, then
+    DagsterKubernetesClient's methods transitively, down to self.batch_api.* / self.core_api.*."""
     import dagster_k8s.client
     import dagster_k8s.launcher
 
     launcher = _methods(ast.parse(Path(dagster_k8s.launcher.__file__).read_text()), "K8sRunLauncher")
     client = _methods(ast.parse(Path(dagster_k8s.client.__file__).read_text()), "DagsterKubernetesClient")
-    todo = set().union(*(_calls_on(f, "_api_client") for f in launcher.values()))
+    roots = [launcher[only]] if only else list(launcher.values())
+    todo = set().union(*(_calls_on(f, "_api_client") for f in roots))
     assert todo and todo <= client.keys(), todo - client.keys()
     seen: set[str] = set()
     calls: set[tuple[str, str]] = set()
@@ -318,6 +321,45 @@ def test_the_role_grants_exactly_the_launchers_api_calls(cluster: SynthResult) -
     assert granted == needed
 
 
+def granted_by(role: dict) -> dict[tuple[str, str], set[str]]:
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role.get("rules") or []:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
+        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs")
+    return granted
+
+
+def test_the_webserver_may_terminate_runs_but_never_create_a_job(cluster: SynthResult) -> None:
+    """Issue 19: the exposed webserver has its own account, whose Role is exactly what terminating
+    a run calls (K8sRunLauncher.terminate, derived from dagster-k8s' source like the launcher's)."""
+    needed: dict[tuple[str, str], set[str]] = {}
+    for api, method in launcher_api_calls(only="terminate"):
+        group, resource, verb = rbac_of(api, method)
+        needed.setdefault((group, resource), set()).add(verb)
+    assert needed == {k: set(v) for k, v in WEBSERVER_RULES.items()}
+    role = find(cluster.documents, "Role", "floe-dagster-webserver")
+    assert granted_by(role) == needed
+    assert "create" not in {verb for verbs in needed.values() for verb in verbs}
+    binding = find(cluster.documents, "RoleBinding", "floe-dagster-webserver")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "floe-dagster-webserver", "namespace": NAMESPACE}]
+    assert pod_template(find(cluster.documents, "Deployment", "floe-dagster-webserver"))["spec"]["serviceAccountName"] == "floe-dagster-webserver"
+
+
+def test_a_read_only_webserver_runs_dagsters_read_only_mode_with_no_rights(tmp_path: Path) -> None:
+    data = load_config(REPO / "config" / "cluster.yaml", environ={}).model_dump(mode="json")
+    data["credentials"]["store"] = str(write_fake_credentials(tmp_path))
+    data["dagster"]["webserver_read_only"] = True
+    result = synthesize(StackConfig.model_validate(data), tmp_path / "dist", root=tmp_path)
+    webserver = container(result.documents, "Deployment", "floe-dagster-webserver")
+    assert webserver["command"][-1] == "--read-only"
+    # dagster-webserver's own flag (its CLI in this environment).
+    help_text = subprocess.run([str(Path(sys.executable).parent / "dagster-webserver"), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--read-only" in help_text
+    assert granted_by(find(result.documents, "Role", "floe-dagster-webserver")) == {}
+
+
 def test_only_the_daemon_and_webserver_hold_the_launchers_token(cluster: SynthResult) -> None:
     binding = find(cluster.documents, "RoleBinding", "floe-dagster-launcher")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "floe-dagster-launcher"}
@@ -329,7 +371,8 @@ def test_only_the_daemon_and_webserver_hold_the_launchers_token(cluster: SynthRe
             spec = pod_template(d)["spec"]
             if spec.get("automountServiceAccountToken") is not False:
                 holders.add((d["metadata"]["name"], spec.get("serviceAccountName")))
-    assert holders == {("floe-dagster-daemon", "floe-dagster-launcher"), ("floe-dagster-webserver", "floe-dagster-launcher")}
+    # The webserver holds its own account's token (WEBSERVER_RULES), not the launcher's.
+    assert holders == {("floe-dagster-daemon", "floe-dagster-launcher"), ("floe-dagster-webserver", "floe-dagster-webserver")}
     api = find(cluster.documents, "NetworkPolicy", "floe-allow-kubernetes-api")["spec"]
     assert api["podSelector"]["matchExpressions"] == [
         {"key": "app.kubernetes.io/name", "operator": "In", "values": ["floe-dagster-daemon", "floe-dagster-webserver"]}
@@ -353,7 +396,7 @@ def test_mutation_security_check_guards_tokens_and_rbac(cluster: SynthResult, mu
         expected = "Deployment/floe-dagster-daemon"
     elif mutation == "binding to a missing role":
         find(docs, "RoleBinding", "floe-dagster-launcher")["roleRef"]["name"] = "someone-elses-role"
-        expected = "Deployment/floe-dagster-webserver"
+        expected = "Deployment/floe-dagster-daemon"
     elif mutation == "wildcard verb":
         find(docs, "Role", "floe-dagster-launcher")["rules"][0]["verbs"] = ["*"]
         expected = "Role/floe-dagster-launcher"

@@ -35,6 +35,11 @@ FAKE_CREDENTIALS = {
     "catalog_reader_client_secret": "00000000000000000000000000000003",
     "cube_api_secret": "test-cube-api-secret",
     "cube_sql_password": "test-cube-sql-password",
+    # One object-store user per client (demo/bootstrap/identities.py CLIENTS).
+    "s3_clients": {
+        client: {"access_key_id": f"test-s3-{n}", "secret_access_key": f"test-s3-{client.replace('_', '-')}-secret"}
+        for n, client in enumerate(("polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify"))
+    },
 }
 
 

@@ -13,6 +13,12 @@ import pytest
 
 from tests.infra.conftest import REPO, write_fake_credentials
 
+#: minio.external's per-client Secrets, one flow-style line (issue 19: each client its own key).
+S3_SECRETS = "secrets: {" + ", ".join(
+    f"{client}: {{name: s3-{client.replace('_', '-')}}}"
+    for client in ("buckets", "polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify")
+) + "}"
+
 CASES = {
     "wrong type": ("polaris:\n  port: eighty\n", ["polaris.port", "valid integer", "'eighty'"]),
     "unknown key": ("minio:\n  consol_port: 9001\n", ["minio.consol_port", "unknown key", "allowed keys:", "console_port"]),
@@ -48,16 +54,58 @@ CASES = {
         ["postgres.external.host", "lowercase DNS name or an IPv4 address"],
     ),
     "external cidr with host bits": (
-        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    cidr: 10.20.0.1/16\n",
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    " + S3_SECRETS + "\n    cidr: 10.20.0.1/16\n",
         ["minio.external.cidr", "IPv4 CIDR"],
     ),
-    "external S3 without a Secret": ("minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n", ["minio.external.secret", "Field required"]),
+    "external S3 without a Secret": ("minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n", ["minio.external.secrets", "Field required"]),
+    # Issue 19: each client of an external store has its own declared Secret; one shared key is gone.
+    # Issue 19 item 2: guarded UIs.
+    "ingress annotation key": (
+        "ingress:\n  annotations:\n    'nginx.ingress.kubernetes.io/proxy body size': 100m\n",
+        ["ingress.annotations", "the name must be 1-63 characters"],
+    ),
+    "ingress annotation sets auth twice": (
+        "ingress:\n  auth: {type: basic, secret: ui-users}\n  annotations:\n    nginx.ingress.kubernetes.io/auth-url: https://x.example.com/auth\n",
+        ["ingress", "nginx.ingress.kubernetes.io/auth-url come from ingress.auth"],
+    ),
+    "ingress auth type": (
+        "ingress:\n  auth: {type: ldap, url: https://x.example.com}\n",
+        ["ingress.auth", "'external', 'basic'", "'ldap'"],
+    ),
+    "ingress external auth without url": ("ingress:\n  auth: {type: external}\n", ["ingress.auth.external.url", "Field required"]),
+    "ingress basic auth secret name": ("ingress:\n  auth: {type: basic, secret: UI_Users}\n", ["ingress.auth.basic.secret", "UI_Users"]),
+    "source ranges without a load balancer": (
+        "cube:\n  sql_service:\n    type: NodePort\n    load_balancer_source_ranges: [10.0.0.0/8]\n",
+        ["cube.sql_service", "load_balancer_source_ranges is only used with type LoadBalancer"],
+    ),
+    "source range not a cidr": (
+        "cube:\n  sql_service:\n    type: LoadBalancer\n    load_balancer_source_ranges: [office]\n",
+        ["cube.sql_service.load_balancer_source_ranges.0", "IPv4 CIDR"],
+    ),
+    "webserver read-only not a bool": ("dagster:\n  webserver_read_only: maybe\n", ["dagster.webserver_read_only", "valid boolean"]),
+    # Issue 19 item 4: the API server's address is required for the k8s launcher and never open.
+    "kubernetes api open to the world": (
+        "dagster:\n  kubernetes_api:\n    cidrs: [0.0.0.0/0]\n",
+        ["dagster.kubernetes_api.cidrs", "0.0.0.0/0 opens egress far beyond the API server", "endpointslices"],
+    ),
+    "k8s launcher without the api server": (
+        "profile: cluster\ndagster:\n  run_launcher: k8s\n",
+        ["dagster.kubernetes_api.cidrs", "run_launcher k8s needs the API server's address"],
+    ),
+    "external S3 missing a client's Secret": (
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secrets: {buckets: {name: z}, polaris: {name: a}, dagster_pipeline: {name: b}, dagster_webserver: {name: c}, cubestore: {name: d}, verify: {name: e}}\n",
+        ["minio.external.secrets.cube", "Field required"],
+    ),
+    "external S3 with one shared Secret": (
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    " + S3_SECRETS + "\n",
+        ["minio.external.secret", "unknown key 'secret'"],
+    ),
     "external S3 virtual-hosted style": (
-        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    path_style: false\n",
+        "minio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    " + S3_SECRETS + "\n    path_style: false\n",
         ["minio.external.path_style", "path-style"],
     ),
     "persistence and external both": (
-        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    secret: {name: s3}\n    cidr: public\n",
+        "profile: cluster\nminio:\n  persistence: {size: 10Gi}\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    cidr: public\n    " + S3_SECRETS + "\n",
         ["minio", "not both"],
     ),
     "zero replicas": ("polaris:\n  replicas: 0\n", ["polaris.replicas", "at least 1", "PodDisruptionBudget"]),
@@ -74,7 +122,7 @@ CASES = {
         ["postgres.external", "cidr: required when the host is a DNS name", "'db.example.internal'", "'public'"],
     ),
     "external S3 hostname without cidr": (
-        "minio:\n  external:\n    endpoint: https://minio.vpc.internal:9000\n    region: eu-west-1\n    secret: {name: s3}\n",
+        "minio:\n  external:\n    endpoint: https://minio.vpc.internal:9000\n    region: eu-west-1\n    " + S3_SECRETS + "\n",
         ["minio.external", "cidr: required when the host is a DNS name", "'minio.vpc.internal'"],
     ),
     "external postgres sslmode": (

@@ -3,23 +3,73 @@
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import yaml
 
+from demo.bootstrap.identities import CLIENTS
 from demo.bootstrap.settings import BucketSettings, PolarisInitSettings
 from floe.synth import SynthResult
 from tests.support.manifests import container, expand_args, find, resolve_env
 
 
-def test_bucket_job_env_is_what_the_bucket_step_reads(default_synth: SynthResult) -> None:
+def bucket_settings(docs: list[dict], monkeypatch: pytest.MonkeyPatch) -> BucketSettings:
+    """The bucket Job's settings, read from its resolved env the way the step reads it (nested
+    FLOE_S3_IDENTITIES__<CLIENT>__<FIELD> variables included)."""
+    env = resolve_env(container(docs, "Job", "floe-minio-buckets"), docs)
+    _as_fields(BucketSettings, env)  # no FLOE_ variable the class does not read
+    for name in [n for n in os.environ if n.startswith("FLOE_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return BucketSettings(_env_file=None)
+
+
+def test_bucket_job_env_is_what_the_bucket_step_reads(default_synth: SynthResult, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = default_synth.documents
     c = container(docs, "Job", "floe-minio-buckets")
     assert c["command"] == ["python", "-m", "demo.bootstrap", "buckets"]
-    settings = BucketSettings(_env_file=None, **_as_fields(BucketSettings, resolve_env(c, docs)))
+    settings = bucket_settings(docs, monkeypatch)
     assert settings.buckets == ("warehouse", "cubestore", "dagster-logs")
     assert settings.s3_endpoint == "http://floe-minio:9000"
     minio = resolve_env(container(docs, "Deployment", "floe-minio"), docs)
     assert settings.s3_admin_access_key_id == minio["MINIO_ROOT_USER"]
     assert settings.s3_admin_secret_access_key.get_secret_value() == minio["MINIO_ROOT_PASSWORD"]
+    # One user per client, with exactly the grants of demo/bootstrap/identities.py.
+    assert set(settings.s3_identities) == set(CLIENTS)
+    assert settings.s3_identities["cube"].grants == {"warehouse": "read"}
+    assert settings.s3_identities["cubestore"].grants == {"cubestore": "readwrite"}
+    assert settings.s3_identities["dagster_webserver"].grants == {"dagster-logs": "read"}
+    assert settings.s3_identities["dagster_pipeline"].grants == {"warehouse": "readwrite", "dagster-logs": "readwrite"}
+    assert settings.policy_name("dagster_pipeline") == "floe-dagster-pipeline"
+
+
+#: (kind, object, container) -> (client, access-key variable, secret variable): each pod's S3 key is
+#: the one its client's MinIO user is created with.
+CLIENT_KEYS = {
+    ("Deployment", "floe-polaris", None): ("polaris", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ("Deployment", "floe-dagster-user-code", None): ("dagster_pipeline", "FLOE_S3_ACCESS_KEY_ID", "FLOE_S3_SECRET_ACCESS_KEY"),
+    ("Deployment", "floe-dagster-webserver", None): ("dagster_webserver", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ("Deployment", "floe-dagster-daemon", None): ("dagster_webserver", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    ("Deployment", "floe-cube", None): ("cube", "FLOE_S3_ACCESS_KEY_ID", "FLOE_S3_SECRET_ACCESS_KEY"),
+    ("Deployment", "floe-cube-refresh-worker", None): ("cube", "FLOE_S3_ACCESS_KEY_ID", "FLOE_S3_SECRET_ACCESS_KEY"),
+    ("Deployment", "floe-cubestore-router", None): ("cubestore", "CUBESTORE_MINIO_ACCESS_KEY_ID", "CUBESTORE_MINIO_SECRET_ACCESS_KEY"),
+    ("StatefulSet", "floe-cubestore-worker", None): ("cubestore", "CUBESTORE_MINIO_ACCESS_KEY_ID", "CUBESTORE_MINIO_SECRET_ACCESS_KEY"),
+    ("Job", "floe-verify", None): ("verify", "FLOE_S3_ACCESS_KEY_ID", "FLOE_S3_SECRET_ACCESS_KEY"),
+}
+
+
+def test_each_pod_uses_its_clients_key(default_synth: SynthResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = default_synth.documents
+    identities = bucket_settings(docs, monkeypatch).s3_identities
+    for (kind, name, _), (client, key_var, secret_var) in CLIENT_KEYS.items():
+        env = resolve_env(container(docs, kind, name), docs, fields={"metadata.name": f"{name}-0"})
+        assert env[key_var] == identities[client].access_key_id, (name, client)
+        assert env[secret_var] == identities[client].secret_access_key.get_secret_value(), (name, client)
+    # The user-code pod's boto3 (run logs) uses the pipeline's key too.
+    user_code = resolve_env(container(docs, "Deployment", "floe-dagster-user-code"), docs)
+    assert user_code["AWS_ACCESS_KEY_ID"] == identities["dagster_pipeline"].access_key_id
 
 
 def test_polaris_init_env_is_what_the_polaris_step_reads(default_synth: SynthResult) -> None:
@@ -49,12 +99,17 @@ def test_s3_keys_stay_out_of_the_catalog(default_synth: SynthResult) -> None:
     with nothing vended it writes table metadata to MinIO itself."""
     docs = default_synth.documents
     minio = resolve_env(container(docs, "Deployment", "floe-minio"), docs)
-    keys = {minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]}
+    buckets = resolve_env(container(docs, "Job", "floe-minio-buckets"), docs)
+    keys = {minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"]} | {
+        value for name, value in buckets.items() if name.endswith(("__ACCESS_KEY_ID", "__SECRET_ACCESS_KEY"))
+    }
     init = resolve_env(container(docs, "Job", "floe-polaris-init"), docs)
     assert not keys & set(init.values()), "the Polaris init Job receives an S3 key"
     polaris = resolve_env(container(docs, "Deployment", "floe-polaris"), docs)
     holding_keys = {name for name, value in polaris.items() if value in keys}
     assert holding_keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    # ... and only its own (not the root key).
+    assert polaris["AWS_ACCESS_KEY_ID"] == buckets["FLOE_S3_IDENTITIES__POLARIS__ACCESS_KEY_ID"]
 
 
 def test_polaris_persists_in_postgres(default_synth: SynthResult) -> None:
@@ -109,6 +164,7 @@ def test_plan_services_and_ports(default_synth: SynthResult) -> None:
 def _as_fields(settings_class: type, env: dict[str, str]) -> dict[str, str]:
     """env var -> settings field, failing on a FLOE_ variable the class does not read (a typo)."""
     by_env = {settings_class.env_name(f): f for f in settings_class.model_fields}
-    unknown = [k for k in env if k.startswith("FLOE_") and k not in by_env]
+    # A nested variable (FLOE_S3_IDENTITIES__CUBE__GRANTS) belongs to its top-level field.
+    unknown = [k for k in env if k.startswith("FLOE_") and k.split("__")[0] not in by_env]
     assert not unknown, f"{settings_class.__name__} does not read {unknown}"
     return {by_env[k]: v for k, v in env.items() if k in by_env}

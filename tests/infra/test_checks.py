@@ -117,6 +117,18 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("targetPort not exposed", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][0].update(targetPort=8080)),
         ("named targetPort unknown", lambda d: find(d, "Service", "floe-minio")["spec"]["ports"][0].update(targetPort="http")),
     ],
+    # Issue 19: nobody but MinIO and the bucket/reconcile steps holds MinIO's root key.
+    "root-credentials": [
+        ("Cube reads the warehouse with the root key", lambda d: env_var(container(d, "floe-cube"), "FLOE_S3_ACCESS_KEY_ID").update(
+            valueFrom={"secretKeyRef": {"name": "floe-minio-root", "key": "access-key"}})),
+        ("the webserver gets the root Secret by envFrom", lambda d: container(d, "floe-dagster-webserver").update(
+            envFrom=[{"secretRef": {"name": "floe-minio-root"}}])),
+        ("the reconcile's wait container gets the root key", lambda d: find(d, "CronJob", "floe-reconcile")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][0].setdefault("env", []).append(
+            {"name": "ROOT", "valueFrom": {"secretKeyRef": {"name": "floe-minio-root", "key": "secret-key"}}})),
+        ("Cube Store mounts the root Secret", lambda d: (
+            pod(d, "Deployment", "floe-cubestore-router")["volumes"].append({"name": "root", "secret": {"secretName": "floe-minio-root"}}),
+            container(d, "floe-cubestore-router")["volumeMounts"].append({"name": "root", "mountPath": "/root-key", "readOnly": True}))),
+    ],
     "references": [
         ("secret key missing", lambda d: env_var(container(d, "floe-minio"), "MINIO_ROOT_USER")["valueFrom"]["secretKeyRef"].update(key="user")),
         ("secret missing", lambda d: d.remove(find(d, "Secret", "floe-db-polaris"))),

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from constructs.network import EXTERNAL_SERVICE_PREFIX, NOT_INTERNET, derive
+from demo.bootstrap.identities import CLIENTS
 from floe.config import StackConfig, load_config
 from floe.manifest_checks import CHECKS, check_manifests
 from floe.synth import SynthResult, check_options, synthesize
@@ -50,11 +51,15 @@ EXTERNAL = {
             "endpoint": f"https://{S3_HOST}",
             "region": "eu-west-1",
             "cidr": "public",
-            "secret": {"name": "ext-s3", "access_key_id_key": "id", "secret_access_key_key": "key"},
+            # One declared Secret per client (issue 19): the store's root key is never asked for.
+            "secrets": {
+                client: {"name": f"ext-s3-{client.replace('_', '-')}", "access_key_id_key": "id", "secret_access_key_key": "key"}
+                for client in ("buckets", *CLIENTS)
+            },
         }
     },
 }
-EXTERNAL_SECRETS = {"ext-s3", "ext-db-dagster", "ext-db-marquez", "ext-db-polaris"}
+EXTERNAL_SECRETS = {f"ext-s3-{c.replace('_', '-')}" for c in ("buckets", *CLIENTS)} | {"ext-db-dagster", "ext-db-marquez", "ext-db-polaris"}
 
 
 def cluster_config(folder: Path, **sections: dict) -> StackConfig:
@@ -204,7 +209,8 @@ def test_no_in_cluster_postgres_or_minio(external: tuple[StackConfig, SynthResul
     _, result = external
     names = {d["metadata"]["name"] for d in result.documents if d["kind"] != "Job"}
     for gone in ("floe-postgres", "floe-postgres-headless", "floe-postgres-init", "floe-minio", "floe-minio-console",
-                 "floe-postgres-superuser", "floe-minio-root", "floe-db-dagster", "floe-db-marquez", "floe-db-polaris"):
+                 "floe-postgres-superuser", "floe-minio-root", "floe-db-dagster", "floe-db-marquez", "floe-db-polaris",
+                 *(f"floe-s3-{c.replace('_', '-')}" for c in CLIENTS)):
         assert gone not in names
     text = json.dumps(result.documents)
     # No client names them, and nothing runs the in-cluster init script (it would need superuser).
@@ -237,7 +243,18 @@ def test_every_client_is_wired_to_the_external_endpoints(external: tuple[StackCo
     assert ("QUARKUS_DATASOURCE_USERNAME", "ext-db-polaris", "user") in refs
     assert ("QUARKUS_DATASOURCE_PASSWORD", "ext-db-polaris", "pass") in refs
     assert ("FLOE_DAGSTER_PG_PASSWORD", "ext-db-dagster", "pass") in refs
-    assert ("AWS_ACCESS_KEY_ID", "ext-s3", "id") in refs and ("AWS_SECRET_ACCESS_KEY", "ext-s3", "key") in refs
+    # Each S3 client its own declared Secret (issue 19).
+    by_object = {(obj, var["name"]): var["valueFrom"]["secretKeyRef"]["name"]
+                 for obj, var in env_of(result) if "secretKeyRef" in (var.get("valueFrom") or {})}
+    assert by_object[("Deployment/floe-polaris", "AWS_ACCESS_KEY_ID")] == "ext-s3-polaris"
+    assert by_object[("Deployment/floe-cube", "FLOE_S3_ACCESS_KEY_ID")] == "ext-s3-cube"
+    assert by_object[("Deployment/floe-cubestore-router", "CUBESTORE_MINIO_ACCESS_KEY_ID")] == "ext-s3-cubestore"
+    assert by_object[("Deployment/floe-dagster-webserver", "AWS_ACCESS_KEY_ID")] == "ext-s3-dagster-webserver"
+    assert by_object[("Deployment/floe-dagster-user-code", "FLOE_S3_ACCESS_KEY_ID")] == "ext-s3-dagster-pipeline"
+    buckets_job = next(obj for obj, _ in by_object if obj.startswith("Job/floe-minio-buckets"))
+    assert by_object[(buckets_job, "FLOE_S3_ADMIN_ACCESS_KEY_ID")] == "ext-s3-buckets"
+    # Users and policies on an external store are its owner's: the bucket step only creates buckets.
+    assert not any(name.startswith("FLOE_S3_IDENTITIES") for _, name in by_object)
 
 
 def test_endpoints_check_accepts_only_declared_external_endpoints(external: tuple[StackConfig, SynthResult]) -> None:

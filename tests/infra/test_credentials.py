@@ -37,6 +37,28 @@ def test_new_entries_are_added_without_rotating_old_ones(tmp_path: Path) -> None
     assert "polaris" in later.database_passwords and later.catalog_reader_client_secret
 
 
+def test_object_store_clients_get_their_own_stable_keys(tmp_path: Path) -> None:
+    """Issue 19: one MinIO user per client, generated once; a client added by a newer version (or
+    missing from an older store) gets keys without rotating the others'."""
+    from demo.bootstrap.identities import CLIENTS
+
+    store = tmp_path / "creds.json"
+    first = load_or_create(store, ("dagster",))
+    assert set(first.s3_clients) == set(CLIENTS)
+    keys = [k.access_key_id for k in first.s3_clients.values()] + [first.minio_root_user]
+    assert len(set(keys)) == len(keys)  # nobody shares a user, nobody is root
+    for k in first.s3_clients.values():
+        assert 3 <= len(k.access_key_id) <= 20 and 8 <= len(k.secret_access_key) <= 40  # MinIO's limits
+        assert k.secret_access_key.lower() not in WELL_KNOWN and k.secret_access_key != first.minio_root_password
+    data = json.loads(store.read_text())
+    del data["s3_clients"]["cube"]
+    store.write_text(json.dumps(data))
+    later = load_or_create(store, ("dagster",))
+    assert later.s3_clients["polaris"] == first.s3_clients["polaris"]
+    assert later.s3_clients["cube"] != first.s3_clients["cube"]  # regenerated, the others kept
+    assert load_or_create(store, ("dagster",)) == later
+
+
 def test_two_installs_differ(tmp_path: Path) -> None:
     a = load_or_create(tmp_path / "a.json", ("dagster",))
     b = load_or_create(tmp_path / "b.json", ("dagster",))

@@ -43,3 +43,27 @@ def test_cluster_charts_are_the_local_ones(cluster_synth: SynthResult) -> None:
 @pytest.mark.parametrize("chart", CHARTS)
 def test_cluster_chart_snapshot(cluster_synth: SynthResult, chart: str, snapshot) -> None:
     assert chart_files(cluster_synth)[chart] == snapshot
+
+
+# --- variants (issue 19): the other way to guard the UIs ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def basic_auth_read_only_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
+    """config/cluster.yaml with basic auth from a declared Secret instead of the external auth
+    service, and the Dagster webserver in its read-only mode."""
+    folder = tmp_path_factory.mktemp("cluster-basic-auth")
+    data = load_config(REPO / "config" / "cluster.yaml", environ={}).model_dump(mode="json")
+    data["credentials"]["store"] = str(write_fake_credentials(folder))
+    data["ingress"]["auth"] = {"type": "basic", "secret": "floe-ui-users", "realm": "floe UIs"}
+    data["dagster"]["webserver_read_only"] = True
+    return synthesize(StackConfig.model_validate(data), folder / "dist", root=folder)
+
+
+def test_cluster_basic_auth_read_only_variant_snapshot(basic_auth_read_only_synth: SynthResult, snapshot) -> None:
+    import yaml
+
+    wanted = {("Ingress", "floe-ingress"), ("Role", "floe-dagster-webserver"), ("Deployment", "floe-dagster-webserver")}
+    docs = [d for d in basic_auth_read_only_synth.documents if (d["kind"], d["metadata"]["name"]) in wanted]
+    assert len(docs) == len(wanted)
+    assert yaml.safe_dump_all(docs, sort_keys=False) == snapshot

@@ -2,7 +2,8 @@
 replaced PostgreSQL or MinIO pod lost, and a second run changes nothing.
 
 Real parts: PostgreSQL (roles/databases made by dist/'s init script), SeaweedFS (S3 for the buckets;
-its Iceberg REST catalog stands in for Polaris + MinIO on the data path), Dagster storage. Polaris is
+its Iceberg REST catalog stands in for Polaris + MinIO on the data path), Dagster storage. MinIO's
+admin API (the clients' users and policies) is tests/support/minio_front.py in front of SeaweedFS. Polaris is
 tests/bootstrap/fake_polaris.py (bodies validated with the apache-polaris SDK). The reconcile container
 comes from dist/ via tests/support/pods.py `materialize`: its command, env (Secrets resolved) and the
 mounted dagster.yaml; only the addresses below are rewritten to the local stand-ins. The realm
@@ -31,6 +32,7 @@ from demo.lakehouse.local import LocalLakehouse, local_lakehouse  # noqa: E402
 from floe.synth import SynthResult  # noqa: E402
 from tests.infra.conftest import synth  # noqa: E402
 from tests.support.manifests import container, expand_args, find, resolve_env  # noqa: E402
+from tests.support.minio_front import MinioFront  # noqa: E402
 from tests.support.pods import dockerfile_env, materialize, pg_env  # noqa: E402
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: E402
 
@@ -78,9 +80,9 @@ def realm_credentials(stack: SynthResult) -> tuple[str, str, str]:
 
 
 @pytest.fixture(scope="module")
-def parts(stack: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostgresServer, LocalLakehouse, FakePolaris]]:
+def parts(stack: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PostgresServer, LocalLakehouse, FakePolaris, MinioFront]]:
     realm, root_id, root_secret = realm_credentials(stack)
-    with postgres_server(database="bootstrap") as pg, local_lakehouse(tmp_path_factory.mktemp("weed")) as lake:
+    with postgres_server(database="bootstrap") as pg, local_lakehouse(tmp_path_factory.mktemp("weed")) as lake, MinioFront(lake) as front:
         init_databases(stack, pg)
         fake = FakePolaris(realm=realm, root_client_id=root_id, root_client_secret=root_secret).start()
         s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{lake.s3_port}", aws_access_key_id=lake.access_key,
@@ -96,17 +98,17 @@ def parts(stack: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
         fake.object_exists = exists
         try:
-            yield pg, lake, fake
+            yield pg, lake, fake, front
         finally:
             fake.stop()
 
 
 def run_reconcile(stack: SynthResult, parts, root: Path) -> dict:  # noqa: ANN001
-    pg, lake, fake = parts
+    pg, lake, fake, front = parts
     docs = stack.documents
     minio_user = resolve_env(container(docs, "Deployment", "floe-minio"), docs)
     rewrites = {
-        "http://floe-minio:9000": f"http://127.0.0.1:{lake.s3_port}",
+        "http://floe-minio:9000": front.endpoint,
         "http://floe-polaris:8181": fake.url,
         "floe-postgres": pg.host,
         "5432": str(pg.port),
@@ -134,16 +136,22 @@ def dagster_tables(stack: SynthResult, pg: PostgresServer) -> set[str]:
 
 
 def test_wiped_state_comes_back_and_a_second_run_changes_nothing(stack: SynthResult, parts, tmp_path: Path) -> None:  # noqa: ANN001
-    pg, lake, fake = parts
+    pg, lake, fake, front = parts
     first = run_reconcile(stack, parts, tmp_path / "run1")
     assert first["ok"] and first["state_lost"], first  # a fresh stack: everything created
+    # One MinIO user per client, with the key in that client's Secret (what each pod uses).
+    assert {f"s3-identity:{c}:created" for c in ("polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify")} <= set(first["changed"])
+    cube_key = resolve_env(container(stack.documents, "Deployment", "floe-cube"), stack.documents)["FLOE_S3_ACCESS_KEY_ID"]
+    users = {key: dict(user) for key, user in front.users.items()}
+    assert users[cube_key]["policy"] == "floe-cube"
     principals = {name: dict(c) for name, c in fake.state.principals.items()}
     assert {"runs", "event_logs", "jobs"} <= dagster_tables(stack, pg)
     second = run_reconcile(stack, parts, tmp_path / "run2")
     assert second["ok"] and not second["state_lost"] and second["changed"] == [], second
 
     # Both pods replaced: PostgreSQL empty (init script re-run, as on a new emptyDir), Polaris' realm
-    # re-bootstrapped by the admin tool with the same -c credentials, MinIO's cubestore bucket gone.
+    # re-bootstrapped by the admin tool with the same -c credentials, MinIO's cubestore bucket gone
+    # and its users and policies with it.
     wipe_databases(pg)
     init_databases(stack, pg)
     realm, root_id, root_secret = realm_credentials(stack)
@@ -151,6 +159,7 @@ def test_wiped_state_comes_back_and_a_second_run_changes_nothing(stack: SynthRes
     s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{lake.s3_port}", aws_access_key_id=lake.access_key,
                       aws_secret_access_key=lake.secret_key, region_name="us-east-1")
     s3.delete_bucket(Bucket="cubestore")
+    front.wipe()
     assert not dagster_tables(stack, pg)
 
     third = run_reconcile(stack, parts, tmp_path / "run3")
@@ -158,6 +167,8 @@ def test_wiped_state_comes_back_and_a_second_run_changes_nothing(stack: SynthRes
     changed = set(third["changed"])
     assert "bucket:cubestore:created" in changed and "catalog:floe:created" in changed
     assert "dagster:storage:created" in changed
+    assert "s3-identity:cube:created" in changed and "s3-identity:cubestore:created" in changed
+    assert front.users == users  # every user back, with the same keys and policies
     assert {"runs", "event_logs", "jobs"} <= dagster_tables(stack, pg)
     # Same credentials as before the loss (from the Secrets), grants and assignments back.
     assert fake.state.principals == principals
@@ -174,7 +185,7 @@ def test_wiped_state_comes_back_and_a_second_run_changes_nothing(stack: SynthRes
 def test_tables_whose_files_went_with_minio_are_dropped_and_others_kept(stack: SynthResult, parts, tmp_path: Path) -> None:  # noqa: ANN001
     """MinIO alone lost: the catalog still lists tables whose metadata is gone. Those (and only
     those) are dropped, so the sensor sees them missing and re-seeds them."""
-    pg, lake, fake = parts
+    pg, lake, fake, _ = parts
     run_reconcile(stack, parts, tmp_path / "setup")
     s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{lake.s3_port}", aws_access_key_id=lake.access_key,
                       aws_secret_access_key=lake.secret_key, region_name="us-east-1")

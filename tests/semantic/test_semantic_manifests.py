@@ -191,7 +191,9 @@ def test_cubestore_cluster_addresses(bundled_synth: SynthResult) -> None:
     for env in (router, worker_env):
         assert env["CUBESTORE_MINIO_BUCKET"] == CONFIG.minio.cubestore_bucket
         assert env["CUBESTORE_MINIO_SERVER_ENDPOINT"] == CONFIG.endpoints.s3_url
-        assert env["CUBESTORE_MINIO_ACCESS_KEY_ID"] == FAKE_CREDENTIALS["minio_root_user"]
+        # Cube Store's own MinIO user (issue 19: read/write on its bucket only), never the root key.
+        assert env["CUBESTORE_MINIO_ACCESS_KEY_ID"] == FAKE_CREDENTIALS["s3_clients"]["cubestore"]["access_key_id"]
+        assert env["CUBESTORE_MINIO_ACCESS_KEY_ID"] != FAKE_CREDENTIALS["minio_root_user"]
 
 
 def test_pre_aggregations_refresh_when_their_mart_changes() -> None:
