@@ -70,8 +70,8 @@ class PostgresBackup(Construct):
             env=[
                 base.env(ENDPOINT_ENV, config.endpoints.s3_url),
                 base.env(REGION_ENV, config.endpoints.s3_region),
-                secrets.minio_user.env("AWS_ACCESS_KEY_ID"),
-                secrets.minio_password.env("AWS_SECRET_ACCESS_KEY"),
+                # Its own key (demo/bootstrap/identities.py "backup"): the backup bucket only.
+                *secrets.s3_env("backup", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
             ],
             resources=base.resources(b.resources),
             volume_mounts=[dumps.mount(), tmp.mount()],

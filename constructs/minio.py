@@ -105,8 +105,11 @@ def bucket_names(config: StackConfig) -> list[str]:
 
 def grants(config: StackConfig) -> dict:
     """Client -> its grants on this stack's buckets (demo/bootstrap/identities.py)."""
-    m = config.minio
-    return client_grants(warehouse=m.warehouse_bucket, cubestore=m.cubestore_bucket, dagster_logs=m.dagster_logs_bucket)
+    m, backup = config.minio, config.postgres.backup
+    return client_grants(
+        warehouse=m.warehouse_bucket, cubestore=m.cubestore_bucket, dagster_logs=m.dagster_logs_bucket,
+        backups=backup.bucket if backup else None,
+    )
 
 
 def identity_env(config: StackConfig) -> list[k8s.EnvVar]:

@@ -13,7 +13,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs.base import env_secret, labels, secret
-from demo.bootstrap.identities import CLIENTS
+from demo.bootstrap.identities import CLIENTS, OPTIONAL_CLIENTS
 from floe.config import StackConfig
 from floe.credentials import Credentials
 
@@ -45,7 +45,9 @@ class StackSecrets:
             self.minio_password = SecretKey(s3.secrets.buckets.name, s3.secrets.buckets.secret_access_key_key)
         # Every other pod: its client's own key (demo/bootstrap/identities.py).
         self._s3_clients: dict[str, tuple[SecretKey, SecretKey]] = {}
-        for client in CLIENTS:
+        # The backup client only with postgres.backup (no unused key in the other profiles).
+        enabled = {"backup": config.postgres.backup is not None}
+        for client in (c for c in CLIENTS if c not in OPTIONAL_CLIENTS or enabled[c]):
             if s3 is not None:  # an existing store: each client's key comes from the Secret the config declares
                 declared = getattr(s3.secrets, client)
                 self._s3_clients[client] = (

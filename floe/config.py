@@ -308,6 +308,8 @@ class ExternalS3Secrets(StrictModel):
     cube: S3Secret
     cubestore: S3Secret
     verify: S3Secret
+    # Only with postgres.backup (and then required): read/write on the backup bucket alone.
+    backup: S3Secret | None = None
 
 
 class ExternalS3(StrictModel):
@@ -1055,6 +1057,11 @@ class StackConfig(StrictModel):
             raise ValueError(
                 f"postgres.backup.bucket {backup.bucket!r} is also one of minio.warehouse_bucket, cubestore_bucket, "
                 "dagster_logs_bucket: give the backups their own bucket"
+            )
+        if backup is not None and m.external is not None and m.external.secrets.backup is None:
+            raise ValueError(
+                "minio.external.secrets.backup: required with postgres.backup (the backup CronJob's own key, "
+                f"read/write on bucket {backup.bucket!r} only)"
             )
         return self
 

@@ -20,8 +20,10 @@ Access = Literal["read", "readwrite"]
 
 #: The clients, as named in Secrets (``<prefix>-s3-<client with - for _>``), in the bucket step's
 #: settings and in the credentials store. Identifiers: they are also environment-variable parts.
-CLIENTS = ("polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify")
-Client = Literal["polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify"]
+CLIENTS = ("polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify", "backup")
+Client = Literal["polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify", "backup"]
+#: Clients that exist only when their feature is configured (postgres.backup).
+OPTIONAL_CLIENTS = ("backup",)
 
 #: Why each client gets what it gets (the docs' table is generated from this).
 PURPOSE: dict[str, str] = {
@@ -31,6 +33,7 @@ PURPOSE: dict[str, str] = {
     "cube": "Cube API and refresh worker: read the marts",
     "cubestore": "Cube Store router and workers: pre-aggregation files",
     "verify": "the verification Job: counts the objects in both buckets",
+    "backup": "the PostgreSQL backup CronJob (postgres.backup): uploads dump sets, prunes old ones",
 }
 
 
@@ -40,9 +43,13 @@ class Grant:
     access: Access
 
 
-def client_grants(*, warehouse: str, cubestore: str, dagster_logs: str) -> dict[str, tuple[Grant, ...]]:
+def client_grants(
+    *, warehouse: str, cubestore: str, dagster_logs: str, backups: str | None = None
+) -> dict[str, tuple[Grant, ...]]:
     """Client -> its grants. Nobody but Cube Store touches Cube Store's bucket (the verifier only
-    lists it); nobody but the pipeline writes the warehouse besides Polaris."""
+    lists it); nobody but the pipeline writes the warehouse besides Polaris. ``backups``: the
+    PostgreSQL backup bucket, when backups are on: only the backup client reads and writes it."""
+    optional = {"backup": (Grant(backups, "readwrite"),)} if backups else {}
     return {
         "polaris": (Grant(warehouse, "readwrite"),),
         # S3ComputeLogManager in the step process uploads the logs and checks they are there
@@ -53,6 +60,7 @@ def client_grants(*, warehouse: str, cubestore: str, dagster_logs: str) -> dict[
         "cube": (Grant(warehouse, "read"),),
         "cubestore": (Grant(cubestore, "readwrite"),),
         "verify": (Grant(warehouse, "read"), Grant(cubestore, "read")),
+        **optional,
     }
 
 

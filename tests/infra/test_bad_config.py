@@ -136,6 +136,10 @@ CASES = {
         + "".join(f"      {a}: {{name: {a}, secret: {{name: db}}}}\n" for a in ("dagster", "marquez", "polaris")),
         ["postgres", "backup: backs up the in-cluster server only", "managed database"],
     ),
+    "backup to an external store without its key": (
+        "postgres:\n  backup: {}\nminio:\n  external:\n    endpoint: https://s3.example.com\n    region: eu-west-1\n    cidr: public\n    " + S3_SECRETS + "\n",
+        ["minio.external.secrets.backup", "required with postgres.backup", "'floe-backups'"],
+    ),
     "backup bucket shared": ("postgres:\n  backup:\n    bucket: warehouse\n", ["postgres.backup.bucket 'warehouse'", "own bucket"]),
     "backup schedule": ("postgres:\n  backup:\n    schedule: daily\n", ["postgres.backup.schedule", "5-field cron", "'daily'"]),
     "backup retention": ("postgres:\n  backup:\n    keep: 0\n", ["postgres.backup.keep", "greater than or equal to 1"]),
