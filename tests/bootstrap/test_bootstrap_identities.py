@@ -27,8 +27,9 @@ from demo.lakehouse.local import LocalLakehouse, local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
 from tests.support.minio_front import MinioFront, grants_of
 
-WAREHOUSE, CUBESTORE, LOGS = "warehouse", "cubestore", "dagster-logs"
-GRANTS = client_grants(warehouse=WAREHOUSE, cubestore=CUBESTORE, dagster_logs=LOGS)
+WAREHOUSE, CUBESTORE, LOGS, BACKUPS = "warehouse", "cubestore", "dagster-logs", "floe-backups"
+# With postgres.backup on, so every client (the optional backup client too) is provisioned.
+GRANTS = client_grants(warehouse=WAREHOUSE, cubestore=CUBESTORE, dagster_logs=LOGS, backups=BACKUPS)
 KEYS = {client: (secrets.token_hex(8), secrets.token_urlsafe(24)) for client in CLIENTS}
 
 
@@ -37,7 +38,7 @@ def settings_for(front: MinioFront, **overrides: object) -> BucketSettings:
         "s3_endpoint": front.endpoint,
         "s3_admin_access_key_id": front.root[0],
         "s3_admin_secret_access_key": front.root[1],
-        "buckets": f"{WAREHOUSE},{CUBESTORE},{LOGS}",
+        "buckets": f"{WAREHOUSE},{CUBESTORE},{LOGS},{BACKUPS}",
         "s3_identities": {
             client: {"access_key_id": KEYS[client][0], "secret_access_key": KEYS[client][1],
                      "grants": {g.bucket: g.access for g in grants}}
@@ -129,6 +130,13 @@ def test_pipeline_writes_and_cube_reads_the_marts_but_may_not_write_or_delete(fr
     assert code(lambda: s3(front, "dagster_webserver").get_object(Bucket=WAREHOUSE, Key=data_key)) == "AccessDenied"
     assert code(lambda: s3(front, "verify").list_objects_v2(Bucket=CUBESTORE)) == "ok"
     assert code(lambda: s3(front, "verify").delete_object(Bucket=CUBESTORE, Key="p/1")) == "AccessDenied"
+    # The backup CronJob's key: uploads, lists and prunes its sets, and touches nothing else.
+    backup = s3(front, "backup")
+    assert code(lambda: backup.put_object(Bucket=BACKUPS, Key="sets/1/dagster.dump", Body=b"x")) == "ok"
+    assert code(lambda: backup.list_objects_v2(Bucket=BACKUPS, Prefix="sets/")) == "ok"
+    assert code(lambda: backup.delete_object(Bucket=BACKUPS, Key="sets/1/dagster.dump")) == "ok"
+    assert code(lambda: backup.get_object(Bucket=WAREHOUSE, Key=data_key)) == "AccessDenied"
+    assert code(lambda: s3(front, "dagster_pipeline").put_object(Bucket=BACKUPS, Key="sets/2/x", Body=b"x")) == "AccessDenied"
 
 
 def test_a_wrong_identity_is_refused(front: MinioFront, provisioned: list[IdentityOutcome]) -> None:

@@ -45,7 +45,8 @@ def test_ignore_rules_follow_docker(patterns: str, path: str, out: bool) -> None
 def _dockerfile_copy_sources() -> list[str]:
     sources = []
     for line in (REPO / "Dockerfile").read_text().splitlines():
-        if line.startswith("COPY "):
+        # COPY --from copies out of another build stage, not out of the context.
+        if line.startswith("COPY ") and "--from=" not in line:
             sources += [s.rstrip("/") for s in line.split()[1:-1] if not s.startswith("--")]
     return sources
 
@@ -55,7 +56,11 @@ def test_the_context_is_what_the_dockerfile_copies() -> None:
     holds nothing else: no cache, no build output, no file of the rest of the repository."""
     context = set(image_tag.context_files())
     sources = _dockerfile_copy_sources()
-    assert sources == ["pyproject.toml", "uv.lock", "demo"]
+    assert sources == [
+        # The Cube OpenTelemetry stage (issue 17), then the Python stage.
+        "demo/cube/otel/package.json", "demo/cube/otel/package-lock.json", "demo/cube/otel/tracing.js",
+        "pyproject.toml", "uv.lock", "demo",
+    ]
     tracked = subprocess.run(["git", "ls-files", "--", *sources], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     if tracked:  # a checkout without git metadata (an unpacked archive) has nothing to compare
         assert set(tracked) <= context

@@ -13,6 +13,8 @@ stand in for them; Dagster's schema is the real one.
 
 from __future__ import annotations
 
+import base64
+
 import contextlib
 import os
 import subprocess
@@ -165,8 +167,11 @@ def pod(docs: list[dict], name: str, root: Path, server: PostgresServer, s3_port
         assert (env["PGUSER"], env["PGPASSWORD"]) == (superuser["POSTGRES_USER"], superuser["POSTGRES_PASSWORD"])
         env.update(FLOE_BACKUP_PG_HOST=server.host, FLOE_BACKUP_PG_PORT=str(server.port), PGUSER=server.user, PGPASSWORD=server.password)
     else:
+        # Its own object-store key (client "backup", read/write on the backup bucket only), never the root key.
         minio = resolve_env(container(docs, "StatefulSet", "floe-minio"), docs)
-        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (minio["MINIO_ROOT_USER"], minio["MINIO_ROOT_PASSWORD"])
+        backup = {k: base64.b64decode(v).decode() for k, v in find(docs, "Secret", "floe-s3-backup")["data"].items()}
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (backup["access-key"], backup["secret-key"])
+        assert env["AWS_ACCESS_KEY_ID"] != minio["MINIO_ROOT_USER"]
         env.update(AWS_ACCESS_KEY_ID=lake.access_key, AWS_SECRET_ACCESS_KEY=lake.secret_key)
     return local
 

@@ -237,7 +237,7 @@ def run_realm_check(stack: SynthResult, parts, root: Path, polaris_url: str | No
     """check-realm exactly as dist/ runs it, against the fake Polaris: (marker left?, its output)."""
     from constructs.reconcile import REALM_MARKER
 
-    _, _, fake = parts
+    _, _, fake, _ = parts
     pod = materialize(stack.documents, "CronJob", CRON, "check-realm", root=root,
                       rewrites={"http://floe-polaris:8181": polaris_url or fake.url}, image_env=dockerfile_env())
     result = pod.run(pod.argv, timeout=120)
@@ -265,7 +265,7 @@ def run_realm_container(stack: SynthResult, root: Path) -> list[str] | None:
 
 
 def test_an_intact_realm_starts_no_admin_tool_and_a_lost_one_does(stack: SynthResult, parts, tmp_path: Path) -> None:  # noqa: ANN001
-    _, _, fake = parts
+    _, _, fake, _ = parts
     realm, root_id, root_secret = realm_credentials(stack)
     fake.state = type(fake.state)(realm, root_id, root_secret)
     present, out = run_realm_check(stack, parts, tmp_path / "intact")
@@ -303,7 +303,7 @@ def test_polaris_writes_are_not_blocked_while_the_reconcile_runs_on_intact_state
     a ShareLock and the writer times out (so this test can fail)."""
     import threading
 
-    pg, _, fake = parts
+    pg, _, fake, _ = parts
     realm, root_id, root_secret = realm_credentials(stack)
     fake.state = type(fake.state)(realm, root_id, root_secret)
     run_reconcile(stack, parts, tmp_path / "warm")  # everything created: the state is intact now
