@@ -38,7 +38,7 @@ FAKE_CREDENTIALS = {
     # One object-store user per client (demo/bootstrap/identities.py CLIENTS).
     "s3_clients": {
         client: {"access_key_id": f"test-s3-{n}", "secret_access_key": f"test-s3-{client.replace('_', '-')}-secret"}
-        for n, client in enumerate(("polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify"))
+        for n, client in enumerate(("polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify", "backup"))
     },
 }
 

@@ -54,12 +54,13 @@ EXTERNAL = {
             # One declared Secret per client (issue 19): the store's root key is never asked for.
             "secrets": {
                 client: {"name": f"ext-s3-{client.replace('_', '-')}", "access_key_id_key": "id", "secret_access_key_key": "key"}
-                for client in ("buckets", *CLIENTS)
+                # (no backup: postgres.backup is refused with an external PostgreSQL)
+                for client in ("buckets", *CLIENTS) if client != "backup"
             },
         }
     },
 }
-EXTERNAL_SECRETS = {f"ext-s3-{c.replace('_', '-')}" for c in ("buckets", *CLIENTS)} | {"ext-db-dagster", "ext-db-marquez", "ext-db-polaris"}
+EXTERNAL_SECRETS = {f"ext-s3-{c.replace('_', '-')}" for c in ("buckets", *CLIENTS) if c != "backup"} | {"ext-db-dagster", "ext-db-marquez", "ext-db-polaris"}
 
 
 def cluster_config(folder: Path, **sections: dict) -> StackConfig:
@@ -389,6 +390,11 @@ def find_config(docs: list[dict], name: str) -> dict:
 
 
 def test_public_means_outside_the_private_ranges(tmp_path: Path) -> None:
-    config = cluster_config(tmp_path, minio=EXTERNAL["minio"])
+    # The cluster profile backs PostgreSQL up to the external store: its backup client's Secret too.
+    minio = {"external": {**EXTERNAL["minio"]["external"], "secrets": {
+        **EXTERNAL["minio"]["external"]["secrets"],
+        "backup": {"name": "ext-s3-backup", "access_key_id_key": "id", "secret_access_key_key": "key"},
+    }}}
+    config = cluster_config(tmp_path, minio=minio)
     [endpoint] = config.endpoints.external
     assert (endpoint.host, endpoint.cidr) == (S3_HOST, None)  # the NOT_INTERNET rule
