@@ -115,6 +115,7 @@ class InProcessDbt:
     def __init__(self, args: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
         self.args = list(args)
         self.returncode: int | None = None
+        self._errors_seen = False
         # `--quiet`: the CLI prints errors only.
         self._levels = frozenset({"error"}) if {"--quiet", "-q"} & set(self.args) else _STDOUT_LEVELS
         read_fd, write_fd = os.pipe()
@@ -134,7 +135,15 @@ class InProcessDbt:
         if msg.info.level in self._levels:
             from dbt_common.events.functions import msg_to_dict
 
+            self._errors_seen = self._errors_seen or msg.info.level == "error"
             self._emit(orjson.dumps(msg_to_dict(msg)))
+
+    def _emit_error(self, exc: BaseException) -> None:
+        """An error dbt raised without an event of its own, as an error event (dagster-dbt collects
+        those into the step's error message)."""
+        if not self._errors_seen:
+            message = f"dbt failed: {type(exc).__name__}: {exc}"
+            self._emit(orjson.dumps({"info": {"level": "error", "msg": message, "name": "MainEncounteredError"}, "data": {}}))
 
     def _run(self, dbt_args: list[str], env: dict[str, str], cwd: Path) -> None:
         code = _EXIT_ERROR
@@ -151,9 +160,9 @@ class InProcessDbt:
                 )
             code = 0 if result.success else (_EXIT_ERROR if result.exception is not None else _EXIT_FAILURE)
             if result.exception is not None:
-                self._emit(f"dbt failed: {type(result.exception).__name__}: {result.exception}".encode())
+                self._emit_error(result.exception)
         except BaseException as exc:  # noqa: BLE001 - reported on the stream, the exit code says it failed
-            self._emit(f"dbt failed: {type(exc).__name__}: {exc}".encode())
+            self._emit_error(exc)
         finally:
             self.returncode = code
             with contextlib.suppress(OSError):
