@@ -48,8 +48,12 @@ tests/semantic/node/node_modules/.installed: tests/semantic/node/package.json te
 	npm ci --prefix tests/semantic/node --ignore-scripts --no-audit --no-fund --silent
 	@touch $@
 
-test: setup tests/semantic/node/node_modules/.installed ## the whole test suite
-	$(PY) -m pytest
+# pytest-xdist: one worker per core (TEST_WORKERS=1 for a serial run); --dist loadfile keeps each test
+# module on one worker, so module- and session-scoped servers (SeaweedFS, PostgreSQL, Dagster) start
+# once per worker and every module's fixtures behave as in a serial run.
+TEST_WORKERS ?= auto
+test: setup tests/semantic/node/node_modules/.installed ## the whole test suite (in parallel: TEST_WORKERS=auto)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup ## manifest tests only
 	$(PY) -m pytest tests/infra -q
