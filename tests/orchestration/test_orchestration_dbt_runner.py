@@ -31,7 +31,7 @@ def test_two_processes_parse_the_manifest_once_and_never_read_half_of_it(tmp_pat
         f"target_path={MANIFEST_TARGET!r}, target='local')); "
         "print(len(json.loads(p.read_text())['nodes']))"
     )
-    env = {**os.environ, "DBT_TARGET_PATH": str(tmp_path / "runs")}
+    env = {**os.environ, "DBT_TARGET_PATH": str(tmp_path / "runs"), "FLOE_DUCKDB_EXTENSION_DIRECTORY": str(tmp_path / "ext")}
     env.pop("FLOE_PIPELINE_REPARSE", None)
     both = [
         subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -51,6 +51,8 @@ def test_two_processes_parse_the_manifest_once_and_never_read_half_of_it(tmp_pat
 def test_partial_parse_is_carried_from_one_invocation_to_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "runs"))
     monkeypatch.setenv("FLOE_DBT_DUCKDB_PATH", str(tmp_path / "dbt.duckdb"))
+    # The dbt plugin installs DuckDB's extensions when dbt loads the profile: into this test's folder.
+    monkeypatch.setenv("FLOE_DUCKDB_EXTENSION_DIRECTORY", str(tmp_path / "ext"))
     baked = Path(dbt_project().project_dir) / MANIFEST_TARGET / PARTIAL_PARSE_FILE_NAME
     assert baked.exists()
 
