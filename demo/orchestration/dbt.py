@@ -164,6 +164,7 @@ class InProcessDbt:
         except BaseException as exc:  # noqa: BLE001 - reported on the stream, the exit code says it failed
             self._emit_error(exc)
         finally:
+            _close_duckdb_environment()
             self.returncode = code
             with contextlib.suppress(OSError):
                 self._pipe.close()
@@ -180,6 +181,21 @@ class InProcessDbt:
 
     def send_signal(self, signum: int) -> None:
         """dbt in a thread cannot be interrupted; an interrupted Dagster step ends its process."""
+
+
+def _close_duckdb_environment() -> None:
+    """Close the DuckDB instance dbt-duckdb 1.11 keeps for the process (``DuckDBConnectionManager._ENV``)
+    when an invocation ends, as the end of a ``dbt`` process did: the next invocation attaches the
+    catalog again from the FLOE_* of its own time, never through a connection made for an earlier one."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if environment is not None:
+        with contextlib.suppress(Exception):
+            environment.close()
 
 
 class _InProcessDbtCliInvocation(DbtCliInvocation):

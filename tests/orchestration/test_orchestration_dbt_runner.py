@@ -86,3 +86,22 @@ def test_dbt_errors_fail_the_invocation_with_dbts_exit_code_and_message(tmp_path
     assert invocation.process.returncode == 2  # dbt's own "dbt failed" (1 = a node failed)
     error = invocation.get_error()
     assert error is not None and "no_such_profile" in str(error)
+
+
+def test_each_invocation_attaches_the_catalog_of_its_own_time(pipeline_env, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """dbt-duckdb keeps one DuckDB instance per process (catalog attached from FLOE_* when it opened);
+    like the end of a `dbt` process, the end of an invocation closes it, so the next one connects anew."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    first = dbt_resource().cli(["show", "--inline", "select 42 as answer"], raise_on_error=False)
+    first.wait()
+    assert first.is_successful()
+    assert DuckDBConnectionManager._ENV is None
+
+    # The catalog moves (another port): the next invocation must not reuse the old attachment.
+    monkeypatch.setenv("FLOE_CATALOG_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("FLOE_CATALOG_OAUTH2_URI", "http://127.0.0.1:9/v1/oauth/tokens")
+    second = dbt_resource().cli(["show", "--inline", "select 42 as answer"], raise_on_error=False)
+    second.wait()
+    assert not second.is_successful()
+    assert "cannot attach Iceberg catalog" in str(second.get_error())
