@@ -48,7 +48,7 @@ tests/semantic/node/node_modules/.installed: tests/semantic/node/package.json te
 	npm ci --prefix tests/semantic/node --ignore-scripts --no-audit --no-fund --silent
 	@touch $@
 
-# pytest-xdist: one worker per core (TEST_WORKERS=1 for a serial run); --dist loadfile keeps each test
+# pytest-xdist: one worker per core (TEST_WORKERS=0: serial, without xdist); --dist loadfile keeps each test
 # module on one worker, so module- and session-scoped servers (SeaweedFS, PostgreSQL, Dagster) start
 # once per worker and every module's fixtures behave as in a serial run.
 TEST_WORKERS ?= auto
