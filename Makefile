@@ -57,8 +57,12 @@ demo/cube/otel/node_modules/.installed: demo/cube/otel/package.json demo/cube/ot
 	npm ci --prefix demo/cube/otel --ignore-scripts --no-audit --no-fund --silent
 	@touch $@
 
-test: setup tests/semantic/node/node_modules/.installed demo/cube/otel/node_modules/.installed ## the whole test suite
-	$(PY) -m pytest
+# pytest-xdist: one worker per core (TEST_WORKERS=0: serial, without xdist); --dist loadfile keeps each test
+# module on one worker, so module- and session-scoped servers (SeaweedFS, PostgreSQL, Dagster) start
+# once per worker and every module's fixtures behave as in a serial run.
+TEST_WORKERS ?= auto
+test: setup tests/semantic/node/node_modules/.installed demo/cube/otel/node_modules/.installed ## the whole test suite (in parallel: TEST_WORKERS=auto)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup ## manifest tests only
 	$(PY) -m pytest tests/infra -q

@@ -7,11 +7,17 @@ to publish a broken ``dist/`` and each check has a mutation test proving it fire
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import importlib.metadata
+import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import kubernetes_validate
 import yaml
@@ -165,8 +171,12 @@ def check(name: str) -> Callable[[Check], Check]:
 
 @check("schema")
 def _schema(m: Manifests) -> Iterator[Violation]:
+    passed = _SchemaVerdicts.load()
     for doc in m.documents:
         for version in SCHEMA_VERSIONS:
+            key = _SchemaVerdicts.key(version, doc)
+            if key in passed:
+                continue  # this exact object passed this exact schema before (see _SchemaVerdicts)
             try:
                 validator = schema_validator(version, str(doc.get("kind")), str(doc.get("apiVersion")))
             except kubernetes_validate.SchemaNotFoundError as exc:
@@ -177,6 +187,74 @@ def _schema(m: Manifests) -> Iterator[Violation]:
             if error is not None:
                 path = "/".join(str(p) for p in error.path)
                 yield Violation("schema", ref(doc), f"Kubernetes {version}: {error.message} at {path or '(root)'}")
+            else:
+                passed.record(key)
+
+
+class _SchemaVerdicts(set[str]):
+    """Objects that passed strict schema validation, by content: a synth that changes three objects
+    validates three objects, and the rest cost a hash each.
+
+    A verdict depends only on the object, the schema files and the validator, so the key is the
+    SHA-256 of the object's canonical JSON with the Kubernetes version, the kubernetes-validate
+    release (which ships the schema files), the jsonschema release and this module's source. Only passes are kept: an
+    object with an error is validated every time, and its message is always fresh. The record is one
+    hex digest a line in ``$FLOE_SCHEMA_CACHE`` (default ``~/.cache/floe/schema-passed``), appended
+    (a line is one atomic write, so concurrent synths do not corrupt it); an unreadable or
+    unwritable record just means validating everything, as before.
+    """
+
+    path: Path | None = None
+    #: Lines kept when the record is rewritten (about 20 synths of every object, both versions).
+    KEEP = 4000
+
+    @classmethod
+    def location(cls) -> Path:
+        configured = os.environ.get("FLOE_SCHEMA_CACHE")
+        if configured:
+            return Path(configured)
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "floe" / "schema-passed"
+
+    @classmethod
+    def load(cls) -> _SchemaVerdicts:
+        verdicts = cls()
+        verdicts.path = cls.location()
+        try:
+            lines = verdicts.path.read_text().split()
+        except OSError:
+            return verdicts
+        verdicts.update(line for line in lines if len(line) == 64)
+        if len(lines) > 2 * cls.KEEP:
+            with contextlib.suppress(OSError):
+                partial = verdicts.path.with_name(f".{verdicts.path.name}.{os.getpid()}")
+                partial.write_text("".join(f"{line}\n" for line in lines[-cls.KEEP :]))
+                os.replace(partial, verdicts.path)
+        return verdicts
+
+    @staticmethod
+    def key(version: str, doc: dict) -> str:
+        body = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(f"{_VALIDATOR_RELEASES}|{version}|{body}".encode()).hexdigest()
+
+    def record(self, key: str) -> None:
+        self.add(key)
+        if self.path is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{key}\n".encode())
+            finally:
+                os.close(fd)
+
+
+#: What a verdict depends on besides the object: the validating packages' releases and this module's
+#: own code (schema_validator picks the schema file; any edit here starts a new record).
+_VALIDATOR_RELEASES = "|".join(
+    [f"{name}={importlib.metadata.version(name)}" for name in ("kubernetes-validate", "jsonschema", "referencing")]
+    + [hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]
+)
 
 
 @functools.lru_cache(maxsize=None)

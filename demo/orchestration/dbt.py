@@ -6,6 +6,14 @@ dagster-dbt raises at the end of the stream (``DbtCliInvocation._raise_on_error`
 the run, fails, the test's asset check is recorded as failed and the models downstream of the
 failing one are skipped by dbt (not materialized).
 
+dbt runs **in this process** (:class:`InProcessDbt`, dbt-core's programmatic ``dbtRunner``), not as a
+``dbt`` subprocess: the run process has already imported dbt (dagster-dbt imports it), so a child
+process would import it all again (3-6 s here) and build its own adapter. dagster-dbt's event
+handling is unchanged: dbt's events reach it as the same JSON lines the CLI prints with
+``--log-format json``. Parsing is partial (dbt's own ``partial_parse.msgpack``, see
+:meth:`FloeDbtCliResource._get_unique_target_path`): only what changed since the last parse —
+the baked one in ``target/dagster`` at first — is parsed again, by dbt's own rules.
+
 dbt has no OpenTelemetry or OpenLineage hook of its own here: after the invocation we read its
 ``run_results.json`` and ``manifest.json`` and emit, per executed node, a child span with the node's
 real start/end times (from ``timing``) and, per model, OpenLineage START + COMPLETE/FAIL events with
@@ -13,10 +21,14 @@ the model's inputs (its ``depends_on`` models and sources) and its output table.
 """
 
 
+import contextlib
+import fcntl
 import os
 import shutil
+import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +36,8 @@ from typing import Any
 import orjson
 from dagster import AssetExecutionContext, AssetKey
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.core import resource as _dbt_resource_module
+from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME, DbtCliInvocation
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from packaging import version
@@ -48,12 +62,198 @@ def dbt_executable() -> str:
     return str(beside) if beside.exists() else "dbt"
 
 
-class FloeDbtCliResource(DbtCliResource):
-    """DbtCliResource that knows dbt's version without running ``dbt --version`` on every build.
+#: dbt's stdout log level under the CLI: the events dagster-dbt reads from a ``dbt`` process are
+#: those printed at this level and above (the result events ``LogModelResult``/``LogTestResult`` are
+#: info, errors are collected from ``error``).
+_STDOUT_LEVELS = frozenset({"info", "warn", "error"})
+#: dbt's exit codes (dbt.cli.main: 0 success, 1 a node failed, 2 dbt itself failed).
+_EXIT_FAILURE, _EXIT_ERROR = 1, 2
+#: dbt invocations in this process run one at a time: dbt keeps its flags, adapter and event
+#: manager in module globals.
+_DBT_LOCK = threading.Lock()
+#: Held while dagster-dbt's resource module sees the in-process invocation class.
+_PATCH_LOCK = threading.Lock()
 
-    dagster-dbt 0.29 asks the executable (``DbtCliResource._cli_version``, a cached_property of each
-    resource instance, so once per run) to tell dbt-core from the fusion engine: 5 s on a busy
-    machine. dbt-core is installed in this same environment, so its package version is the answer.
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str], cwd: Path) -> Iterator[None]:
+    """``env`` applied to this process's environment for the duration, restored afterwards.
+
+    dagster-dbt hands its ``dbt`` subprocess an environment (``DBT_TARGET_PATH``, ``DBT_LOG_PATH``,
+    ``DBT_LOG_FORMAT``, ``DBT_PROJECT_DIR``, indirect selection, ...); dbt reads those (and the
+    ``env_var()`` calls of the project) from ``os.environ``. Paths the subprocess would have resolved
+    against its working directory (the project) are made absolute against it here.
+    """
+    changed = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    for key in ("DBT_TARGET_PATH", "DBT_LOG_PATH"):
+        if key in changed and not Path(changed[key]).is_absolute():
+            changed[key] = str(cwd / changed[key])
+    saved = {k: os.environ.get(k) for k in changed}
+    os.environ.update(changed)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class InProcessDbt:
+    """dbt run in this process by dbt-core's ``dbtRunner``, behind the part of ``subprocess.Popen``
+    that dagster-dbt's ``DbtCliInvocation`` uses (``args``, ``stdout``, ``wait``, ``returncode``,
+    ``send_signal``).
+
+    dbt's events come from a ``dbtRunner`` callback, serialized exactly as the CLI's
+    ``--log-format json`` lines (``msg_to_dict``: ``{"info": ..., "data": ...}``) at the CLI's stdout
+    level, and written to a pipe that dagster-dbt reads as the process's stdout. dbt's own stdout
+    logger is off (``--log-level none``): dagster-dbt re-prints each event, as with the subprocess;
+    dbt's debug log file (``DBT_LOG_PATH``/dbt.log) is written as before.
+    """
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str], cwd: Path) -> None:
+        self.args = list(args)
+        self.returncode: int | None = None
+        self._errors_seen = False
+        # `--quiet`: the CLI prints errors only.
+        self._levels = frozenset({"error"}) if {"--quiet", "-q"} & set(self.args) else _STDOUT_LEVELS
+        read_fd, write_fd = os.pipe()
+        self.stdout = os.fdopen(read_fd, "rb")
+        self._pipe = os.fdopen(write_fd, "wb")
+        self._thread = threading.Thread(
+            target=self._run, args=(self.args[1:], dict(env), cwd), name="dbt-in-process", daemon=True
+        )
+        self._thread.start()
+
+    def _emit(self, line: bytes) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):  # the reader gave up (interrupted run)
+            self._pipe.write(line + b"\n")
+            self._pipe.flush()
+
+    def _on_event(self, msg: Any) -> None:
+        if msg.info.level in self._levels:
+            from dbt_common.events.functions import msg_to_dict
+
+            self._errors_seen = self._errors_seen or msg.info.level == "error"
+            self._emit(orjson.dumps(msg_to_dict(msg)))
+
+    def _emit_error(self, exc: BaseException) -> None:
+        """An error dbt raised without an event of its own, as an error event (dagster-dbt collects
+        those into the step's error message)."""
+        if not self._errors_seen:
+            message = f"dbt failed: {type(exc).__name__}: {exc}"
+            self._emit(orjson.dumps({"info": {"level": "error", "msg": message, "name": "MainEncounteredError"}, "data": {}}))
+
+    def _run(self, dbt_args: list[str], env: dict[str, str], cwd: Path) -> None:
+        code = _EXIT_ERROR
+        try:
+            from dbt.cli.main import dbtRunner
+
+            with _DBT_LOCK, _environment(env, cwd):
+                # The log file keeps the CLI's default level (it would follow --log-level otherwise).
+                file_level = [] if "--log-level-file" in dbt_args or "DBT_LOG_LEVEL_FILE" in os.environ else [
+                    "--log-level-file", "debug"
+                ]
+                result = dbtRunner(callbacks=[self._on_event]).invoke(
+                    [*dbt_args, "--log-level", "none", *file_level]
+                )
+            code = 0 if result.success else (_EXIT_ERROR if result.exception is not None else _EXIT_FAILURE)
+            if result.exception is not None:
+                self._emit_error(result.exception)
+        except BaseException as exc:  # noqa: BLE001 - reported on the stream, the exit code says it failed
+            self._emit_error(exc)
+        finally:
+            _close_duckdb_environment()
+            self.returncode = code
+            with contextlib.suppress(OSError):
+                self._pipe.close()
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        """dbt in a thread cannot be interrupted; an interrupted Dagster step ends its process."""
+
+
+def _close_duckdb_environment() -> None:
+    """Close the DuckDB instance dbt-duckdb 1.11 keeps for the process (``DuckDBConnectionManager._ENV``)
+    when an invocation ends, as the end of a ``dbt`` process did: the next invocation attaches the
+    catalog again from the FLOE_* of its own time, never through a connection made for an earlier one."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if environment is not None:
+        with contextlib.suppress(Exception):
+            environment.close()
+
+
+class _InProcessDbtCliInvocation(DbtCliInvocation):
+    """``DbtCliInvocation`` whose ``run`` starts :class:`InProcessDbt` where dagster-dbt 0.29 starts a
+    ``dbt`` process; the rest (event stream, errors, artifacts) is dagster-dbt's own. Like dagster-dbt's
+    ``run``, it first copies the target-path root's ``partial_parse.msgpack`` into the invocation's
+    folder."""
+
+    @classmethod
+    def run(  # type: ignore[override]
+        cls, args: Sequence[str], env: dict[str, str], manifest: Mapping[str, Any],
+        dagster_dbt_translator: DagsterDbtTranslator, project_dir: Path, target_path: Path,
+        raise_on_error: bool, context: Any, adapter: Any, cli_version: version.Version,
+        dbt_project: DbtProject | None = None,
+    ) -> DbtCliInvocation:
+        root = _target_root(project_dir)
+        cached, destination = root / PARTIAL_PARSE_FILE_NAME, target_path / PARTIAL_PARSE_FILE_NAME
+        if cached.exists() and not destination.exists():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(cached, destination)
+        return cls(
+            process=InProcessDbt(args, env, project_dir),  # type: ignore[arg-type]
+            manifest=manifest, project=dbt_project, dagster_dbt_translator=dagster_dbt_translator,
+            project_dir=project_dir, target_path=target_path, raise_on_error=raise_on_error,
+            context=context, adapter=adapter, cli_version=cli_version,
+        )
+
+
+def _target_root(project_dir: Path) -> Path:
+    """dbt's target-path root as dagster-dbt resolves it (``DBT_TARGET_PATH``, else ``target``, relative
+    to the project)."""
+    root = Path(os.getenv("DBT_TARGET_PATH", "target"))
+    return root if root.is_absolute() else Path(project_dir) / root
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+class FloeDbtCliResource(DbtCliResource):
+    """DbtCliResource that runs dbt in this process with partial parsing.
+
+    * dbt in-process: :class:`InProcessDbt` (see the module docstring).
+    * dbt's version from the installed package: dagster-dbt 0.29 asks the executable
+      (``DbtCliResource._cli_version``, ``dbt --version``, 5 s on a busy machine) to tell dbt-core from
+      the fusion engine; dbt-core is installed in this same environment.
+    * No adapter of dagster-dbt's own: it builds one only for column metadata and row counts, which
+      these assets do not fetch; dbt registers its adapter for the invocation itself.
+    * Partial parsing across runs: dagster-dbt copies ``partial_parse.msgpack`` from the target-path
+      root (``DBT_TARGET_PATH``) into each invocation's folder; the root is seeded from the manifest
+      parsed at image build (``target/dagster``) and refreshed after every invocation, so a run
+      re-parses only what changed (an env var the project reads, a model file) — dbt decides.
     """
 
     @property
@@ -61,6 +261,56 @@ class FloeDbtCliResource(DbtCliResource):
         from dbt.version import __version__ as dbt_core_version
 
         return version.parse(dbt_core_version)
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> Any:
+        return None
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:  # type: ignore[override]
+        """dagster-dbt's ``cli`` with the invocation run in this process (dagster-dbt's resource module
+        names ``DbtCliInvocation`` directly, so it is swapped for the call; one dbt runs at a time)."""
+        root = _target_root(Path(self.project_dir))
+        own_folder = kwargs.get("target_path") is None  # a folder under the root, made by dagster-dbt
+        if own_folder:
+            _seed_partial_parse(Path(self.project_dir), root)
+        with _PATCH_LOCK, _patched(_dbt_resource_module, "DbtCliInvocation", _InProcessDbtCliInvocation):
+            invocation = super().cli(args, **kwargs)
+        if own_folder:
+            _refresh_partial_parse_after(invocation, root)
+        return invocation
+
+
+def _seed_partial_parse(project_dir: Path, root: Path) -> None:
+    """The target-path root's ``partial_parse.msgpack``, from the parse baked into the image
+    (``target/dagster``) when the root has none yet (a new pod, a new data folder)."""
+    cached, baked = root / PARTIAL_PARSE_FILE_NAME, project_dir / MANIFEST_TARGET / PARTIAL_PARSE_FILE_NAME
+    if not cached.exists() and baked.exists():
+        with contextlib.suppress(OSError):  # an unwritable root only costs a full parse
+            root.mkdir(parents=True, exist_ok=True)
+            _replace_file(baked, cached)
+
+
+def _refresh_partial_parse_after(invocation: DbtCliInvocation, root: Path) -> None:
+    """Once the invocation has ended, its ``partial_parse.msgpack`` (what dbt parsed this time)
+    becomes the root's, for the next invocation."""
+    process = invocation.process
+    wait = process.wait
+
+    def wait_then_refresh(timeout: float | None = None) -> int:
+        code = wait(timeout)
+        fresh = invocation.target_path / PARTIAL_PARSE_FILE_NAME
+        if fresh.exists():
+            with contextlib.suppress(OSError):
+                _replace_file(fresh, root / PARTIAL_PARSE_FILE_NAME)
+        return code
+
+    process.wait = wait_then_refresh  # type: ignore[method-assign]
+
+
+def _replace_file(source: Path, destination: Path) -> None:
+    """Copy ``source`` over ``destination`` atomically (a reader never sees half a file)."""
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.{threading.get_ident()}")
+    shutil.copyfile(source, partial)
+    os.replace(partial, destination)
 
 
 def dbt_project() -> DbtProject:
@@ -73,14 +323,34 @@ def dbt_project() -> DbtProject:
 
 
 def ensure_manifest(project: DbtProject) -> Path:
-    """``dbt parse`` into ``target/dagster`` unless a manifest is there (an image bakes it at build)."""
-    if not project.manifest_path.exists() or os.environ.get("FLOE_PIPELINE_REPARSE") == "1":
+    """``dbt parse`` into ``target/dagster`` unless a manifest is there (an image bakes it at build).
+
+    Processes that import the definitions at once (test workers, a webserver and a daemon) parse one
+    at a time (a lock file beside the folder), and each parse is written to a folder of its own that
+    is renamed into place: a reader never sees half a manifest.
+    """
+    reparse = os.environ.get("FLOE_PIPELINE_REPARSE") == "1"
+    if project.manifest_path.exists() and not reparse:
+        return project.manifest_path
+    folder = Path(project.project_dir) / project.target_path
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if project.manifest_path.exists() and not reparse:
+            return project.manifest_path  # parsed by another process while this one waited
+        fresh = folder.with_name(f".{folder.name}.{os.getpid()}")
+        shutil.rmtree(fresh, ignore_errors=True)
         FloeDbtCliResource(
             project_dir=str(project.project_dir),
             profiles_dir=str(project.profiles_dir),
             target=project.target,
             dbt_executable=dbt_executable(),
-        ).cli(["parse", "--quiet"], target_path=project.target_path).wait()
+        ).cli(["parse", "--quiet"], target_path=fresh).wait()
+        if folder.exists():
+            stale = folder.with_name(f".{folder.name}.stale.{os.getpid()}")
+            folder.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        fresh.rename(folder)
     return project.manifest_path
 
 

@@ -14,6 +14,8 @@ its rewrites, so a reader sees exactly how the local run differs from the pod.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import re
 import shlex
@@ -124,6 +126,42 @@ def build_local_image(root: Path) -> dict[str, Path]:
     return {APP_DIR: app, DUCKDB_EXTENSION_DIR: extensions}
 
 
+#: Which directories were opened to other uids, by whom (pids) and from which mode: shared by every
+#: process on the machine (pytest-xdist workers, other checkouts' test runs), under one lock.
+_TRAVERSE_STATE = Path(tempfile.gettempdir()) / "floe-tests-traverse.json"
+_TRAVERSE_LOCK = Path(tempfile.gettempdir()) / "floe-tests-traverse.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _traverse_state() -> Iterator[dict[str, dict[str, object]]]:
+    """The shared record, locked for the block and written back after it; holders that died are
+    dropped (and a directory nobody holds any more gets its mode back)."""
+    with open(_TRAVERSE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            state = json.loads(_TRAVERSE_STATE.read_text()) if _TRAVERSE_STATE.exists() else {}
+        except ValueError:
+            state = {}
+        for path, entry in list(state.items()):
+            entry["holders"] = [pid for pid in entry["holders"] if _alive(pid)]  # type: ignore[union-attr]
+            if not entry["holders"]:
+                with contextlib.suppress(OSError):
+                    Path(path).chmod(int(entry["mode"]))  # type: ignore[arg-type]
+                del state[path]
+        yield state
+        _TRAVERSE_STATE.write_text(json.dumps(state))
+
+
 @contextlib.contextmanager
 def interpreter_reachable_by_other_users() -> Iterator[None]:
     """Let non-root uids reach this venv and its interpreter for the duration of the block.
@@ -132,20 +170,40 @@ def interpreter_reachable_by_other_users() -> Iterator[None]:
     and the venv itself lies in the checkout, which may sit under a directory only root may enter
     (a clone in /root, or under `mktemp -d`): a pod-uid process could not even start. Grant
     traverse (o+x, not read) on exactly the ancestors that block either, and restore their modes
-    afterwards.
+    afterwards — once no other process needs them any more: pytest-xdist workers (and test runs of
+    other checkouts) open the same directories at the same time, so who holds which directory is
+    kept in one record shared under a file lock, and the last holder restores the mode.
     """
     targets = [Path(os.path.realpath(sys.executable)), VENV_BIN]
-    changed: list[tuple[Path, int]] = []
-    for ancestor in dict.fromkeys(a for target in targets for a in reversed(target.parents)):
-        mode = ancestor.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            changed.append((ancestor, mode))
-            ancestor.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    me = os.getpid()
+    held: list[str] = []
+    with _traverse_state() as state:
+        for ancestor in dict.fromkeys(a for target in targets for a in reversed(target.parents)):
+            key = str(ancestor)
+            if key in state:
+                state[key]["holders"].append(me)  # type: ignore[union-attr]
+                held.append(key)
+                continue
+            mode = ancestor.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                state[key] = {"mode": stat.S_IMODE(mode), "holders": [me]}
+                held.append(key)
+                ancestor.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
     try:
         yield
     finally:
-        for path, mode in reversed(changed):
-            path.chmod(stat.S_IMODE(mode))
+        with _traverse_state() as state:
+            for key in reversed(held):
+                entry = state.get(key)
+                if entry is None:
+                    continue
+                holders: list[int] = entry["holders"]  # type: ignore[assignment]
+                if me in holders:
+                    holders.remove(me)
+                if not holders:
+                    with contextlib.suppress(OSError):
+                        Path(key).chmod(int(entry["mode"]))  # type: ignore[arg-type]
+                    del state[key]
 
 
 def world_traversable_tmpdir(prefix: str) -> Path:
