@@ -77,36 +77,15 @@ class PostgresBackup(Construct):
             volume_mounts=[dumps.mount(), tmp.mount()],
             security_context=base.container_security(),
         )
-        self.cron_job = k8s.KubeCronJob(
-            self,
-            "cronjob",
-            metadata=base.meta(names.postgres_backup, lbls),
-            spec=k8s.CronJobSpec(
-                schedule=b.schedule,
-                time_zone="Etc/UTC",
-                concurrency_policy="Forbid",
-                starting_deadline_seconds=600,
-                successful_jobs_history_limit=1,
-                failed_jobs_history_limit=3,
-                job_template=k8s.JobTemplateSpec(
-                    metadata=k8s.ObjectMeta(labels=lbls),
-                    spec=k8s.JobSpec(
-                        # Two more attempts (a PostgreSQL restart mid-dump); then the next schedule.
-                        backoff_limit=2,
-                        active_deadline_seconds=b.active_deadline_seconds,
-                        template=k8s.PodTemplateSpec(
-                            metadata=k8s.ObjectMeta(labels=lbls),
-                            spec=k8s.PodSpec(
-                                restart_policy="Never",
-                                init_containers=[dump],
-                                containers=[upload],
-                                volumes=[dumps.volume(), tmp.volume()],
-                                security_context=base.pod_security(base.PROJECT_RUN_AS),
-                                automount_service_account_token=False,
-                                enable_service_links=False,
-                            ),
-                        ),
-                    ),
-                ),
-            ),
+        self.cron_job = base.cron_job(
+            self, "cronjob",
+            name=names.postgres_backup, lbls=lbls, schedule=b.schedule,
+            containers=[upload], init_containers=[dump], volumes=[dumps.volume(), tmp.volume()],
+            run_as=base.PROJECT_RUN_AS,
+            # Two more attempts (a PostgreSQL restart mid-dump); then the next schedule.
+            backoff_limit=2,
+            active_deadline_seconds=b.active_deadline_seconds,
+            starting_deadline_seconds=600,
+            successful_jobs_history_limit=1,
+            failed_jobs_history_limit=3,
         )

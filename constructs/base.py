@@ -607,6 +607,60 @@ def add_config_checksums(charts: list[Chart]) -> None:
                 api_object.add_json_patch(JsonPatch.replace("/metadata/name", config_checksum.job_name(base_name, doc["spec"])))
 
 
+def cron_job(
+    scope: Construct,
+    id: str,
+    *,
+    name: str,
+    lbls: dict[str, str],
+    schedule: str,
+    containers: list[k8s.Container],
+    init_containers: list[k8s.Container],
+    volumes: list[k8s.Volume],
+    run_as: RunAs,
+    backoff_limit: int,
+    active_deadline_seconds: int,
+    starting_deadline_seconds: int,
+    successful_jobs_history_limit: int,
+    failed_jobs_history_limit: int,
+) -> k8s.KubeCronJob:
+    """A CronJob of the stack: UTC schedule, never two runs at once, pods that run once
+    (``restart_policy: Never``: the Job's backoff or the next schedule is the retry) under ``run_as``,
+    with no API token and no service links."""
+    return k8s.KubeCronJob(
+        scope,
+        id,
+        metadata=meta(name, lbls),
+        spec=k8s.CronJobSpec(
+            schedule=schedule,
+            time_zone="Etc/UTC",
+            concurrency_policy="Forbid",
+            starting_deadline_seconds=starting_deadline_seconds,
+            successful_jobs_history_limit=successful_jobs_history_limit,
+            failed_jobs_history_limit=failed_jobs_history_limit,
+            job_template=k8s.JobTemplateSpec(
+                metadata=k8s.ObjectMeta(labels=lbls),
+                spec=k8s.JobSpec(
+                    backoff_limit=backoff_limit,
+                    active_deadline_seconds=active_deadline_seconds,
+                    template=k8s.PodTemplateSpec(
+                        metadata=k8s.ObjectMeta(labels=lbls),
+                        spec=k8s.PodSpec(
+                            restart_policy="Never",
+                            containers=containers,
+                            init_containers=init_containers,
+                            volumes=volumes,
+                            security_context=pod_security(run_as),
+                            automount_service_account_token=False,
+                            enable_service_links=False,
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
 def job(
     scope: Construct,
     id: str,

@@ -171,41 +171,21 @@ class Reconcile(Construct):
             ],
             security_context=base.container_security(),
         )
-        self.cron_job = k8s.KubeCronJob(
-            self,
-            "cronjob",
-            metadata=base.meta(names.reconcile, lbls),
-            spec=k8s.CronJobSpec(
-                schedule=r.schedule,
-                time_zone="Etc/UTC",
-                concurrency_policy="Forbid",
-                starting_deadline_seconds=r.starting_deadline_seconds,
-                successful_jobs_history_limit=r.successful_jobs_history_limit,
-                failed_jobs_history_limit=r.failed_jobs_history_limit,
-                job_template=k8s.JobTemplateSpec(
-                    metadata=k8s.ObjectMeta(labels=lbls),
-                    spec=k8s.JobSpec(
-                        # One attempt per schedule: the next schedule is the retry.
-                        backoff_limit=0,
-                        active_deadline_seconds=r.active_deadline_seconds,
-                        template=k8s.PodTemplateSpec(
-                            metadata=k8s.ObjectMeta(labels=lbls),
-                            spec=k8s.PodSpec(
-                                restart_policy="Never",
-                                containers=[main],
-                                init_containers=[wait, check, realm],
-                                volumes=[
-                                    tmp.volume(),
-                                    REALM_STATE.volume(),
-                                    home.volume(),
-                                    k8s.Volume(name="instance", config_map=k8s.ConfigMapVolumeSource(name=instance_config_map)),
-                                ],
-                                security_context=base.pod_security(base.PROJECT_RUN_AS),
-                                automount_service_account_token=False,
-                                enable_service_links=False,
-                            ),
-                        ),
-                    ),
-                ),
-            ),
+        self.cron_job = base.cron_job(
+            self, "cronjob",
+            name=names.reconcile, lbls=lbls, schedule=r.schedule,
+            containers=[main], init_containers=[wait, check, realm],
+            volumes=[
+                tmp.volume(),
+                REALM_STATE.volume(),
+                home.volume(),
+                k8s.Volume(name="instance", config_map=k8s.ConfigMapVolumeSource(name=instance_config_map)),
+            ],
+            run_as=base.PROJECT_RUN_AS,
+            # One attempt per schedule: the next schedule is the retry.
+            backoff_limit=0,
+            active_deadline_seconds=r.active_deadline_seconds,
+            starting_deadline_seconds=r.starting_deadline_seconds,
+            successful_jobs_history_limit=r.successful_jobs_history_limit,
+            failed_jobs_history_limit=r.failed_jobs_history_limit,
         )
