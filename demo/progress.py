@@ -53,35 +53,31 @@ def elapsed(message: str, stream: TextIO, *, interval: float | None = None, tty:
     is_tty = stream.isatty() if tty is None else tty
     done = threading.Event()
     wait = clock or done.wait
+
+    @contextmanager
+    def ticking(every: float, action: Callable[[], None]) -> Iterator[Step]:
+        """Run ``action`` every ``every`` seconds on a thread until the block ends."""
+
+        def loop() -> None:
+            while not wait(every):
+                action()
+
+        ticker = threading.Thread(target=loop, name="progress", daemon=True)
+        ticker.start()
+        try:
+            yield step
+        finally:
+            done.set()
+            ticker.join(timeout=2)
+
     if is_tty:
         from rich.console import Console
 
         console = Console(file=stream, highlight=False, force_terminal=True)
-        with console.status(step.text()) as status:
-
-            def tick() -> None:
-                while not wait(1.0):
-                    status.update(step.text())
-
-            ticker = threading.Thread(target=tick, name="progress", daemon=True)
-            ticker.start()
-            try:
-                yield step
-            finally:
-                done.set()
-                ticker.join(timeout=2)
+        with console.status(step.text()) as status, ticking(1.0, lambda: status.update(step.text())):
+            yield step
         return
 
     print(f"{message} ...", file=stream, flush=True)
-
-    def lines() -> None:
-        while not wait(interval):
-            print(f"  ... {step.text()}", file=stream, flush=True)
-
-    ticker = threading.Thread(target=lines, name="progress", daemon=True)
-    ticker.start()
-    try:
+    with ticking(interval, lambda: print(f"  ... {step.text()}", file=stream, flush=True)):
         yield step
-    finally:
-        done.set()
-        ticker.join(timeout=2)
