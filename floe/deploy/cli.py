@@ -31,8 +31,11 @@ from floe.deploy.manifests import describe_cpu
 from floe.quantities import format_cpu, format_memory
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Not a terminal (a CI log, `| tee`): 160 columns rather than rich's 80 (or a COLUMNS some parent set),
+# so a log keeps each line and each table cell whole, the same wherever it runs; a terminal keeps its width.
+_LOG_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(highlight=False, width=_LOG_WIDTH)
+err = Console(stderr=True, highlight=False, width=_LOG_WIDTH)
 
 DIST = typer.Option(Path(os.environ.get("CDK8S_OUTDIR", "dist")), "--dist", help="synthesized manifests")
 KUBECTL = typer.Option(os.environ.get("FLOE_KUBECTL", "kubectl"), "--kubectl", help="kubectl binary")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -176,14 +177,17 @@ if args[:2] == ["image", "inspect"]:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
 @pytest.mark.parametrize("present", [False, True])
 def test_make_image_builds_only_a_new_tag(tmp_path: Path, present: bool) -> None:
+    # Run through the interpreter, quoted for the recipe's shell: a shebang cannot hold a path with a
+    # space (a checkout in "/tmp/ci root/floe main").
+    tools = {}
     for name, text in (("deploy", FAKE_DEPLOY), ("docker", FAKE_DOCKER)):
         (tmp_path / name).write_text(text.format(python=sys.executable))
-        (tmp_path / name).chmod(0o755)
+        tools[name] = f"{shlex.quote(sys.executable)} {shlex.quote(str(tmp_path / name))}"
     image = f"floe-project:{image_tag.content_tag()}"
     log = tmp_path / "log.jsonl"
     env = {**os.environ, "FAKE_LOG": str(log), "FAKE_IMAGE": image, "FAKE_DOCKER_IMAGES": image if present else ""}
     subprocess.run(
-        ["make", "--no-print-directory", "-f", "make/deploy.mk", "image", "SYNTH=true", f"FLOE_DEPLOY={tmp_path / 'deploy'}", f"DOCKER={tmp_path / 'docker'}"],
+        ["make", "--no-print-directory", "-f", "make/deploy.mk", "image", "SYNTH=true", f"FLOE_DEPLOY={tools['deploy']}", f"DOCKER={tools['docker']}"],
         cwd=REPO, env=env, check=True, capture_output=True, text=True,
     )
     calls = [json.loads(line) for line in log.read_text().splitlines()]
