@@ -314,12 +314,14 @@ def test_daemon_startup_probe_counts_only_heartbeats_newer_than_the_container(
     from dagster._core.instance.ref import InstanceRef
     from dagster._daemon.types import DaemonHeartbeat
 
-    from constructs.dagster import REQUIRED_DAEMONS
     from demo.orchestration import daemon_liveness
 
     spec = container(stack.documents, "Deployment", "floe-dagster-daemon")
     startup, liveness = spec["startupProbe"]["exec"]["command"], spec["livenessProbe"]["exec"]["command"]
     assert startup[startup.index("--since-start-of-pid") + 1] == "1" and "--since-start-of-pid" not in liveness
+    # The daemons both probes require (dagster.yaml's: MONITORING with run monitoring on), the same for both.
+    REQUIRED_DAEMONS = liveness[liveness.index("--tolerance") + 2:]  # noqa: N806 - read from the probe
+    assert startup[startup.index("--since-start-of-pid") + 2:] == REQUIRED_DAEMONS and "MONITORING" in REQUIRED_DAEMONS
     env = pods["daemon"].env
     for key, value in env.items():
         if key.startswith(("FLOE_DAGSTER_PG_", "DAGSTER_", "AWS_")):

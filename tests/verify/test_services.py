@@ -160,16 +160,26 @@ def test_cube_wrong_secret_and_cube_down_fail_with_hints(ctx: Context, cube_sdl:
 def test_cube_freshness_is_measured_with_trigger(ctx: Context, cube_sdl: str) -> None:
     t = marts_totals(ctx)
     older = dataclasses.replace(t, orders=t.orders - 25, amount=t.amount - 1000)
+
+    def triggered(c: Context, *, finished_ago: float, target: float) -> Context:
+        return Context(lake=c.lake, settings=c.settings.model_copy(update={"verify_freshness_target_seconds": target}),
+                       state={**c.state, "triggered_finished": time.time() - finished_ago}, trigger=True, poll_seconds=0.05)
+
     with cube(ctx, cube_sdl, stale=older) as (c, fake):
         assert check_cube_freshness(c).status == "skip"  # without --trigger nothing is measured
-        triggered = Context(lake=c.lake, settings=c.settings, state=dict(c.state), trigger=True, poll_seconds=0.05)
-        triggered.state["triggered_finished"] = time.time() - 12  # dbt finished 12 s ago
+        # Still the old totals past the target: a failure that names the refresh worker.
+        with pytest.raises(CheckFailed, match=r"Cube still serves 175 orders .* 12s after dbt finished \(target 1s\)") as failed:
+            check_cube_freshness(triggered(c, finished_ago=12, target=1))
+        assert "floe-cube-refresh-worker" in failed.value.hint
+        # The rollup catches up while the check polls (within its 60 s target): the lag is measured.
         threading.Timer(0.5, lambda: setattr(fake, "stale", None)).start()
+        figure = check_cube_freshness(triggered(c, finished_ago=0, target=60)).figure
+        assert re.fullmatch(r"Cube served the new marts [0-9]s after dbt finished \(target 60s\)", figure), figure
+        # Served, but later than the target: a failure with the figure.
         with pytest.raises(CheckFailed, match=r"Cube served the new marts 1[23]s after dbt finished \(target 1s\)"):
-            check_cube_freshness(triggered)  # served once the rollup caught up, but 12 s > the (test) target of 1 s
-        ok = Context(lake=c.lake, settings=c.settings.model_copy(update={"verify_freshness_target_seconds": 60.0}),
-                     state={**c.state, "triggered_finished": time.time() - 12}, trigger=True, poll_seconds=0.05)
-        assert re.fullmatch(r"Cube served the new marts 1[23]s after dbt finished \(target 60s\)", check_cube_freshness(ok).figure)
+            check_cube_freshness(triggered(c, finished_ago=12, target=1))
+        assert re.fullmatch(r"Cube served the new marts 1[23]s after dbt finished \(target 60s\)",
+                            check_cube_freshness(triggered(c, finished_ago=12, target=60)).figure)
 
 
 # --- Cube SQL API: real PostgreSQL serving a table of the same shape ----------------------------
@@ -245,16 +255,16 @@ def test_marquez_lineage(ctx: Context) -> None:
 
 
 @contextlib.contextmanager
-def jaeger(ctx: Context, **knobs: object) -> Iterator[tuple[Context, FakeJaeger]]:
+def jaeger(ctx: Context, cube_sdl: str, **knobs: object) -> Iterator[tuple[Context, FakeJaeger]]:
     """Jaeger's query API and a Cube whose received ``traceparent`` headers become Cube spans in it."""
     fake = FakeJaeger(service="floe-pipeline", **knobs)
-    with serve(fake) as jaeger_url, serve(traced(FakeCube(totals=marts_totals(ctx), secret=SECRET), fake)) as cube_url:
+    with serve(fake) as jaeger_url, serve(traced(FakeCube(totals=marts_totals(ctx), secret=SECRET, graphql_sdl=cube_sdl), fake)) as cube_url:
         settings = verify_settings(jaeger_url=jaeger_url, cube_api_url=cube_url, verify_trace_wait_seconds=2)
         yield Context(lake=ctx.lake, settings=settings), fake
 
 
-def test_jaeger_traces(ctx: Context) -> None:
-    with jaeger(ctx) as (c, fake):
+def test_jaeger_traces(ctx: Context, cube_sdl: str) -> None:
+    with jaeger(ctx, cube_sdl) as (c, fake):
         figure = check_jaeger(c).figure
         assert figure.startswith("trace a1b2c3d4 of run 0f1e2d3c: 7 spans, 3 dbt, 1 iceberg; Cube trace "), figure
         assert figure.endswith(": 2 floe-cube spans, 'GET /cubejs-api/v1/load' continues the client's span"), figure
@@ -269,10 +279,10 @@ def test_jaeger_traces(ctx: Context) -> None:
         other = Context(lake=ctx.lake, settings=c.settings.model_copy(update={"jaeger_service": "floe-other"}))
         with pytest.raises(CheckFailed, match="service 'floe-other' has no traces"):
             check_jaeger(other)
-    with jaeger(ctx, dbt_spans=False) as (c, _):
+    with jaeger(ctx, cube_sdl, dbt_spans=False) as (c, _):
         with pytest.raises(CheckFailed, match="4 spans, 0 dbt, 1 iceberg"):
             check_jaeger(c)
-    with jaeger(ctx, traces=False) as (c, _):
+    with jaeger(ctx, cube_sdl, traces=False) as (c, _):
         with pytest.raises(CheckFailed, match="has no traces"):
             check_jaeger(c)
     assert check_jaeger(Context(lake=ctx.lake, settings=verify_settings())).status == "skip"
@@ -280,20 +290,20 @@ def test_jaeger_traces(ctx: Context) -> None:
     assert run(check_jaeger, down).figure.startswith("cannot connect")
 
 
-def test_jaeger_traces_fail_without_a_cube_span(ctx: Context) -> None:
+def test_jaeger_traces_fail_without_a_cube_span(ctx: Context, cube_sdl: str) -> None:
     """The pipeline's trace is there, but Cube sent no span for the verifier's own query."""
-    with jaeger(ctx, cube_spans=False) as (c, fake):
+    with jaeger(ctx, cube_sdl, cube_spans=False) as (c, fake):
         with pytest.raises(CheckFailed, match=r"no floe-cube span in trace [0-9a-f]{32} 2s after a Cube query carrying it") as failed:
             check_jaeger(c)
         assert "NODE_OPTIONS" in failed.value.hint and len(fake.received) == 1
     # Spans under another service name are not Cube's.
-    with jaeger(ctx, cube_service="floe-cube-refresh-worker") as (c, _):
+    with jaeger(ctx, cube_sdl, cube_service="floe-cube-refresh-worker") as (c, _):
         with pytest.raises(CheckFailed, match="no floe-cube span"):
             check_jaeger(c)
 
 
-def test_jaeger_traces_fail_when_cube_does_not_continue_the_callers_trace(ctx: Context) -> None:
-    with jaeger(ctx, cube_continues=False) as (c, _):
+def test_jaeger_traces_fail_when_cube_does_not_continue_the_callers_trace(ctx: Context, cube_sdl: str) -> None:
+    with jaeger(ctx, cube_sdl, cube_continues=False) as (c, _):
         with pytest.raises(CheckFailed, match="2 floe-cube spans, none a child of the client's span") as failed:
             check_jaeger(c)
         assert "OTEL_PROPAGATORS" in failed.value.hint
