@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from demo.bootstrap.settings import BucketSettings, PolarisInitSettings
+from demo.bootstrap.identities import CLIENTS
+from demo.bootstrap.settings import BucketSettings, PolarisInitSettings, S3Identity
 from demo.lakehouse.settings import LakehouseSettings
 from demo.orchestration.settings import PipelineSettings
 from demo.verify.settings import VerifySettings
@@ -171,6 +172,8 @@ def test_every_container_variable_is_read_by_something(stack: SynthResult) -> No
         | dagster_yaml_env(docs)
         | dbt_profile_env()
         | set(LIBRARY_ENV)
+        # BucketSettings.s3_identities, read through pydantic-settings' nested delimiter: one set per client.
+        | {BucketSettings.identity_env_name(c, f) for c in CLIENTS for f in S3Identity.model_fields}
     )
     unknown = []
     for doc, c in containers(docs):

@@ -57,6 +57,7 @@ def basic_auth_read_only_synth(tmp_path_factory: pytest.TempPathFactory) -> Synt
     data["credentials"]["store"] = str(write_fake_credentials(folder))
     data["ingress"]["auth"] = {"type": "basic", "secret": "floe-ui-users", "realm": "floe UIs"}
     data["dagster"]["webserver_read_only"] = True
+    data["project_image"]["tag"] = SNAPSHOT_IMAGE_TAG  # not the digest of demo/ (test_snapshots.py)
     return synthesize(StackConfig.model_validate(data), folder / "dist", root=folder)
 
 
