@@ -273,32 +273,25 @@ class Cube(Construct):
         ]
 
         init = [base.wait_for([base.Dependency(names.cubestore_router, config.cubestore.http_port)], image=config.postgres.image)]
+        def copy_from_project_image(name: str, source: str, volume: base.ScratchVolume) -> k8s.Container:
+            """An init container copying ``source`` of the project image into ``volume`` (no egress)."""
+            return k8s.Container(
+                name=name,
+                **base.image_fields(config.project_image),
+                command=["cp", "-R", f"{source}/.", volume.path],
+                resources=base.resources(base.Resources(cpu_request="10m", memory_request="16Mi", cpu_limit="200m", memory_limit="64Mi")),
+                volume_mounts=[volume.mount()],
+                security_context=base.container_security(),
+            )
+
         if bundled:
             # No egress needed: the project image ships the extension files for DuckDB 1.5.5
             # (demo.bootstrap.image.DUCKDB_EXTENSION_DIR), the version Cube's DuckDB embeds.
-            init.append(
-                k8s.Container(
-                    name="copy-duckdb-extensions",
-                    **base.image_fields(config.project_image),
-                    command=["cp", "-R", f"{DUCKDB_EXTENSION_DIR}/.", extensions.path],
-                    resources=base.resources(base.Resources(cpu_request="10m", memory_request="16Mi", cpu_limit="200m", memory_limit="64Mi")),
-                    volume_mounts=[extensions.mount()],
-                    security_context=base.container_security(),
-                )
-            )
+            init.append(copy_from_project_image("copy-duckdb-extensions", DUCKDB_EXTENSION_DIR, extensions))
         if traced:
             # The OpenTelemetry Node SDK, installed into the project image at build time (Dockerfile,
-            # from demo/cube/otel's lock): no egress, no custom Cube image.
-            init.append(
-                k8s.Container(
-                    name="copy-otel-sdk",
-                    **base.image_fields(config.project_image),
-                    command=["cp", "-R", f"{CUBE_OTEL_DIR}/.", OTEL_SDK.path],
-                    resources=base.resources(base.Resources(cpu_request="10m", memory_request="16Mi", cpu_limit="200m", memory_limit="64Mi")),
-                    volume_mounts=[OTEL_SDK.mount()],
-                    security_context=base.container_security(),
-                )
-            )
+            # from demo/cube/otel's lock): no custom Cube image.
+            init.append(copy_from_project_image("copy-otel-sdk", CUBE_OTEL_DIR, OTEL_SDK))
 
         api = k8s.Container(
             name="cube",
