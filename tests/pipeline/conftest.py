@@ -3,6 +3,7 @@ namespaces; dbt run as the real CLI in a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.ingest import wait_for_catalog
+from demo.ingest import seed_raw_tables, wait_for_catalog
 from demo.lakehouse.local import LocalLakehouse, local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
 
@@ -113,3 +114,19 @@ def run_dbt(settings: LakehouseSettings, work_dir: Path, *args: str, timeout: fl
     results_path = work_dir / "target" / "run_results.json"
     run_results = json.loads(results_path.read_text()) if results_path.exists() else None
     return DbtRun(result.returncode, result.stdout + result.stderr, run_results)
+
+
+@contextlib.contextmanager
+def marts_lakehouse(
+    tmp_path_factory: pytest.TempPathFactory, name: str, extension_directory: str, *,
+    seed: int, n_customers: int, n_products: int, n_orders: int,
+) -> Iterator[LakehouseSettings]:
+    """A SeaweedFS lakehouse seeded with ``seed`` and its marts built by the pipeline's dbt project:
+    what the Cube tests read (each module its own, when it appends data)."""
+    with local_lakehouse(tmp_path_factory.mktemp(f"{name}-lakehouse")) as lakehouse:
+        wait_for_catalog(lakehouse.settings)
+        settings = lakehouse.settings.model_copy(update={"duckdb_extension_directory": extension_directory})
+        seed_raw_tables(settings, seed=seed, run_key="seed", n_customers=n_customers, n_products=n_products, n_orders=n_orders)
+        build = run_dbt(settings, tmp_path_factory.mktemp(f"{name}-dbt"), "build")
+        assert build.returncode == 0, build.output[-3000:]
+        yield settings

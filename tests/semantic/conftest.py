@@ -22,13 +22,11 @@ def unavailable(reason: str) -> None:
         pytest.fail(f"{reason} (CI must be able to run the Cube contract tests)")
     pytest.skip(reason)
 
-from demo.ingest import seed_raw_tables, wait_for_catalog
 from demo.lakehouse.duckdb import install_extensions
-from demo.lakehouse.local import local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
 from floe.synth import SynthResult
 from tests.infra.conftest import synth
-from tests.pipeline.conftest import run_dbt, settings_env
+from tests.pipeline.conftest import marts_lakehouse, settings_env
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 REPO = Path(__file__).resolve().parents[2]
@@ -154,12 +152,8 @@ def extension_directory(tmp_path_factory: pytest.TempPathFactory) -> str:
 def marts_settings(tmp_path_factory: pytest.TempPathFactory, extension_directory: str) -> Iterator[LakehouseSettings]:
     """A SeaweedFS lakehouse with the marts built by the pipeline, in the stack's default namespaces
     (raw/staging/marts: the ones the static Cube model names)."""
-    with local_lakehouse(tmp_path_factory.mktemp("semantic-lakehouse")) as lake:
-        wait_for_catalog(lake.settings)
-        settings = lake.settings.model_copy(update={"duckdb_extension_directory": extension_directory})
-        seed_raw_tables(settings, seed=7, run_key="seed", n_customers=40, n_products=12, n_orders=200)
-        build = run_dbt(settings, tmp_path_factory.mktemp("semantic-dbt"), "build")
-        assert build.returncode == 0, build.output[-3000:]
+    with marts_lakehouse(tmp_path_factory, "semantic", extension_directory,
+                         seed=7, n_customers=40, n_products=12, n_orders=200) as settings:
         yield settings
 
 

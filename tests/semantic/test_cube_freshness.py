@@ -28,11 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from demo.ingest import append_orders, seed_raw_tables, wait_for_catalog
+from demo.ingest import append_orders
 from demo.lakehouse.duckdb import connect
-from demo.lakehouse.local import local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
-from tests.pipeline.conftest import run_dbt
+from tests.pipeline.conftest import marts_lakehouse, run_dbt
 
 from .conftest import CUBE_DIR, NodeCube, floe_env
 
@@ -49,12 +48,8 @@ ROLLUP_QUERIES = {
 @pytest.fixture(scope="module")
 def lake(tmp_path_factory: pytest.TempPathFactory, extension_directory: str) -> Iterator[LakehouseSettings]:
     """Its own lakehouse: this module appends data, the session's marts stay as other tests expect."""
-    with local_lakehouse(tmp_path_factory.mktemp("freshness-lakehouse")) as lakehouse:
-        wait_for_catalog(lakehouse.settings)
-        settings = lakehouse.settings.model_copy(update={"duckdb_extension_directory": extension_directory})
-        seed_raw_tables(settings, seed=11, run_key="seed", n_customers=30, n_products=10, n_orders=120)
-        build = run_dbt(settings, tmp_path_factory.mktemp("freshness-dbt"), "build")
-        assert build.returncode == 0, build.output[-3000:]
+    with marts_lakehouse(tmp_path_factory, "freshness", extension_directory,
+                         seed=11, n_customers=30, n_products=10, n_orders=120) as settings:
         yield settings
 
 

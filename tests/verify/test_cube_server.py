@@ -30,9 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from demo.ingest import append_orders, seed_raw_tables, wait_for_catalog
+from demo.ingest import append_orders
 from demo.lakehouse.duckdb import install_extensions
-from demo.lakehouse.local import local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
 from demo.processes import stop_process_group
 from demo.verify.checks import (
@@ -47,7 +46,7 @@ from demo.verify.checks import (
 )
 from demo.verify.runner import CheckFailed
 from floe.deploy import data as deploy_data
-from tests.pipeline.conftest import run_dbt, settings_env
+from tests.pipeline.conftest import marts_lakehouse, run_dbt, settings_env
 from tests.support.cube_graphql import CUBE_DIR, NODE_DIR, unavailable
 from tests.verify.conftest import verify_settings
 
@@ -58,12 +57,8 @@ SECRET = "floe-test-cube-secret"
 def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LakehouseSettings]:
     """Its own lakehouse: the stale-rollup test appends a generation run."""
     extensions = install_extensions(str(tmp_path_factory.mktemp("cube-server-extensions")))
-    with local_lakehouse(tmp_path_factory.mktemp("cube-server-lakehouse")) as lakehouse:
-        wait_for_catalog(lakehouse.settings)
-        settings = lakehouse.settings.model_copy(update={"duckdb_extension_directory": extensions})
-        seed_raw_tables(settings, seed=21, run_key="seed", n_customers=30, n_products=10, n_orders=150)
-        build = run_dbt(settings, tmp_path_factory.mktemp("cube-server-dbt"), "build")
-        assert build.returncode == 0, build.output[-3000:]
+    with marts_lakehouse(tmp_path_factory, "cube-server", extensions,
+                         seed=21, n_customers=30, n_products=10, n_orders=150) as settings:
         yield settings
 
 
