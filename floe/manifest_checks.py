@@ -272,6 +272,7 @@ CRD_FILES = {
 #: vendored CRDs.
 _VALIDATOR_RELEASES = "|".join(
     [f"{name}={importlib.metadata.version(name)}" for name in ("kubernetes-validate", "jsonschema", "referencing")]
+    + [f"cel-python={importlib.metadata.version('cel-python')}"]
     + [hashlib.sha256(path.read_bytes()).hexdigest() for path in [Path(__file__), *sorted(CRD_FILES.values())]]
 )
 
@@ -297,8 +298,95 @@ def _crd_schema_violations(doc: dict, passed: _SchemaVerdicts) -> Iterator[Viola
     if error is not None:
         path = "/".join(str(p) for p in error.path)
         yield Violation("schema", ref(doc), f"{where}: {error.message} at {path or '(root)'}")
+        return
+    schema = crd_schema(str(doc.get("kind")), str(doc.get("apiVersion")))
+    broken = next(cel_rule_violations(crd_defaulted(doc, schema), schema), None)
+    if broken is not None:
+        yield Violation("schema", ref(doc), f"{where}: {broken}")
     else:
         passed.record(key)
+
+
+def crd_defaulted(doc: object, schema: dict) -> object:
+    """``doc`` with every ``default`` of its CRD schema filled in where the parent object exists,
+    as the API server stores it (structural defaulting) and evaluates its CEL rules against it."""
+    if isinstance(doc, dict):
+        out = dict(doc)
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in out:
+                out[name] = crd_defaulted(out[name], sub)
+            elif "default" in sub:
+                out[name] = crd_defaulted(sub["default"], sub)
+        return out
+    if isinstance(doc, list) and isinstance(schema.get("items"), dict):
+        return [crd_defaulted(item, schema["items"]) for item in doc]
+    return doc
+
+
+#: Kubernetes' escaping of property names for CEL (apiextensions-apiserver: a name that is a CEL
+#: reserved word becomes __<name>__; '_', '.', '-', '/' inside a name become __underscores__,
+#: __dot__, __dash__, __slash__).
+_CEL_RESERVED = {
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
+    "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+}
+
+
+def _cel_name(name: str) -> str:
+    if name in _CEL_RESERVED:
+        return f"__{name}__"
+    for char, word in (("__", "__underscores__"), (".", "__dot__"), ("-", "__dash__"), ("/", "__slash__")):
+        name = name.replace(char, word)
+    return name
+
+
+def _cel_value(value: object, schema: dict) -> object:
+    """A JSON value as CEL sees it: the properties of a schema object under their escaped names
+    (a free-form map, ``additionalProperties``, keeps its keys)."""
+    if isinstance(value, dict) and schema.get("properties"):
+        props = schema["properties"]
+        return {_cel_name(k): _cel_value(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        return {k: _cel_value(v, schema["additionalProperties"]) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_cel_value(v, schema["items"]) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _cel_program(rule: str):  # noqa: ANN202 - a celpy Runner
+    import celpy
+
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def cel_rule_violations(doc: object, schema: dict, path: str = "") -> Iterator[str]:
+    """Each CEL rule (``x-kubernetes-validations``) of the CRD schema that ``doc`` (defaulted, see
+    :func:`crd_defaulted`) breaks, evaluated with cel-python on the value at the rule's place, as
+    the API server evaluates them at create/update. Transition rules (``oldSelf``) need a stored
+    object and are skipped."""
+    import celpy
+
+    for validation in schema.get("x-kubernetes-validations") or []:
+        rule = validation["rule"]
+        if "oldSelf" in rule:
+            continue
+        try:
+            result = _cel_program(rule).evaluate({"self": celpy.json_to_cel(_cel_value(doc, schema))})
+        except celpy.CELEvalError as exc:  # a runtime error rejects the object on the API server too
+            result = exc
+        if isinstance(result, celpy.CELEvalError) or not isinstance(result, celpy.celtypes.BoolType):
+            yield f"CEL rule at {path or '(root)'} could not be evaluated ({result}): {rule}"
+        elif not bool(result):
+            yield f"{validation.get('message') or 'CEL rule failed'} at {path or '(root)'} (x-kubernetes-validations: {rule})"
+    if isinstance(doc, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in doc:
+                yield from cel_rule_violations(doc[name], sub, f"{path}/{name}")
+    elif isinstance(doc, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(doc):
+            yield from cel_rule_violations(item, schema["items"], f"{path}/{index}")
 
 
 @functools.lru_cache(maxsize=None)
@@ -357,7 +445,8 @@ def _strict(schema: dict) -> dict:
     """Every object schema with ``properties`` and no ``additionalProperties`` refuses unknown
     fields (as kubectl apply's strict field validation does against a structural CRD schema), except
     where the CRD keeps unknown fields (``x-kubernetes-preserve-unknown-fields``). ``default`` and
-    the CEL rules stay: jsonschema ignores both (the API server applies and evaluates them)."""
+    the CEL rules stay: jsonschema ignores both (:func:`crd_defaulted` and
+    :func:`cel_rule_violations` apply them, as the API server does)."""
     out = dict(schema)
     if "properties" in out:
         out["properties"] = {name: _strict(sub) for name, sub in out["properties"].items()}

@@ -1,6 +1,7 @@
 """The UIs through the Gateway API (issue 19 item 3): HTTPRoutes attached to a declared, existing
 Gateway instead of the Ingress, with the same hosts, path and backends; validated against the Gateway
-API's published CRDs (vendored in floe/schemas/gateway-api/); wired (the ``gateway`` check) and
+API's published CRDs (vendored in floe/schemas/gateway-api/: their openAPIV3Schema with jsonschema,
+their CEL rules with cel-python); wired (the ``gateway`` check) and
 admitted by the derived NetworkPolicies for the Gateway's data-plane pods only, as a real policy
 analyzer (IBM's nca) computes it."""
 
@@ -127,16 +128,26 @@ def test_no_grant_without_a_cross_namespace_certificate(tmp_path: Path) -> None:
     assert not of_kind(plain, "ReferenceGrant") and len(of_kind(plain, "HTTPRoute")) == 5
 
 
-def test_an_invalid_route_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The synth's own schema check covers HTTPRoute: a route the CRD refuses (an Ingress-style path
-    type) stops the synth, and no dist/ is written."""
-    monkeypatch.setattr(gateway_construct, "ROUTE_MATCH", {"path": {"type": "Prefix", "value": "/"}})
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        # openAPIV3Schema: an Ingress-style path type.
+        ({"type": "Prefix", "value": "/"}, "'Prefix' is not one of ['Exact', 'PathPrefix', 'RegularExpression']"),
+        # The CRD's CEL rules (x-kubernetes-validations), evaluated with cel-python.
+        ({"type": "PathPrefix", "value": "//ui"}, "must not contain '//' when type one of ['Exact', 'PathPrefix'] at /spec/rules/0/matches/0/path"),
+    ],
+    ids=["schema", "cel"],
+)
+def test_an_invalid_route_fails_the_synth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: dict, message: str) -> None:
+    """The synth's own schema check covers HTTPRoute: a route the CRD refuses stops the synth, and
+    no dist/ is written."""
+    monkeypatch.setattr(gateway_construct, "ROUTE_MATCH", {"path": path})
     out = tmp_path / "dist"
     with pytest.raises(ChecksFailed) as failed:
         synthesize(gateway_cluster_config(tmp_path), out, root=tmp_path)
     messages = [str(v) for v in failed.value.violations]
-    assert messages and all(m.startswith("[schema] HTTPRoute/floe-ui-") for m in messages), messages
-    assert f"Gateway API {GATEWAY_API_RELEASE} CRD: 'Prefix' is not one of ['Exact', 'PathPrefix', 'RegularExpression']" in messages[0]
+    assert len(messages) == 5 and all(m.startswith("[schema] HTTPRoute/floe-ui-") for m in messages), messages
+    assert f"Gateway API {GATEWAY_API_RELEASE} CRD: {message}" in messages[0]
     assert not out.exists()
 
 
@@ -260,6 +271,13 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], object], str]]] = {
         ("version the CRD does not serve", lambda d: route(d).update(apiVersion="gateway.networking.k8s.io/v1alpha2"), "not served at gateway.networking.k8s.io/v1alpha2"),
         ("a kind not vendored", lambda d: route(d).update(kind="GRPCRoute"), "no CRD for kind GRPCRoute"),
         ("grant of an unknown field", lambda d: grant(d)["spec"]["to"][0].update(namespace=NAMESPACE), "'namespace' was unexpected"),
+        # The CRD's CEL rules.
+        ("path with //", lambda d: route(d)["spec"]["rules"][0]["matches"][0]["path"].update(value="/ui//x"), "must not contain '//'"),
+        ("relative path", lambda d: route(d)["spec"]["rules"][0]["matches"][0]["path"].update(value="ui"), "must be an absolute path and start with '/'"),
+        ("Service backendRef without port", lambda d: backend(d).pop("port"), "Must have port for Service reference"),
+        ("the same parent twice", lambda d: route(d)["spec"]["parentRefs"].append(dict(route(d)["spec"]["parentRefs"][0])), "sectionName must be unique"),
+        ("redirect filter and backends", lambda d: route(d)["spec"]["rules"][0].update(
+            filters=[{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]), "RequestRedirect filter must not be used together with backendRefs"),
     ],
 }
 
