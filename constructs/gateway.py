@@ -33,6 +33,7 @@ from floe.config import GATEWAY_API_GROUP as GATEWAY_GROUP
 from floe.config import StackConfig
 
 HTTP_ROUTE_API_VERSION = f"{GATEWAY_GROUP}/v1"
+#: v1beta1: served by every release from v0.6 to v1.6 (v1 exists only from v1.6 on).
 REFERENCE_GRANT_API_VERSION = f"{GATEWAY_GROUP}/v1beta1"
 #: Namespace of the Gateway's data-plane pods (read by constructs/network.py).
 DATA_PLANE_NAMESPACE_ANNOTATION = "floe.dev/gateway-data-plane-namespace"
