@@ -263,6 +263,9 @@ GATEWAY_API_GROUP = "gateway.networking.k8s.io"  # floe.config.GATEWAY_API_GROUP
 CRD_DIR = Path(__file__).resolve().parent / "schemas" / "gateway-api"
 #: kind -> the vendored CRD file that defines it.
 CRD_FILES = {
+    # The Gateway itself is not ours; its schema checks the Gateways the deploy preflight's tests
+    # stand in for (tests/deploy/test_preflight_gateway.py).
+    "Gateway": CRD_DIR / "gateway.networking.k8s.io_gateways.yaml",
     "HTTPRoute": CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml",
     "ReferenceGrant": CRD_DIR / "gateway.networking.k8s.io_referencegrants.yaml",
 }
