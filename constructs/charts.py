@@ -9,6 +9,7 @@ from constructs import Construct
 from constructs import base
 from constructs.backup import PostgresBackup
 from constructs.dagster import Dagster
+from constructs.gateway import UiRoutes
 from constructs.cube import Cube
 from constructs.cubestore import CubeStore
 from constructs.ingress import UiIngress
@@ -119,8 +120,12 @@ class SemanticChart(LayerChart):
         CubeStore(self, "cubestore", config=config, layer=self.layer)
         Cube(self, "cube", config=config, layer=self.layer)
         if config.ingress.enabled:
-            # Last layer: every UI's Service exists by the time the Ingress routes to it.
-            UiIngress(self, "ingress", config=config, layer=self.layer)
+            # Last layer: every UI's Service exists by the time the Ingress (or the HTTPRoutes of
+            # ingress.gateway, its alternative) routes to it.
+            if config.ingress.gateway is not None:
+                UiRoutes(self, "gateway-routes", config=config, layer=self.layer)
+            else:
+                UiIngress(self, "ingress", config=config, layer=self.layer)
 
 
 class VerifyChart(LayerChart):

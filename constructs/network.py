@@ -35,6 +35,7 @@ from cdk8s_plus_27 import k8s
 from constructs import Construct
 
 from constructs import base
+from constructs.gateway import DATA_PLANE_LABELS_ANNOTATION, DATA_PLANE_NAMESPACE_ANNOTATION
 from constructs.ingress import CONTROLLER_LABELS_ANNOTATION, CONTROLLER_NAMESPACE_ANNOTATION
 from demo.bootstrap.settings import PolarisInitSettings
 from floe.config import ExternalEndpoint, StackConfig
@@ -86,6 +87,9 @@ EXTERNAL_PEER = "external"
 EXTERNAL_TYPES = ("NodePort", "LoadBalancer")
 #: Prefix of the peer standing for an ingress controller's pods (``ingress-controller:<namespace>``).
 INGRESS_PEER_PREFIX = "ingress-controller:"
+#: Prefix of the peer standing for a Gateway's data-plane pods (``gateway-data-plane:<namespace>``),
+#: the proxies that forward the HTTPRoutes' requests (ingress.gateway).
+GATEWAY_PEER_PREFIX = "gateway-data-plane:"
 
 #: Env vars whose presence makes a container download at run time, and the ports it needs.
 #: CUBEJS_DB_DUCKDB_EXTENSIONS (cube.duckdb_extensions: download): Cube's DuckDB driver runs INSTALL
@@ -288,7 +292,8 @@ def _service_targets(m: Manifests, service: str, port: int | str) -> list[tuple[
 def _exposed(m: Manifests) -> Iterator[tuple[str, dict, str, int]]:
     """(client peer, its definition, server workload, container port) for what is reached from
     outside the namespace: each Ingress backend from the ingress controller's pods (namespace and
-    labels from the Ingress' own annotations), each NodePort/LoadBalancer Service from anywhere."""
+    labels from the Ingress' own annotations), each HTTPRoute backend from the Gateway's data-plane
+    pods (likewise from the route's annotations), each NodePort/LoadBalancer Service from anywhere."""
     for ingress in m.of_kind("Ingress"):
         annotations = ingress["metadata"].get("annotations") or {}
         namespace = annotations.get(CONTROLLER_NAMESPACE_ANNOTATION)
@@ -303,6 +308,16 @@ def _exposed(m: Manifests) -> Iterator[tuple[str, dict, str, int]]:
             port = (service.get("port") or {}).get("number", (service.get("port") or {}).get("name"))
             for pod, target in _service_targets(m, service.get("name", ""), port):
                 yield f"{INGRESS_PEER_PREFIX}{namespace}", peer, pod.workload, target
+    for route in m.of_kind("HTTPRoute"):
+        annotations = route["metadata"].get("annotations") or {}
+        namespace = annotations.get(DATA_PLANE_NAMESPACE_ANNOTATION)
+        if not namespace:
+            raise ValueError(f"HTTPRoute {route['metadata']['name']}: no {DATA_PLANE_NAMESPACE_ANNOTATION} annotation")
+        peer = {"namespace": namespace, "labels": json.loads(annotations[DATA_PLANE_LABELS_ANNOTATION])}
+        for rule in (route.get("spec") or {}).get("rules") or []:
+            for backend in rule.get("backendRefs") or []:
+                for pod, target in _service_targets(m, backend.get("name", ""), backend.get("port")):
+                    yield f"{GATEWAY_PEER_PREFIX}{namespace}", peer, pod.workload, target
     for name, svc in sorted(m.services.items()):
         if svc["spec"].get("type") in EXTERNAL_TYPES:
             for sp in svc["spec"].get("ports") or []:

@@ -826,6 +826,58 @@ class BasicAuth(StrictModel):
     realm: str = Field(default="floe", min_length=1, pattern=r'^[^"\n]+$')
 
 
+def _label_value(value: str) -> str:
+    if len(value) > 63 or not re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value):
+        raise ValueError(f"{value!r}: a label value is at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends")
+    return value
+
+
+#: A label's value (label keys follow the annotation key rule, AnnotationKey).
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+#: A Gateway listener's name (Gateway API SectionName: a DNS-1123 subdomain of at most 253 characters).
+SectionName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)]
+
+
+class GatewayDataPlane(StrictModel):
+    """Where the Gateway's data-plane pods run (the proxies that forward each request to a UI): the
+    NetworkPolicies admit exactly these into the exposed Services' pods and ports, as they admit the
+    ingress controller's pods for the Ingress. Every implementation labels them its own way (see
+    ``kubectl get pods -n <namespace> --show-labels``), so there is no default."""
+
+    namespace: DnsLabel
+    pod_labels: dict[AnnotationKey, LabelValue] = Field(min_length=1)
+
+
+class GatewayParent(StrictModel):
+    """An existing Gateway (gateway.networking.k8s.io/v1) the UIs' HTTPRoutes attach to, instead of
+    an Ingress. It is yours (or the platform team's): floe never synthesizes or changes it, so its
+    listeners must accept routes from the stack's namespace (``allowedRoutes``), and TLS terminates
+    on its listener (``ingress.tls_secret``: the certificate's Secret stays in the stack's namespace
+    and floe grants the Gateway the reference with a ReferenceGrant)."""
+
+    name: ObjectName
+    namespace: DnsLabel
+    # The listener to attach to (parentRefs[].sectionName); None: every listener whose hostname and
+    # allowedRoutes admit the routes. Name the HTTPS listener, or the UIs may be served over HTTP too.
+    section_name: SectionName | None = None
+    data_plane: GatewayDataPlane
+    # Who authenticates requests to the UIs. A standard-channel HTTPRoute has no authentication
+    # filter (ExternalAuth exists only in the experimental channel, from v1.4), so floe cannot put
+    # one in front of the UIs: "gateway": your Gateway implementation enforces it with its own policy
+    # attached to the Gateway (e.g. Envoy Gateway's SecurityPolicy, Istio's AuthorizationPolicy);
+    # "none": the UIs are open to whoever reaches the Gateway, and you say so. Required: an
+    # unguarded UI is never a silent default.
+    authentication: Literal["gateway", "none"]
+
+    def parent_ref(self) -> dict[str, str]:
+        """This Gateway as an HTTPRoute parentRef (group and kind written out, not defaulted)."""
+        ref = {"group": GATEWAY_API_GROUP, "kind": "Gateway", "namespace": self.namespace, "name": self.name}
+        if self.section_name:
+            ref["sectionName"] = self.section_name
+        return ref
+
+
 class IngressConfig(StrictModel):
     """An Ingress (networking.k8s.io/v1) for the UIs, off by default (local: `make port-forward`)."""
 
@@ -834,7 +886,9 @@ class IngressConfig(StrictModel):
     class_name: DnsLabel | None = None
     hosts: IngressHosts = IngressHosts()
     # A kubernetes.io/tls Secret in the namespace covering every host (you or cert-manager create
-    # it); None: plain HTTP.
+    # it); None: plain HTTP. With ``gateway``: TLS terminates on the Gateway's listener, whose
+    # certificateRefs name this Secret; a Gateway in another namespace may use it only through the
+    # ReferenceGrant floe then synthesizes (GatewayParent).
     tls_secret: DnsLabel | None = None
     controller: IngressControllerConfig = IngressControllerConfig()
     # More annotations for the controller (e.g. nginx.ingress.kubernetes.io/proxy-body-size: 100m for
@@ -844,6 +898,10 @@ class IngressConfig(StrictModel):
     # to whoever reaches the controller: Dagster can launch and terminate runs, Marquez web proxies
     # DELETE, MinIO's console takes any login attempt.
     auth: Annotated[ExternalAuth | BasicAuth, Field(discriminator="type")] | None = None
+    # Gateway API instead of an Ingress: one HTTPRoute per host, attached to this existing Gateway,
+    # with the same hosts, path (/) and backends. None: the Ingress. The two are exclusive: one
+    # ``ingress`` section says how the UIs are reached, and ``gateway`` picks the API.
+    gateway: GatewayParent | None = None
 
     def auth_annotations(self) -> dict[str, str]:
         auth = self.auth
@@ -861,6 +919,34 @@ class IngressConfig(StrictModel):
             raise ValueError(f"annotations: {', '.join(clash)} come from ingress.auth; set auth instead (external or basic)")
         if any(key.startswith("floe.dev/") for key in self.annotations):
             raise ValueError("annotations: floe.dev/ keys are the stack's own (controller namespace, pod labels)")
+        return self
+
+    @model_validator(mode="after")
+    def _gateway_takes_no_ingress_settings(self) -> IngressConfig:
+        if self.gateway is None:
+            return self
+        if self.auth is not None:
+            raise ValueError(
+                f"auth: type {self.auth.type} is enforced by ingress-nginx (annotations on the Ingress); with gateway set "
+                "no Ingress is synthesized and a standard-channel HTTPRoute has no authentication filter, so the UIs would "
+                "be open. Remove auth, guard the Gateway with your implementation's policy and set "
+                "gateway.authentication: gateway (or gateway.authentication: none to expose them unguarded on purpose)"
+            )
+        if self.annotations:
+            raise ValueError(
+                f"annotations: {', '.join(sorted(self.annotations))} are for the ingress controller; with gateway set no "
+                "Ingress is synthesized (configure the Gateway or your implementation's policies instead)"
+            )
+        if self.class_name is not None:
+            raise ValueError(
+                f"class_name: {self.class_name!r} is an IngressClass; with gateway set no Ingress is synthesized "
+                "(the Gateway's own gatewayClassName applies)"
+            )
+        if self.controller != IngressControllerConfig():
+            raise ValueError(
+                "controller: describes the ingress controller's pods; with gateway set, gateway.data_plane says where "
+                "the Gateway's pods run (the NetworkPolicies admit those)"
+            )
         return self
 
     @model_validator(mode="after")
@@ -1140,6 +1226,13 @@ class Names:
     cube_secret = property(lambda self: self._n("cube"))
     # The UIs' Ingress (ingress.enabled).
     ingress = property(lambda self: self._n("ingress"))
+    # ingress.gateway with ingress.tls_secret, the Gateway in another namespace: the ReferenceGrant
+    # that lets its listener use the certificate's Secret.
+    gateway_certificate_grant = property(lambda self: self._n("gateway-certificate"))
+
+    def ui_route(self, ui: str) -> str:
+        """The HTTPRoute of one UI (an ``ingress.hosts`` field) under ``ingress.gateway``, e.g. floe-ui-minio-console."""
+        return self._n(f"ui-{ui.replace('_', '-')}")
     # Secrets
     postgres_secret = property(lambda self: self._n("postgres-superuser"))
     # postgres.backup: the CronJob that dumps the databases to the object store.

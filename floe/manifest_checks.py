@@ -119,6 +119,10 @@ class Manifests:
     # StatefulSets the profile gives persistent storage (postgres.persistence, minio.persistence):
     # the only objects that may carry volumeClaimTemplates.
     persistent_workloads: set[str] = field(default_factory=set)
+    # The Gateway the config declares for the UIs' HTTPRoutes (ingress.gateway): its parentRef
+    # (group, kind, namespace, name, optional sectionName). None: no route may be in dist/ attached
+    # to anything but a Gateway, and which one is not known (the mutation tests' default).
+    gateway: dict[str, str] | None = None
 
     def of_kind(self, kind: str) -> list[dict]:
         return [d for d in self.documents if d.get("kind") == kind]
@@ -173,6 +177,9 @@ def check(name: str) -> Callable[[Check], Check]:
 def _schema(m: Manifests) -> Iterator[Violation]:
     passed = _SchemaVerdicts.load()
     for doc in m.documents:
+        if crd_schema_file(str(doc.get("kind")), str(doc.get("apiVersion"))) is not None:
+            yield from _crd_schema_violations(doc, passed)
+            continue
         for version in SCHEMA_VERSIONS:
             key = _SchemaVerdicts.key(version, doc)
             if key in passed:
@@ -249,12 +256,213 @@ class _SchemaVerdicts(set[str]):
                 os.close(fd)
 
 
-#: What a verdict depends on besides the object: the validating packages' releases and this module's
-#: own code (schema_validator picks the schema file; any edit here starts a new record).
+#: The Gateway API's published CRDs (floe/schemas/gateway-api/README.md: URL, release, licence),
+#: vendored unmodified: kubernetes-validate has schemas for the built-in kinds only.
+GATEWAY_API_RELEASE = "v1.3.0"
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"  # floe.config.GATEWAY_API_GROUP (no import: checks stand alone)
+CRD_DIR = Path(__file__).resolve().parent / "schemas" / "gateway-api"
+#: kind -> the vendored CRD file that defines it.
+CRD_FILES = {
+    # The Gateway itself is not ours; its schema checks the Gateways the deploy preflight's tests
+    # stand in for (tests/deploy/test_preflight_gateway.py).
+    "Gateway": CRD_DIR / "gateway.networking.k8s.io_gateways.yaml",
+    "HTTPRoute": CRD_DIR / "gateway.networking.k8s.io_httproutes.yaml",
+    "ReferenceGrant": CRD_DIR / "gateway.networking.k8s.io_referencegrants.yaml",
+}
+
+#: What a verdict depends on besides the object: the validating packages' releases, this module's
+#: own code (schema_validator picks the schema file; any edit here starts a new record) and the
+#: vendored CRDs.
 _VALIDATOR_RELEASES = "|".join(
     [f"{name}={importlib.metadata.version(name)}" for name in ("kubernetes-validate", "jsonschema", "referencing")]
-    + [hashlib.sha256(Path(__file__).read_bytes()).hexdigest()]
+    + [f"cel-python={importlib.metadata.version('cel-python')}"]
+    + [hashlib.sha256(path.read_bytes()).hexdigest() for path in [Path(__file__), *sorted(CRD_FILES.values())]]
 )
+
+
+def crd_schema_file(kind: str, api_version: str) -> Path | None:
+    """The vendored CRD for an object of the Gateway API's group, None for every other object."""
+    if api_version.split("/")[0] != GATEWAY_API_GROUP:
+        return None
+    return CRD_FILES.get(kind, CRD_DIR / f"{GATEWAY_API_GROUP}_{kind.lower()}s.yaml")
+
+
+def _crd_schema_violations(doc: dict, passed: _SchemaVerdicts) -> Iterator[Violation]:
+    where = f"Gateway API {GATEWAY_API_RELEASE} CRD"
+    key = _SchemaVerdicts.key(where, doc)
+    if key in passed:
+        return
+    try:
+        validator = crd_validator(str(doc.get("kind")), str(doc.get("apiVersion")))
+    except LookupError as exc:
+        yield Violation("schema", ref(doc), f"{where}: {exc}")
+        return
+    error = next(validator.iter_errors(doc), None)
+    if error is not None:
+        path = "/".join(str(p) for p in error.path)
+        yield Violation("schema", ref(doc), f"{where}: {error.message} at {path or '(root)'}")
+        return
+    schema = crd_schema(str(doc.get("kind")), str(doc.get("apiVersion")))
+    broken = next(cel_rule_violations(crd_defaulted(doc, schema), schema), None)
+    if broken is not None:
+        yield Violation("schema", ref(doc), f"{where}: {broken}")
+    else:
+        passed.record(key)
+
+
+def crd_defaulted(doc: object, schema: dict) -> object:
+    """``doc`` with every ``default`` of its CRD schema filled in where the parent object exists,
+    as the API server stores it (structural defaulting) and evaluates its CEL rules against it."""
+    if isinstance(doc, dict):
+        out = dict(doc)
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in out:
+                out[name] = crd_defaulted(out[name], sub)
+            elif "default" in sub:
+                out[name] = crd_defaulted(sub["default"], sub)
+        return out
+    if isinstance(doc, list) and isinstance(schema.get("items"), dict):
+        return [crd_defaulted(item, schema["items"]) for item in doc]
+    return doc
+
+
+#: Kubernetes' escaping of property names for CEL (apiextensions-apiserver: a name that is a CEL
+#: reserved word becomes __<name>__; '_', '.', '-', '/' inside a name become __underscores__,
+#: __dot__, __dash__, __slash__).
+_CEL_RESERVED = {
+    "true", "false", "null", "in", "as", "break", "const", "continue", "else", "for", "function", "if",
+    "import", "let", "loop", "package", "namespace", "return", "var", "void", "while",
+}
+
+
+def _cel_name(name: str) -> str:
+    if name in _CEL_RESERVED:
+        return f"__{name}__"
+    for char, word in (("__", "__underscores__"), (".", "__dot__"), ("-", "__dash__"), ("/", "__slash__")):
+        name = name.replace(char, word)
+    return name
+
+
+def _cel_value(value: object, schema: dict) -> object:
+    """A JSON value as CEL sees it: the properties of a schema object under their escaped names
+    (a free-form map, ``additionalProperties``, keeps its keys)."""
+    if isinstance(value, dict) and schema.get("properties"):
+        props = schema["properties"]
+        return {_cel_name(k): _cel_value(v, props.get(k, {})) for k, v in value.items()}
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        return {k: _cel_value(v, schema["additionalProperties"]) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [_cel_value(v, schema["items"]) for v in value]
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def _cel_program(rule: str):  # noqa: ANN202 - a celpy Runner
+    import celpy
+
+    environment = celpy.Environment()
+    return environment.program(environment.compile(rule))
+
+
+def cel_rule_violations(doc: object, schema: dict, path: str = "") -> Iterator[str]:
+    """Each CEL rule (``x-kubernetes-validations``) of the CRD schema that ``doc`` (defaulted, see
+    :func:`crd_defaulted`) breaks, evaluated with cel-python on the value at the rule's place, as
+    the API server evaluates them at create/update. Transition rules (``oldSelf``) need a stored
+    object and are skipped."""
+    import celpy
+
+    for validation in schema.get("x-kubernetes-validations") or []:
+        rule = validation["rule"]
+        if "oldSelf" in rule:
+            continue
+        try:
+            result = _cel_program(rule).evaluate({"self": celpy.json_to_cel(_cel_value(doc, schema))})
+        except celpy.CELEvalError as exc:  # a runtime error rejects the object on the API server too
+            result = exc
+        if isinstance(result, celpy.CELEvalError) or not isinstance(result, celpy.celtypes.BoolType):
+            yield f"CEL rule at {path or '(root)'} could not be evaluated ({result}): {rule}"
+        elif not bool(result):
+            yield f"{validation.get('message') or 'CEL rule failed'} at {path or '(root)'} (x-kubernetes-validations: {rule})"
+    if isinstance(doc, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in doc:
+                yield from cel_rule_violations(doc[name], sub, f"{path}/{name}")
+    elif isinstance(doc, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(doc):
+            yield from cel_rule_violations(item, schema["items"], f"{path}/{index}")
+
+
+@functools.lru_cache(maxsize=None)
+def crd_validator(kind: str, api_version: str):  # noqa: ANN201 - a jsonschema Validator
+    """A validator for ``kind`` at ``api_version`` from the vendored CRD: the ``openAPIV3Schema`` of
+    that served version, strict like kubernetes-validate's ``-strict`` schemas (:func:`_strict`), with
+    ``apiVersion`` and ``kind`` pinned and ``metadata`` checked against Kubernetes' own ObjectMeta
+    (the CRD leaves it an open object: the API server validates it). Raises LookupError for a kind
+    or version the CRDs do not serve."""
+    import jsonschema
+    from referencing import Registry
+
+    schema = _strict(crd_schema(kind, api_version))
+    schema["properties"]["apiVersion"] = {"const": api_version}
+    schema["properties"]["kind"] = {"const": kind}
+    schema["properties"]["metadata"] = {"$ref": "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+    schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
+    version_dir = f"v{kubernetes_validate.latest_version()}-local-strict"
+    registry = _definitions(version_dir, kubernetes_validate.latest_version()) @ Registry()
+    # OpenAPI v3 schemas are JSON-schema draft 4 style (type, properties, enum, pattern, min/max);
+    # Draft 2020-12 reads them the same and resolves the ObjectMeta reference like schema_validator.
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.lru_cache(maxsize=None)
+def crd_schema(kind: str, api_version: str) -> dict:
+    """The vendored CRD's ``openAPIV3Schema`` for ``kind`` at ``api_version``, as published."""
+    path = crd_schema_file(kind, api_version)
+    if path is None or not path.is_file():
+        raise LookupError(f"no CRD for kind {kind} (vendored: {', '.join(sorted(CRD_FILES))})")
+    crd = yaml.safe_load(path.read_text())
+    version = api_version.split("/", 1)[-1]
+    if crd["spec"]["names"]["kind"] != kind:
+        raise LookupError(f"{path.name} defines {crd['spec']['names']['kind']}, not {kind}")
+    served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
+    if version not in served:
+        raise LookupError(f"{kind} is not served at {api_version} (served: {', '.join(sorted(served))})")
+    return served[version]["schema"]["openAPIV3Schema"]
+
+
+def crd_defaults_left_out(doc: object, schema: dict, path: str = "", in_list: bool = False) -> Iterator[str]:
+    """Paths inside a list where ``doc`` leaves out a field its CRD schema defaults (``default``):
+    outside lists a JSON merge patch leaves a defaulted field the API server added alone."""
+    if isinstance(doc, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in doc:
+                yield from crd_defaults_left_out(doc[name], sub, f"{path}/{name}", in_list)
+            elif "default" in sub and in_list:
+                yield f"{path}/{name}"
+    elif isinstance(doc, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(doc):
+            yield from crd_defaults_left_out(item, schema["items"], f"{path}/{index}", True)
+
+
+def _strict(schema: dict) -> dict:
+    """Every object schema with ``properties`` and no ``additionalProperties`` refuses unknown
+    fields (as kubectl apply's strict field validation does against a structural CRD schema), except
+    where the CRD keeps unknown fields (``x-kubernetes-preserve-unknown-fields``). ``default`` and
+    the CEL rules stay: jsonschema ignores both (:func:`crd_defaulted` and
+    :func:`cel_rule_violations` apply them, as the API server does)."""
+    out = dict(schema)
+    if "properties" in out:
+        out["properties"] = {name: _strict(sub) for name, sub in out["properties"].items()}
+        if "additionalProperties" not in out and not out.get("x-kubernetes-preserve-unknown-fields"):
+            out["additionalProperties"] = False
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = _strict(out["additionalProperties"])
+    if isinstance(out.get("items"), dict):
+        out["items"] = _strict(out["items"])
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        if combinator in out:
+            out[combinator] = [_strict(sub) for sub in out[combinator]]
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -890,6 +1098,16 @@ def _apply_idempotent(m: Manifests) -> Iterator[Violation]:
     for secret in m.of_kind("Secret"):
         if "stringData" in secret:
             yield Violation("apply", ref(secret), "uses write-only stringData: write base64 data instead")
+    # A custom resource is applied with a JSON merge patch, where a list is one value: a field the
+    # API server defaults inside a list (an HTTPRoute backendRef's weight) differs from ours on every
+    # apply, so kubectl sends the whole list again. Writing every defaulted field keeps it equal.
+    for doc in m.documents:
+        if crd_schema_file(str(doc.get("kind")), str(doc.get("apiVersion"))) is None:
+            continue
+        with contextlib.suppress(LookupError):  # an unknown kind or version: the schema check says so
+            schema = crd_schema(str(doc.get("kind")), str(doc.get("apiVersion")))
+            for where in crd_defaults_left_out(doc, schema):
+                yield Violation("apply", ref(doc), f"leaves out {where}, which the CRD defaults: kubectl apply (a JSON merge patch) would send it again on every apply; write the default")
     for deployment in m.of_kind("Deployment"):
         # strategy has the retainKeys patch strategy: a server-defaulted rollingUpdate under
         # {type: RollingUpdate} makes kubectl send $retainKeys on every apply.
@@ -1021,6 +1239,89 @@ def _ingress(m: Manifests) -> Iterator[Violation]:
                 yield Violation("ingress", ref(ing), f"{where}: Service {name} selects no pods")
 
 
+@check("gateway")
+def _gateway(m: Manifests) -> Iterator[Violation]:
+    """The Gateway API wiring (ingress.gateway): each HTTPRoute attaches to the declared Gateway
+    only (group, kind, namespace, name and listener as declared), names its hosts (no catch-all),
+    each once across routes, and every backendRef is a Service of dist/ in the route's namespace with
+    that port and pods behind it (no cross-namespace backend, which would need a ReferenceGrant). A
+    ReferenceGrant grants the declared Gateway's namespace, from another namespace, a Secret only."""
+    seen_hosts: dict[str, str] = {}
+    for route in m.of_kind("HTTPRoute"):
+        spec = route.get("spec") or {}
+        parents = spec.get("parentRefs") or []
+        if not parents:
+            yield Violation("gateway", ref(route), "attaches to nothing (no parentRefs)")
+        for parent in parents:
+            got = {
+                "group": parent.get("group", GATEWAY_API_GROUP),
+                "kind": parent.get("kind", "Gateway"),
+                "namespace": parent.get("namespace", route["metadata"].get("namespace")),
+                "name": parent.get("name"),
+                **({"sectionName": parent["sectionName"]} if parent.get("sectionName") else {}),
+            }
+            if (got["group"], got["kind"]) != (GATEWAY_API_GROUP, "Gateway"):
+                yield Violation("gateway", ref(route), f"parentRef {got['group']}/{got['kind']} {got['name']} is not a Gateway")
+            elif m.gateway is not None and got != m.gateway:
+                yield Violation("gateway", ref(route), f"parentRef {_parent_text(got)} is not the declared Gateway {_parent_text(m.gateway)} (ingress.gateway)")
+        hostnames = spec.get("hostnames") or []
+        if not hostnames:
+            yield Violation("gateway", ref(route), "no hostnames: the route would catch every host of the listener; give each UI its host")
+        for host in hostnames:
+            if host in seen_hosts:
+                yield Violation("gateway", ref(route), f"host {host} is also routed by {seen_hosts[host]}")
+            seen_hosts.setdefault(host, ref(route))
+        rules = spec.get("rules") or []
+        if not any(rule.get("backendRefs") for rule in rules):
+            yield Violation("gateway", ref(route), "routes nothing (no rule with backendRefs)")
+        for rule in rules:
+            for backend in rule.get("backendRefs") or []:
+                yield from _gateway_backend_problems(m, route, backend)
+    for grant in m.of_kind("ReferenceGrant"):
+        spec = grant.get("spec") or {}
+        for source in spec.get("from") or []:
+            if (source.get("group"), source.get("kind")) != (GATEWAY_API_GROUP, "Gateway"):
+                yield Violation("gateway", ref(grant), f"grants {source.get('group')}/{source.get('kind')}: only the declared Gateway needs a grant")
+            elif source.get("namespace") == m.namespace:
+                yield Violation("gateway", ref(grant), "grants the stack's own namespace, which needs no grant")
+            elif m.gateway is not None and source.get("namespace") != m.gateway["namespace"]:
+                yield Violation("gateway", ref(grant), f"grants namespace {source.get('namespace')}, not the declared Gateway's {m.gateway['namespace']}")
+        for target in spec.get("to") or []:
+            if (target.get("group"), target.get("kind")) != ("", "Secret") or not target.get("name"):
+                yield Violation("gateway", ref(grant), f"grants {target.get('group')!r}/{target.get('kind')} {target.get('name') or '(every name)'}: only the one certificate Secret")
+
+
+def _parent_text(parent: dict) -> str:
+    listener = f" listener {parent['sectionName']}" if parent.get("sectionName") else ""
+    return f"{parent.get('kind')} {parent.get('namespace')}/{parent.get('name')}{listener}"
+
+
+def _gateway_backend_problems(m: Manifests, route: dict, backend: dict) -> Iterator[Violation]:
+    name, port = backend.get("name"), backend.get("port")
+    where = f"backendRef {name}:{port}"
+    if (backend.get("group", ""), backend.get("kind", "Service")) != ("", "Service"):
+        yield Violation("gateway", ref(route), f"{where}: is a {backend.get('group')}/{backend.get('kind')}, not a Service")
+        return
+    if backend.get("namespace", m.namespace) != m.namespace:
+        yield Violation("gateway", ref(route), f"{where}: in namespace {backend['namespace']}, not the stack's {m.namespace}")
+        return
+    if port is None:
+        yield Violation("gateway", ref(route), f"{where}: a Service backendRef needs a port")
+        return
+    svc = m.services.get(name)
+    if svc is None:
+        yield Violation("gateway", ref(route), f"{where}: Service {name!r} is not in dist/")
+        return
+    ports = svc["spec"].get("ports") or []
+    if not any(p.get("port") == port for p in ports):
+        have = ", ".join(f"{p.get('name')}:{p.get('port')}" for p in ports)
+        yield Violation("gateway", ref(route), f"{where}: Service {name} has no port {port} (has {have})")
+    if svc["spec"].get("clusterIP") == "None":
+        yield Violation("gateway", ref(route), f"{where}: Service {name} is headless")
+    if not m.selected_pods(svc):
+        yield Violation("gateway", ref(route), f"{where}: Service {name} selects no pods")
+
+
 def _allowed_evictions(pdb_spec: dict, replicas: int) -> int:
     """Pods a drain may evict at once with every replica healthy (percentages as the disruption
     controller rounds them: maxUnavailable and minAvailable both round up)."""
@@ -1080,9 +1381,10 @@ def check_manifests(
     external_secrets: set[str] | None = None,
     external_endpoints: set[tuple[str, int]] | None = None,
     persistent_workloads: set[str] | None = None,
+    gateway: dict[str, str] | None = None,
     only: Iterable[str] | None = None,
 ) -> list[Violation]:
-    m = Manifests(documents, namespace, external_secrets or set(), external_endpoints or set(), persistent_workloads or set())
+    m = Manifests(documents, namespace, external_secrets or set(), external_endpoints or set(), persistent_workloads or set(), gateway)
     names = list(only) if only is not None else list(CHECKS)
     return [v for name in names for v in CHECKS[name](m)]
 

@@ -144,7 +144,14 @@ def check_options(config: StackConfig, *, generated: bool) -> dict:
         "external_secrets": secrets.declared_external() if generated else secrets.names(),
         "external_endpoints": {(e.host, e.port) for e in config.endpoints.external},
         "persistent_workloads": persistent,
+        "gateway": _declared_gateway(config),
     }
+
+
+def _declared_gateway(config: StackConfig) -> dict[str, str] | None:
+    """ingress.gateway as the parentRef every HTTPRoute of dist/ must carry (the ``gateway`` check)."""
+    gateway = config.ingress.gateway
+    return gateway.parent_ref() if config.ingress.enabled and gateway is not None else None
 
 
 def _swap(new: Path, target: Path) -> None:

@@ -122,7 +122,7 @@ def _run_preflight(kubectl: Kubectl, stack: Stack, phases: list[Phase], allow_co
     """Print the checks; raise Exit(1) if one blocks; return the context to pin kubectl to.
     ``build_first``: the project image is built next (`make deploy-local-full`), so it is not looked for."""
     images = [] if build_first else project_images(stack, phases, image)
-    inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), images, allow_context)
+    inputs = preflight.gather(kubectl, Docker(os.environ.get("FLOE_DOCKER", "docker")), images, allow_context, phases)
     checks = preflight.decide(inputs, stack, phases, images, allow_context)
     _print_checks(checks)
     if not preflight.passed(checks):

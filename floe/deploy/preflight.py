@@ -159,6 +159,120 @@ class PreflightInputs:
     pods: dict[str, Any] | None
     # `kubectl config view --minify -o json`: cluster/user names and extensions tell distributions apart.
     config_view: dict[str, Any] | None = None
+    # With HTTPRoutes in the phases (ingress.gateway): the Gateway API CRDs the cluster has, and each
+    # declared Gateway as the API server returns it ("namespace/name" -> object, None: not found).
+    gateway_api: GatewayApiState | None = None
+
+
+@dataclass(frozen=True)
+class GatewayApiState:
+    installed_crds: frozenset[str]
+    gateways: dict[str, dict[str, Any] | None]
+
+
+#: kind -> its CRD's name, for the Gateway API kinds dist/ may hold.
+GATEWAY_API_CRDS = {"HTTPRoute": "httproutes.gateway.networking.k8s.io", "ReferenceGrant": "referencegrants.gateway.networking.k8s.io"}
+GATEWAY_API_INSTALL = (
+    "install the Gateway API's standard channel (v1.0 or newer; this stack is checked against v1.3.0: "
+    "kubectl apply -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.3.0/standard-install.yaml), "
+    "or your Gateway implementation's bundle of it"
+)
+
+
+def gateway_objects(phases: Iterable[Phase]) -> list[dict[str, Any]]:
+    return [o for phase in phases for o in phase.objects if o.get("kind") in GATEWAY_API_CRDS]
+
+
+def route_parents(phases: Iterable[Phase]) -> dict[str, dict[str, Any]]:
+    """"namespace/name" of each Gateway the phases' HTTPRoutes attach to -> that parentRef."""
+    parents: dict[str, dict[str, Any]] = {}
+    for route in (o for o in gateway_objects(phases) if o["kind"] == "HTTPRoute"):
+        for parent in route["spec"].get("parentRefs") or []:
+            namespace = parent.get("namespace", route["metadata"]["namespace"])
+            parents.setdefault(f"{namespace}/{parent['name']}", {**parent, "namespace": namespace})
+    return parents
+
+
+def _namespace_admitted(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels, matchExpressions) against a namespace's labels."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression["key"], expression["operator"], expression.get("values") or []
+        present = key in labels
+        if (operator == "In" and (not present or labels[key] not in values)) or (operator == "NotIn" and present and labels[key] in values):
+            return False
+        if (operator == "Exists" and not present) or (operator == "DoesNotExist" and present):
+            return False
+    return True
+
+
+def check_gateway_api(
+    needed_crds: Iterable[str], parents: dict[str, dict[str, Any]], state: GatewayApiState, namespace: str, namespace_labels: dict[str, str]
+) -> Check:
+    """The cluster can take the HTTPRoutes: the Gateway API CRDs exist, each declared Gateway exists,
+    has the declared listener, and that listener (every one, without sectionName) admits HTTPRoutes
+    from the stack's namespace (``allowedRoutes``: protocol HTTP/HTTPS, ``namespaces.from`` Same /
+    All / Selector, ``kinds``), as the Gateway API spec says a route attaches."""
+    missing = sorted(set(needed_crds) - state.installed_crds)
+    if missing:
+        return Check("Gateway API", False, f"the cluster has no CRD {', '.join(missing)}: {GATEWAY_API_INSTALL}.")
+    admitted: list[str] = []
+    for key, parent in sorted(parents.items()):
+        gateway = state.gateways.get(key)
+        if gateway is None:
+            return Check("Gateway API", False, f"Gateway {key} not found: ingress.gateway must name an existing Gateway (kubectl get gateways -A).")
+        listeners = gateway.get("spec", {}).get("listeners") or []
+        wanted = parent.get("sectionName")
+        if wanted:
+            listeners = [l for l in listeners if l.get("name") == wanted]
+            if not listeners:
+                have = ", ".join(l.get("name", "?") for l in gateway.get("spec", {}).get("listeners") or [])
+                return Check("Gateway API", False, f"Gateway {key} has no listener {wanted!r} (it has: {have}): fix ingress.gateway.section_name.")
+        refusals = []
+        for listener in listeners:
+            name = listener.get("name")
+            if listener.get("protocol") not in ("HTTP", "HTTPS"):
+                refusals.append(f"listener {name} speaks {listener.get('protocol')}, not HTTP or HTTPS")
+                continue
+            allowed = listener.get("allowedRoutes") or {}
+            kinds = [k.get("kind") for k in allowed.get("kinds") or [] if k.get("group", "gateway.networking.k8s.io") == "gateway.networking.k8s.io"]
+            if allowed.get("kinds") and "HTTPRoute" not in kinds:
+                refusals.append(f"listener {name} admits only {', '.join(kinds) or 'other kinds'}, not HTTPRoute")
+                continue
+            namespaces = allowed.get("namespaces") or {}
+            source = namespaces.get("from", "Same")
+            if source == "Same" and parent["namespace"] != namespace:
+                refusals.append(f"listener {name} admits routes from its own namespace only (allowedRoutes.namespaces.from: Same)")
+            elif source == "Selector" and not _namespace_admitted(namespaces.get("selector") or {}, namespace_labels):
+                refusals.append(f"listener {name}'s allowedRoutes.namespaces.selector does not match namespace {namespace}")
+            else:
+                admitted.append(f"{key} listener {name} ({listener.get('protocol')})")
+        if not any(a.startswith(f"{key} ") for a in admitted):
+            return Check(
+                "Gateway API",
+                False,
+                f"Gateway {key} would not attach the UIs' HTTPRoutes from namespace {namespace}: {'; '.join(refusals)}. "
+                "Its owner sets the listener's allowedRoutes (namespaces.from: All, or a Selector matching the namespace).",
+            )
+    return Check("Gateway API", True, f"CRDs installed; routes from {namespace} admitted by {', '.join(admitted)}")
+
+
+def gather_gateway_api(kubectl: Kubectl, phases: Iterable[Phase]) -> GatewayApiState | None:
+    """What check_gateway_api needs, read only when the phases hold Gateway API objects."""
+    phases = list(phases)
+    needed = sorted({GATEWAY_API_CRDS[o["kind"]] for o in gateway_objects(phases)})
+    if not needed:
+        return None
+    crds = kubectl.run("get", "customresourcedefinitions", *needed, "-o", "name", "--ignore-not-found", check=False, timeout=20)
+    installed = frozenset(line.rsplit("/", 1)[-1] for line in crds.stdout.split() if line)
+    gateways: dict[str, dict[str, Any] | None] = {}
+    if GATEWAY_API_CRDS["HTTPRoute"] in installed:
+        for key in route_parents(phases):
+            namespace, name = key.split("/", 1)
+            found = kubectl.run("get", "gateways.gateway.networking.k8s.io", name, "-n", namespace, "-o", "json", "--ignore-not-found", check=False, timeout=20)
+            gateways[key] = json.loads(found.stdout) if found.returncode == 0 and found.stdout.strip() else None
+    return GatewayApiState(installed, gateways)
 
 
 @dataclass(frozen=True)
@@ -272,7 +386,9 @@ def ground(kubectl: Kubectl, *, docker: Docker | None = None, allowed: Iterable[
     return found
 
 
-def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = ()) -> PreflightInputs:
+def gather(
+    kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowed_contexts: Iterable[str] = (), phases: Iterable[Phase] = ()
+) -> PreflightInputs:
     """Read the context first; contact the API server only if that context is one we would deploy to."""
     found = read_context(kubectl)
     context, server, config_view = found.context, found.server, found.config_view
@@ -280,13 +396,14 @@ def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowe
     if acceptable:
         kubectl = Kubectl(kubectl.binary, context, kubectl.runner, kubectl.request_timeout)  # pin what we checked
     ready = kubectl.run("get", "--raw=/readyz", "--request-timeout=5s", check=False, timeout=15) if acceptable else None
-    nodes = pods = None
+    nodes = pods = gateway_api = None
     if ready is not None and ready.returncode == 0:
         try:
             nodes = kubectl.get_json("nodes")
             pods = kubectl.get_json("pods", "--all-namespaces")
         except CommandError:
             pass
+        gateway_api = gather_gateway_api(kubectl, phases)
     return PreflightInputs(
         context=context,
         server=server,
@@ -295,6 +412,7 @@ def gather(kubectl: Kubectl, docker: Docker, local_images: Iterable[str], allowe
         nodes=nodes,
         pods=pods,
         config_view=config_view,
+        gateway_api=gateway_api,
     )
 
 
@@ -328,6 +446,11 @@ def decide(inputs: PreflightInputs, stack: Stack, phases: list[Phase], local_ima
                 stack.pod_requests(phases, include_jobs=True),
             )
         )
+    if inputs.gateway_api is not None:
+        namespace = stack.namespace_object or {}
+        labels = {**((namespace.get("metadata") or {}).get("labels") or {}), "kubernetes.io/metadata.name": stack.namespace}
+        needed = {GATEWAY_API_CRDS[o["kind"]] for o in gateway_objects(phases)}
+        checks.append(check_gateway_api(needed, route_parents(phases), inputs.gateway_api, stack.namespace, labels))
     return checks
 
 

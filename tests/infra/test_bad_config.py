@@ -19,6 +19,18 @@ S3_SECRETS = "secrets: {" + ", ".join(
     for client in ("buckets", "polaris", "dagster_pipeline", "dagster_webserver", "cube", "cubestore", "verify")
 ) + "}"
 
+def gateway_case(**fields: str) -> str:
+    """An ``ingress.gateway`` (issue 19 item 3) with ``fields`` replacing the valid ones ('' drops one)."""
+    gateway = {
+        "name": "shared-gateway",
+        "namespace": "gateway-system",
+        "data_plane": "{namespace: gateway-system, pod_labels: {gateway.networking.k8s.io/gateway-name: shared-gateway}}",
+        "authentication": "gateway",
+        **fields,
+    }
+    return "ingress:\n  gateway: {" + ", ".join(f"{k}: {v}" for k, v in gateway.items() if v != "") + "}\n"
+
+
 CASES = {
     "wrong type": ("polaris:\n  port: eighty\n", ["polaris.port", "valid integer", "'eighty'"]),
     "unknown key": ("minio:\n  consol_port: 9001\n", ["minio.consol_port", "unknown key", "allowed keys:", "console_port"]),
@@ -74,6 +86,38 @@ CASES = {
     ),
     "ingress external auth without url": ("ingress:\n  auth: {type: external}\n", ["ingress.auth.external.url", "Field required"]),
     "ingress basic auth secret name": ("ingress:\n  auth: {type: basic, secret: UI_Users}\n", ["ingress.auth.basic.secret", "UI_Users"]),
+    # Issue 19 item 3: the Gateway API instead of the Ingress.
+    "gateway name": (gateway_case(name="Shared_Gateway"), ["ingress.gateway.name", "'Shared_Gateway'"]),
+    "gateway namespace": (gateway_case(namespace="gateway.system"), ["ingress.gateway.namespace", "DNS-1123 label", "'gateway.system'"]),
+    "gateway listener name": (gateway_case(section_name="'HTTPS listener'"), ["ingress.gateway.section_name", "'HTTPS listener'"]),
+    "gateway without data plane": (gateway_case(data_plane=""), ["ingress.gateway.data_plane", "Field required"]),
+    "gateway data plane without labels": (
+        gateway_case(data_plane="{namespace: gateway-system, pod_labels: {}}"),
+        ["ingress.gateway.data_plane.pod_labels", "at least 1 item"],
+    ),
+    "gateway data plane label value": (
+        gateway_case(data_plane="{namespace: gateway-system, pod_labels: {app: 'envoy proxy'}}"),
+        ["ingress.gateway.data_plane.pod_labels.app", "'envoy proxy'", "a label value is at most 63 characters"],
+    ),
+    "gateway data plane namespace": (
+        gateway_case(data_plane="{namespace: Gateway, pod_labels: {app: envoy}}"),
+        ["ingress.gateway.data_plane.namespace", "DNS-1123 label", "'Gateway'"],
+    ),
+    "gateway without authentication": (gateway_case(authentication=""), ["ingress.gateway.authentication", "Field required"]),
+    "gateway authentication value": (gateway_case(authentication="oauth2"), ["ingress.gateway.authentication", "'gateway' or 'none'", "'oauth2'"]),
+    "gateway with ingress-nginx auth": (
+        gateway_case() + "  auth: {type: basic, secret: ui-users}\n",
+        ["ingress", "auth: type basic is enforced by ingress-nginx", "no authentication filter", "gateway.authentication: gateway"],
+    ),
+    "gateway with ingress annotations": (
+        gateway_case() + "  annotations: {nginx.ingress.kubernetes.io/proxy-body-size: 256m}\n",
+        ["ingress", "annotations: nginx.ingress.kubernetes.io/proxy-body-size are for the ingress controller"],
+    ),
+    "gateway with an ingress class": (gateway_case() + "  class_name: nginx\n", ["ingress", "class_name: 'nginx' is an IngressClass"]),
+    "gateway with ingress controller pods": (
+        gateway_case() + "  controller: {namespace: traefik, pod_labels: {app: traefik}}\n",
+        ["ingress", "controller: describes the ingress controller's pods", "gateway.data_plane"],
+    ),
     "source ranges without a load balancer": (
         "cube:\n  sql_service:\n    type: NodePort\n    load_balancer_source_ranges: [10.0.0.0/8]\n",
         ["cube.sql_service", "load_balancer_source_ranges is only used with type LoadBalancer"],

@@ -82,6 +82,9 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("unknown container field", lambda d: container(d, "floe-minio").update(imagePolicy="Always")),
         ("replicas not an integer", lambda d: find(d, "Deployment", "floe-minio")["spec"].update(replicas="one")),
         ("port number as a string", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][0].update(port="8181")),
+        # Gateway API objects: against the vendored CRD (floe/schemas/gateway-api/).
+        ("HTTPRoute with an Ingress path type", lambda d: d.append(http_route("floe-cube", 4000, path_type="Prefix"))),
+        ("HTTPRoute backend port by name", lambda d: d.append(http_route("floe-jaeger", "http"))),
     ],
     "ports": [
         ("service port out of range", lambda d: find(d, "Service", "floe-polaris")["spec"]["ports"][0].update(port=70000)),
@@ -223,6 +226,14 @@ MUTATIONS: dict[str, list[tuple[str, Callable[[list[dict]], None]]]] = {
         ("rule without host", lambda d: d.append(ingress("floe-cube", 4000, host=None))),
         ("backend is a headless Service", lambda d: d.append(ingress("floe-cubestore-workers", 9001))),
     ],
+    # The Gateway variant's own mutations, against its declared Gateway, are in test_gateway.py.
+    "gateway": [
+        ("backend names no Service", lambda d: d.append(http_route("floe-dagster-web", 80))),
+        ("backend port the Service lacks", lambda d: d.append(http_route("floe-dagster-webserver", 3001))),
+        ("backend is a headless Service", lambda d: d.append(http_route("floe-cubestore-workers", 9001))),
+        ("route without hostnames", lambda d: d.append(http_route("floe-cube", 4000, hostnames=None))),
+        ("parent is not a Gateway", lambda d: d.append(http_route("floe-cube", 4000, parent={"group": "", "kind": "Service", "name": "floe-cube"}))),
+    ],
     "connection-pools": [
         ("polaris pool unset", lambda d: find(d, "Deployment", "floe-polaris")["spec"]["template"]["spec"]["containers"][0].update(
             env=[e for e in find(d, "Deployment", "floe-polaris")["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -258,6 +269,24 @@ def ingress(service: str, port: int | str, host: str | None = "ui.example.com") 
     if host:
         rule["host"] = host
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "x", "namespace": NAMESPACE}, "spec": {"rules": [rule]}}
+
+
+def http_route(
+    service: str,
+    port: int | str,
+    *,
+    hostnames: list[str] | None = ["ui.example.com"],  # noqa: B006 - never mutated
+    parent: dict | None = None,
+    path_type: str = "PathPrefix",
+) -> dict:
+    """A Gateway API HTTPRoute (valid against the CRD unless asked otherwise) to ``service:port``."""
+    spec = {
+        "parentRefs": [parent or {"group": "gateway.networking.k8s.io", "kind": "Gateway", "namespace": "gateway-system", "name": "gw"}],
+        "rules": [{"matches": [{"path": {"type": path_type, "value": "/"}}], "backendRefs": [{"group": "", "kind": "Service", "name": service, "port": port}]}],
+    }
+    if hostnames:
+        spec["hostnames"] = hostnames
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "x", "namespace": NAMESPACE}, "spec": spec}
 
 
 def budget(workload: str, **spec: object) -> dict:

@@ -117,15 +117,16 @@ def _peer(endpoint: str) -> str:
     return f"{match['ns']}/{match['workload']}" if match else endpoint
 
 
-def analyze(dist: Path, work: Path) -> dict[tuple[str, str], frozenset[str]]:
-    """nca's connectivity map of dist/ in the CLUSTER, per (source, destination) workload or IP range."""
+def analyze(dist: Path, work: Path, extra: str = "") -> dict[tuple[str, str], frozenset[str]]:
+    """nca's connectivity map of dist/ in the CLUSTER (plus ``extra``: more namespaces and pods, no
+    policies), per (source, destination) workload or IP range."""
     world = work / "world"
     shutil.rmtree(world, ignore_errors=True)
     world.mkdir(parents=True)
     # The verification Job's template (dist/verify/) is a pod of the stack for the policies too.
     for path in [*dist.glob("*.yaml"), *dist.glob("verify/*.yaml")]:
         shutil.copy(path, world / path.name)
-    (world / "zz-cluster.yaml").write_text(CLUSTER)
+    (world / "zz-cluster.yaml").write_text(CLUSTER + (f"---\n{extra}" if extra else ""))
     out = work / "connectivity.txt"
     command = [
         sys.executable, "-m", "nca",

@@ -68,3 +68,28 @@ def test_cluster_basic_auth_read_only_variant_snapshot(basic_auth_read_only_synt
     docs = [d for d in basic_auth_read_only_synth.documents if (d["kind"], d["metadata"]["name"]) in wanted]
     assert len(docs) == len(wanted)
     assert yaml.safe_dump_all(docs, sort_keys=False) == snapshot
+
+
+# --- variant (issue 19 item 3): the UIs through the Gateway API instead of the Ingress ----------
+
+
+@pytest.fixture(scope="module")
+def gateway_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
+    """config/cluster.yaml with ingress.gateway (tests/infra/gateway_variant.py): HTTPRoutes on an
+    existing Gateway in another namespace, the TLS Secret granted to it."""
+    from tests.infra.gateway_variant import gateway_cluster_data
+
+    folder = tmp_path_factory.mktemp("cluster-gateway")
+    return synthesize(StackConfig.model_validate(gateway_cluster_data(folder)), folder / "dist", root=folder)
+
+
+def test_cluster_gateway_variant_snapshot(gateway_synth: SynthResult, snapshot) -> None:
+    """The routes, the grant, and one UI's NetworkPolicy (the data-plane pods admitted on its port)."""
+    import yaml
+
+    docs = [
+        d for d in gateway_synth.documents
+        if d["kind"] in ("HTTPRoute", "ReferenceGrant") or (d["kind"], d["metadata"]["name"]) == ("NetworkPolicy", "floe-jaeger")
+    ]
+    assert [d["kind"] for d in docs].count("HTTPRoute") == 5 and not [d for d in gateway_synth.documents if d["kind"] == "Ingress"]
+    assert yaml.safe_dump_all(docs, sort_keys=False) == snapshot
