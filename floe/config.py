@@ -826,6 +826,14 @@ class BasicAuth(StrictModel):
     realm: str = Field(default="floe", min_length=1, pattern=r'^[^"\n]+$')
 
 
+class NoAuth(StrictModel):
+    """No authentication in front of the UIs, said on purpose: whoever reaches the ingress controller
+    can launch and terminate Dagster runs, use Marquez web's DELETE and try logins on MinIO's console
+    (for a cluster only you can reach)."""
+
+    type: Literal["none"]
+
+
 def _label_value(value: str) -> str:
     if len(value) > 63 or not re.fullmatch(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?", value):
         raise ValueError(f"{value!r}: a label value is at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends")
@@ -894,10 +902,11 @@ class IngressConfig(StrictModel):
     # More annotations for the controller (e.g. nginx.ingress.kubernetes.io/proxy-body-size: 100m for
     # MinIO console uploads, ingress-nginx's default is 1m; cert-manager.io/cluster-issuer: ...).
     annotations: dict[AnnotationKey, str] = Field(default_factory=dict)
-    # Authentication in front of every UI host (ingress-nginx annotations). None: the UIs are open
-    # to whoever reaches the controller: Dagster can launch and terminate runs, Marquez web proxies
-    # DELETE, MinIO's console takes any login attempt.
-    auth: Annotated[ExternalAuth | BasicAuth, Field(discriminator="type")] | None = None
+    # Authentication in front of every UI host (ingress-nginx annotations). Required with an enabled
+    # Ingress, as gateway.authentication is with a Gateway, so an unguarded UI is never a silent
+    # default: external or basic, or {type: none} to expose the UIs open on purpose (Dagster can
+    # launch and terminate runs, Marquez web proxies DELETE, MinIO's console takes any login attempt).
+    auth: Annotated[ExternalAuth | BasicAuth | NoAuth, Field(discriminator="type")] | None = None
     # Gateway API instead of an Ingress: one HTTPRoute per host, attached to this existing Gateway,
     # with the same hosts, path (/) and backends. None: the Ingress. The two are exclusive: one
     # ``ingress`` section says how the UIs are reached, and ``gateway`` picks the API.
@@ -922,9 +931,22 @@ class IngressConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _auth_said_when_enabled(self) -> IngressConfig:
+        if self.enabled and self.gateway is None and self.auth is None:
+            raise ValueError(
+                "auth: required with an enabled Ingress, so the UIs are never open by default: "
+                "{type: external, url: https://<your oauth2-proxy>/oauth2/auth} (an auth service you run), "
+                "{type: basic, secret: <Secret with an htpasswd `auth` key>}, or {type: none} to expose them "
+                "unguarded on purpose"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _gateway_takes_no_ingress_settings(self) -> IngressConfig:
         if self.gateway is None:
             return self
+        if isinstance(self.auth, NoAuth):
+            raise ValueError("auth: with gateway set, say it in gateway.authentication (gateway | none), not ingress.auth")
         if self.auth is not None:
             raise ValueError(
                 f"auth: type {self.auth.type} is enforced by ingress-nginx (annotations on the Ingress); with gateway set "

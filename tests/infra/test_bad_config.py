@@ -82,7 +82,15 @@ CASES = {
     ),
     "ingress auth type": (
         "ingress:\n  auth: {type: ldap, url: https://x.example.com}\n",
-        ["ingress.auth", "'external', 'basic'", "'ldap'"],
+        ["ingress.auth", "'external', 'basic', 'none'", "'ldap'"],
+    ),
+    "enabled ingress without auth": (
+        "ingress:\n  enabled: true\n  hosts:\n    dagster: dagster.example.com\n",
+        ["ingress", "auth: required with an enabled Ingress", "{type: none}", "type: basic"],
+    ),
+    "ingress auth none with gateway": (
+        gateway_case().replace("ingress:\n", "ingress:\n  auth: {type: none}\n"),
+        ["ingress", "gateway.authentication (gateway | none)"],
     ),
     "ingress external auth without url": ("ingress:\n  auth: {type: external}\n", ["ingress.auth.external.url", "Field required"]),
     "ingress basic auth secret name": ("ingress:\n  auth: {type: basic, secret: UI_Users}\n", ["ingress.auth.basic.secret", "UI_Users"]),
@@ -154,9 +162,9 @@ CASES = {
     ),
     "zero replicas": ("polaris:\n  replicas: 0\n", ["polaris.replicas", "at least 1", "PodDisruptionBudget"]),
     "zero webserver replicas": ("dagster:\n  webserver_replicas: 0\n", ["dagster.webserver_replicas", "at least 1"]),
-    "ingress without hosts": ("ingress:\n  enabled: true\n  class_name: nginx\n", ["ingress", "hosts", "at least one host"]),
-    "ingress host not a DNS name": ("ingress:\n  enabled: true\n  hosts:\n    dagster: Dagster_UI\n", ["ingress.hosts.dagster", "'Dagster_UI'"]),
-    "ingress host for a switched-off UI": ("jaeger:\n  enabled: false\ningress:\n  enabled: true\n  hosts:\n    jaeger: traces.example.com\n", ["ingress.hosts.jaeger", "switched off"]),
+    "ingress without hosts": ("ingress:\n  enabled: true\n  class_name: nginx\n  auth: {type: none}\n", ["ingress", "hosts", "at least one host"]),
+    "ingress host not a DNS name": ("ingress:\n  enabled: true\n  auth: {type: none}\n  hosts:\n    dagster: Dagster_UI\n", ["ingress.hosts.dagster", "'Dagster_UI'"]),
+    "ingress host for a switched-off UI": ("jaeger:\n  enabled: false\ningress:\n  enabled: true\n  auth: {type: none}\n  hosts:\n    jaeger: traces.example.com\n", ["ingress.hosts.jaeger", "switched off"]),
     "node port without NodePort": ("cube:\n  sql_service:\n    node_port: 31432\n", ["cube.sql_service", "only used with type NodePort"]),
     "unreplicable service": ("jaeger:\n  replicas: 2\n", ["jaeger.replicas", "unknown key"]),
     # Day two (issue 18).

@@ -151,7 +151,7 @@ def test_yaml_and_env_combine_field_by_field(profile) -> None:
 
 def test_plain_mappings_are_replaced_not_merged(profile) -> None:
     """Only sections merge into their defaults; a mapping value (ingress hosts) is what was written."""
-    loaded = load_config(profile({"ingress": {"enabled": True, "hosts": {"dagster": "dagster.example.com"}}}), environ={})
+    loaded = load_config(profile({"ingress": {"enabled": True, "auth": {"type": "none"}, "hosts": {"dagster": "dagster.example.com"}}}), environ={})
     assert loaded.ingress.hosts.given() == {"dagster": "dagster.example.com"}
 
 
