@@ -121,6 +121,20 @@ def _may_reinclude(directory: str, patterns: list[Pattern]) -> bool:
     return False
 
 
+def _prunable(directory: str, patterns: list[Pattern]) -> bool:
+    """Is everything under ``directory`` left out, so the walk need not enter it? The last pattern
+    matching the directory (or a parent) also matches every path under it, so only a ``!`` pattern
+    after that one could bring something back."""
+    last = None
+    parents = directory.split("/")
+    for index, pattern in enumerate(patterns):
+        if any(pattern.match("/".join(parents[: i + 1])) for i in range(len(parents))):
+            last = index
+    if last is None or patterns[last].exclusion:
+        return False
+    return not _may_reinclude(directory, patterns[last + 1:])
+
+
 def context_files(root: Path | None = None) -> list[str]:
     """The files ``docker build`` sends from ``root`` (default: this checkout; relative paths, sorted)."""
     root = root or REPO
@@ -133,7 +147,7 @@ def context_files(root: Path | None = None) -> list[str]:
         keep = []
         for d in sorted(dirs):
             rel = f"{rel_dir}/{d}" if rel_dir else d
-            if not (excluded(rel, patterns) and not _may_reinclude(rel, patterns)):
+            if not _prunable(rel, patterns):
                 keep.append(d)
         dirs[:] = keep
         for f in files:

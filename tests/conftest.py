@@ -6,7 +6,72 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 # Synth's record of objects that passed schema validation (floe.manifest_checks._SchemaVerdicts):
 # one per session, in its own temporary folder, so no test reads verdicts left by an earlier run
 # or writes into the user's ~/.cache. Set at import, before any synth (subprocesses inherit it).
 os.environ["FLOE_SCHEMA_CACHE"] = str(Path(tempfile.mkdtemp(prefix="floe-schema-cache-")) / "schema-passed")
+
+
+# --- pytest-xdist: which tests share a worker, and what starts first --------------------------------
+# `make test` runs `--dist loadfile`: each work unit goes to one worker, so a session fixture is made
+# once per worker that runs any test needing it. The files below share an expensive session fixture,
+# so each set is one work unit (one worker makes the fixture once, not both):
+SHARED_FIXTURE_UNITS: dict[str, tuple[str, ...]] = {
+    # tests/verify/conftest.py `stack`: SeaweedFS with a reader identity, seeded, dbt build.
+    "verify-lakehouse": ("tests/verify/test_cli.py", "tests/verify/test_dagster.py",
+                         "tests/verify/test_lakehouse_checks.py", "tests/verify/test_services.py"),
+    # tests/semantic/conftest.py `marts_settings` (seeded lakehouse + dbt build), `bundled_synth`,
+    # `cube_otel_image` (npm ci of the image's OpenTelemetry folder).
+    "semantic-marts": ("tests/semantic/test_cube_lakehouse.py", "tests/semantic/test_cube_pod.py",
+                       "tests/semantic/test_cube_tracing.py", "tests/semantic/test_semantic_manifests.py"),
+    # tests/contract/conftest.py `stack_postgres` (PostgreSQL initialised by dist/'s script) and
+    # `local_image` (the project image's files laid out by the Dockerfile's steps).
+    "contract-postgres": ("tests/contract/test_dagster_pods.py", "tests/contract/test_k8s_run_launcher.py",
+                          "tests/contract/test_postgres_init.py", "tests/contract/test_local_image.py"),
+}
+#: Work units that take longest (seconds of one serial run on a quiet 2-core machine, 2026-12-02,
+#: `--durations`), started first so that no long unit starts last and leaves the other worker idle
+#: (xdist's own order is by number of tests: the few-test server modules would come last).
+LONGEST_FIRST: dict[str, float] = {
+    "verify-lakehouse": 150, "semantic-marts": 120, "contract-postgres": 75,
+    "tests/orchestration/test_orchestration_local.py": 80, "tests/recovery/test_recovery.py": 62,
+    "tests/verify/test_cube_server.py": 56, "tests/deploy/test_dagster.py": 45,
+    "tests/semantic/test_cube_freshness.py": 44, "tests/pipeline/test_dbt.py": 34,
+    "tests/deploy/test_cli.py": 29, "tests/bootstrap/test_bootstrap_identities.py": 28,
+    "tests/orchestration/test_orchestration_graphql.py": 26, "tests/contract/test_dagster_migration.py": 22,
+    "tests/orchestration/test_orchestration_compute_logs.py": 20,
+}
+_UNIT_OF_FILE = {path: unit for unit, paths in SHARED_FIXTURE_UNITS.items() for path in paths}
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its shared-fixture set, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return _UNIT_OF_FILE.get(path, path)
+
+
+def pytest_collection_modifyitems(config, items) -> None:  # noqa: ANN001
+    """On xdist workers: the longest units first (stable otherwise). Every worker sorts the same
+    collection the same way, as xdist requires; a serial run keeps pytest's order."""
+    if not hasattr(config, "workerinput"):
+        return
+    index = {item.nodeid: i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (-LONGEST_FIRST.get(work_unit(item.nodeid), 0), index[item.nodeid]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):  # noqa: ANN001, ANN201
+    """`--dist loadfile` with the units above, in collection order (the order set above)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return SharedFixtureScheduling(config, log)

@@ -42,7 +42,7 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     defs.write_text(
         textwrap.dedent(
             f"""
-            from dagster import Definitions, job, op
+            from dagster import Definitions, in_process_executor, job, op
 
             @op
             def ok():
@@ -52,11 +52,13 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             def boom():
                 raise RuntimeError("generation failed on purpose")
 
-            @job(name={dagster.JOBS['seed']!r})
+            # In-process, as the demo's own jobs (traced_in_process_executor): each launched run is one
+            # run-worker process, not one more process (and dagster import) per step.
+            @job(name={dagster.JOBS['seed']!r}, executor_def=in_process_executor)
             def seed():
                 ok()
 
-            @job(name={dagster.JOBS['generate']!r})
+            @job(name={dagster.JOBS['generate']!r}, executor_def=in_process_executor)
             def generate():
                 boom()
 

@@ -43,6 +43,27 @@ def test_ignore_rules_follow_docker(patterns: str, path: str, out: bool) -> None
     assert image_tag.excluded(path, image_tag.parse_ignore(patterns)) is out
 
 
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        "*\n!demo/\ndemo/**/node_modules/",  # the walk skips node_modules (nothing re-includes it)
+        "*\n!demo/\ndemo/**/node_modules/\n!demo/**/node_modules/keep.txt",  # a later ! brings one file back
+        "*\n!demo/\ndemo/**/node_modules/\n!**/*.txt",  # a later wildcard ! may match anywhere
+        "demo/**/node_modules/\n!demo/",  # an earlier exclusion loses to the later !
+    ],
+)
+def test_the_walk_skips_only_folders_nothing_can_bring_back(tmp_path: Path, patterns: str) -> None:
+    """context_files does not enter a folder whose every file is left out (fast on node_modules),
+    and gives exactly the files the per-file rule keeps."""
+    (tmp_path / ".dockerignore").write_text(patterns + "\n")
+    for rel in ("demo/a.py", "demo/x/node_modules/p/index.js", "demo/x/node_modules/keep.txt", "demo/x/b.txt", "other/c.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    every_file = sorted(str(f.relative_to(tmp_path)) for f in tmp_path.rglob("*") if f.is_file())
+    rules = image_tag.parse_ignore(patterns)
+    assert image_tag.context_files(tmp_path) == [f for f in every_file if not image_tag.excluded(f, rules)]
+
+
 def _dockerfile_copy_sources() -> list[str]:
     sources = []
     for line in (REPO / "Dockerfile").read_text().splitlines():

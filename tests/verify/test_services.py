@@ -206,7 +206,10 @@ def test_cube_sql_api_through_psycopg2(ctx: Context, stack: Stack, cube_sql: Pos
     con = __import__("demo.lakehouse.duckdb", fromlist=["connect"]).connect(stack.settings)
     amounts = [row[0] for row in con.execute(f'SELECT amount FROM lake."{stack.settings.namespace_marts}".fct_orders').fetchall()]
     con.close()
-    settings = verify_settings(cube_sql_port=cube_sql.port, cube_sql_user=cube_sql.user, cube_sql_password=cube_sql.password)
+    # The freshness target bounds how long a wrong answer is read again (until_fresh): 1 s, as for the
+    # REST/GraphQL checks above, instead of the default 60 s of polling before the failure asserted below.
+    settings = verify_settings(cube_sql_port=cube_sql.port, cube_sql_user=cube_sql.user, cube_sql_password=cube_sql.password,
+                               verify_freshness_target_seconds=1)
     c = Context(lake=ctx.lake, settings=settings, state=ctx.state)
     fill_orders(cube_sql, amounts)
     assert "MEASURE(count)" in CUBE_SQL
