@@ -51,6 +51,10 @@ COPY --from=cube-otel /opt/floe/cube-otel /opt/floe/cube-otel
 
 # The dbt manifest Dagster loads at import (demo/orchestration/dbt.py, target/dagster), parsed now:
 # the app directory is read-only at run time. dbt runs write under DBT_TARGET_PATH (/tmp) instead.
+# Parsed with the pods' dbt target (constructs/dagster.py sets the same): dbt's partial-parse check
+# includes the target, and a pod's first build reuses this parse only if nothing dbt hashes differs
+# (tests/contract/test_dbt_first_build_in_a_pod.py runs a new pod's first parse and reads dbt's log).
+ENV FLOE_PIPELINE_DBT_TARGET=cluster
 RUN python -c "from demo.orchestration.dbt import dbt_project, ensure_manifest; ensure_manifest(dbt_project())"
 
 # Non-root user with fixed ids (demo/bootstrap/image.py: IMAGE_UID / IMAGE_GID); pods set

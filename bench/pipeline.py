@@ -7,10 +7,13 @@ Measures, on a fresh embedded SeaweedFS lakehouse in a temporary folder:
   ``demo.orchestration.dbt.FloeDbtCliResource``; here a child process stands for the run process, so
   this one stays as lean as Cube's for the query timings) + first query on ``marts.fct_orders`` — the
   target is under 60 s;
-* **where dbt's time goes**: start-up (importing dagster-dbt and dbt, paid once per run process),
-  set-up (project, profile, adapter), parse (partial: only what changed), opening the connection
-  (extensions, OAuth2 token, ATTACH), the nodes (per model and per test), each from dbt's own log and
-  ``run_results.json``; then a second build (the schedule's steady state: marts replaced in place);
+* **where dbt's time goes**, for the first build in a new folder (fresh target folder, DuckDB file and
+  extension directory; the parse baked in ``demo/dbt/target/dagster`` as the only thing carried over,
+  as in a new pod) and again for a second build (the schedule's steady state: marts replaced in
+  place): start-up (importing dagster-dbt and dbt, paid once per run process; dbt's CLI on the first
+  invocation), set-up (project, profile, adapter), parse (partial or full, and why, by dbt's own
+  log), opening the connection (extensions, OAuth2 token, ATTACH), the nodes (per model and per
+  test), each from dbt's own log and ``run_results.json``;
 * **generation throughput**: orders (+ lines) generated per second, in memory;
 * **append throughput**: an append of new orders through the REST catalog, end to end;
 * **Cube-shaped queries**: p50/p95 latency of the DuckDB SQL the Cube model issues against the marts
@@ -128,11 +131,17 @@ def dbt_split(target_path: Path) -> dict[str, object]:
     per_kind: dict[str, list[float]] = {}
     for result in results:
         per_kind.setdefault(result["unique_id"].split(".", 1)[0], []).append(result["execution_time"])
-    partial = any(n == "PartialParsingEnabled" for _, n, _ in events)
+    partial = [data for _, n, data in events if n == "PartialParsingEnabled"]
+    refused = [str(data.get("reason", "")) for _, n, data in events if n == "UnableToPartialParse"]
+    if partial:
+        changed = sum(int(partial[0].get(k, 0)) for k in ("added", "changed", "deleted"))
+        parse = f"partial, {changed} files again"
+    else:
+        parse = "full" + (f": {refused[0]}" if refused else "")
     return {
         "setup_s": round(setup_done, 2),
         "parse_s": round(parsed - setup_done, 2),
-        "parse": "partial" if partial else "full",
+        "parse": parse,
         "connect_s": round(opened - opening, 2),
         "nodes_s": round(max(node_ends) - min(node_starts), 2),
         "models": len(per_kind.get("model", [])),
@@ -307,9 +316,15 @@ def figures_table(figures: dict[str, Any]) -> Table:
 
     row("empty lakehouse -> queryable marts", figures["empty_to_marts_s"], "s")
     row("  seed write (pyiceberg)", figures["seed_write_s"], "s")
-    for label, key in (("dbt build (marts created)", "dbt_build"), ("dbt build again (replaced in place)", "dbt_rebuild")):
+    for label, key in (
+        ("first dbt build, new folder (marts created)", "dbt_build"),
+        ("dbt build again (steady state: replaced in place)", "dbt_rebuild"),
+    ):
         split = figures[f"{key}_split"]
         row(label, figures[f"{key}_s"], "s", dbt_floor, "dbt --version")
+        # Before dbt's first log line and after its last: importing dbt's CLI (the first invocation in
+        # a run process), dagster-dbt's invocation and artifact handling.
+        row("  start-up: dbt CLI import, dagster-dbt", round(figures[f"{key}_s"] - split["dbt_total_s"], 2), "s")
         row("  set-up: project, profile, adapter", split["setup_s"], "s")
         row(f"  parse ({split['parse']})", split["parse_s"], "s")
         row("  connection: extensions, token, ATTACH", split["connect_s"], "s")

@@ -73,3 +73,18 @@ class LakehouseSettings(FloeSettings):
     @property
     def s3_use_ssl(self) -> bool:
         return self.s3_endpoint.startswith("https://")
+
+
+class DbtSettings(FloeSettings):
+    """dbt's own local DuckDB file, read by the dbt plugin (demo.lakehouse.duckdb), not the profile.
+
+    The profile's connection values are part of dbt's partial-parse check (``profile_hash``): a path
+    that differs per pod or data folder there would make dbt discard the parse baked into the image
+    (or into ``target/dagster``) on every first build. The plugin attaches this file instead, as it
+    attaches the catalog from the ``FLOE_*`` values, which dbt does not hash either.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=f"{ENV_PREFIX}DBT_", extra="ignore", frozen=True)
+
+    # The local DuckDB file holding the staging views (attached as database DBT_LOCAL_DATABASE).
+    duckdb_path: str = "/tmp/floe-dbt.duckdb"

@@ -75,6 +75,28 @@ _DBT_LOCK = threading.Lock()
 _PATCH_LOCK = threading.Lock()
 
 
+#: The variables the dbt project reads with ``env_var()`` while parsing (dbt_project.yml: the marts
+#: schema; models/sources.yml: the raw schema), by the LakehouseSettings field each one sets.
+PARSE_ENV_FIELDS = ("namespace_raw", "namespace_marts")
+
+
+def with_parse_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with each variable of :data:`PARSE_ENV_FIELDS` set explicitly: its value, else
+    LakehouseSettings' default (what the pipeline's own code uses then).
+
+    dbt's partial-parse check records an ``env_var()`` that fell back to its default as a placeholder,
+    not as the value: a parse made where the variable is unset (the image build) would not match a
+    run where it is set to the very same value (every pod: the constructs set it), and dbt would parse
+    the whole project again. Spelled out, the two match whenever the values do.
+    """
+    explicit = dict(env)
+    for field in PARSE_ENV_FIELDS:
+        name = LakehouseSettings.env_name(field)
+        if not explicit.get(name):
+            explicit[name] = str(LakehouseSettings.model_fields[field].default)
+    return explicit
+
+
 @contextlib.contextmanager
 def _environment(env: Mapping[str, str], cwd: Path) -> Iterator[None]:
     """``env`` applied to this process's environment for the duration, restored afterwards.
@@ -150,7 +172,7 @@ class InProcessDbt:
         try:
             from dbt.cli.main import dbtRunner
 
-            with _DBT_LOCK, _environment(env, cwd):
+            with _DBT_LOCK, _environment(with_parse_env(env), cwd):
                 # The log file keeps the CLI's default level (it would follow --log-level otherwise).
                 file_level = [] if "--log-level-file" in dbt_args or "DBT_LOG_LEVEL_FILE" in os.environ else [
                     "--log-level-file", "debug"

@@ -15,7 +15,7 @@ import yaml
 
 from demo.bootstrap.identities import CLIENTS
 from demo.bootstrap.settings import BucketSettings, PolarisInitSettings, S3Identity
-from demo.lakehouse.settings import LakehouseSettings
+from demo.lakehouse.settings import DbtSettings, LakehouseSettings
 from demo.orchestration.settings import PipelineSettings
 from demo.verify.settings import VerifySettings
 from floe.synth import SynthResult
@@ -168,7 +168,7 @@ def test_every_container_variable_is_read_by_something(stack: SynthResult) -> No
     docs = stack.documents
     upstream = {**UPSTREAM, "postgres": {**UPSTREAM["postgres"], **dict.fromkeys(init_script_env(docs), "our init script")}}
     ours_python = (
-        settings_env(LakehouseSettings, PipelineSettings, BucketSettings, PolarisInitSettings, VerifySettings)
+        settings_env(LakehouseSettings, DbtSettings, PipelineSettings, BucketSettings, PolarisInitSettings, VerifySettings)
         | dagster_yaml_env(docs)
         | dbt_profile_env()
         | set(LIBRARY_ENV)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.orchestration.dbt import DBT_PROJECT_DIR, MANIFEST_TARGET, dbt_project, dbt_resource
+from demo.orchestration.dbt import DBT_PROJECT_DIR, MANIFEST_TARGET, FloeDbtCliResource, dbt_executable, dbt_project, dbt_resource
 from dagster_dbt.core.dbt_cli_invocation import PARTIAL_PARSE_FILE_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,6 +20,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _dbt_log_events(folder: Path) -> list[str]:
     return [json.loads(line)["info"]["name"] for line in (folder / "dbt.log").read_text().splitlines() if line.startswith("{")]
+
+
+def _dbt_log_event_data(folder: Path) -> dict[str, list[dict]]:
+    """dbt's events by name, each with its data, from the invocation's debug log."""
+    found: dict[str, list[dict]] = {}
+    for line in (folder / "dbt.log").read_text().splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            found.setdefault(event["info"]["name"], []).append(event.get("data", {}))
+    return found
 
 
 def test_two_processes_parse_the_manifest_once_and_never_read_half_of_it(tmp_path: Path) -> None:
@@ -76,6 +86,50 @@ def test_partial_parse_is_carried_from_one_invocation_to_the_next(tmp_path: Path
     assert "UnableToPartialParse" in _dbt_log_events(third.target_path)
     manifest = json.loads((third.target_path / "manifest.json").read_text())
     assert manifest["nodes"]["model.floe.fct_orders"]["schema"] == "marts_other"
+
+
+def test_the_first_invocation_in_a_new_data_folder_reuses_the_baked_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A parse baked with no FLOE_* at all (as the image build has none) is reused by the first dbt
+    invocation of a new data folder whose DuckDB file and target folder are its own and whose
+    namespaces are set (as every pod's are): partial, nothing parsed again, by dbt's own log."""
+    project_dir = tmp_path / "dbt"
+    shutil.copytree(DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    bake = (
+        "from dagster_dbt import DbtProject; from demo.orchestration.dbt import ensure_manifest; "
+        f"ensure_manifest(DbtProject(project_dir={str(project_dir)!r}, profiles_dir={str(project_dir)!r}, "
+        f"target_path={MANIFEST_TARGET!r}))"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "DBT_"))}
+    baked = subprocess.run([sys.executable, "-c", bake], cwd=REPO, env=clean, capture_output=True, text=True, timeout=600)
+    assert baked.returncode == 0, baked.stderr[-3000:]
+    assert (project_dir / MANIFEST_TARGET / PARTIAL_PARSE_FILE_NAME).exists()
+
+    folder = tmp_path / "new-data-folder"
+    for name, value in {
+        "DBT_TARGET_PATH": str(folder / "dbt-target"),
+        "FLOE_DBT_DUCKDB_PATH": str(folder / "dbt.duckdb"),
+        "FLOE_DUCKDB_EXTENSION_DIRECTORY": str(tmp_path / "ext"),
+        "FLOE_NAMESPACE_RAW": "raw",
+        "FLOE_NAMESPACE_MARTS": "marts",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("FLOE_PIPELINE_DBT_TARGET", raising=False)
+    resource = FloeDbtCliResource(project_dir=str(project_dir), profiles_dir=str(project_dir), dbt_executable=dbt_executable())
+    first = resource.cli(["parse"], raise_on_error=False)
+    first.wait()
+    assert first.is_successful()
+    events = _dbt_log_event_data(first.target_path)
+    assert "UnableToPartialParse" not in events, events.get("UnableToPartialParse")
+    (enabled,) = events["PartialParsingEnabled"]
+    assert (enabled.get("added", 0), enabled.get("changed", 0), enabled.get("deleted", 0)) == (0, 0, 0), enabled
+
+    # The check still bites: another dbt target than the bake's is parsed from scratch by dbt.
+    other = FloeDbtCliResource(project_dir=str(project_dir), profiles_dir=str(project_dir), target="cluster", dbt_executable=dbt_executable())
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "another-folder"))
+    refused = other.cli(["parse"], raise_on_error=False)
+    refused.wait()
+    assert refused.is_successful()
+    assert "UnableToPartialParse" in _dbt_log_event_data(refused.target_path)
 
 
 def test_dbt_errors_fail_the_invocation_with_dbts_exit_code_and_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,11 +36,14 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
-def dockerfile_env(dockerfile: Path = REPO / "Dockerfile") -> dict[str, str]:
-    """The ``ENV`` of the project image, in order (later ENV lines override earlier ones)."""
+def dockerfile_env(dockerfile: Path = REPO / "Dockerfile", *, before: str | None = None) -> dict[str, str]:
+    """The ``ENV`` of the project image, in order (later ENV lines override earlier ones); with
+    ``before``, only the ENV in effect at the first line containing that text (a build step's env)."""
     text = re.sub(r"\\\n", " ", dockerfile.read_text())
     env: dict[str, str] = {}
     for line in text.splitlines():
+        if before is not None and before in line:
+            break
         if line.strip().startswith("ENV "):
             for token in shlex.split(line.strip()[4:]):
                 if "=" in token:
@@ -113,8 +116,11 @@ def build_local_image(root: Path) -> dict[str, Path]:
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy2(REPO / name, app / name)
     shutil.copytree(REPO / "demo", app / "demo", ignore=_NOT_IN_IMAGE)
-    build_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "HOME": str(root / "build-home")}
-    build_env.pop("DBT_TARGET_PATH", None)
+    # The build's own env: the Dockerfile's ENV in effect at each step (the manifest is parsed with
+    # the pods' dbt target), the venv and a home of its own standing in for the image's.
+    build_env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "DBT_"))}
+    build_env.update(dockerfile_env(before="ensure_manifest"))
+    build_env.update({"PATH": f"{VENV_BIN}:{os.environ['PATH']}", "HOME": str(root / "build-home")})
     subprocess.run([sys.executable, "-m", "demo.bootstrap", "duckdb-extensions", "--directory", str(extensions)],
                    cwd=app, env=build_env, check=True, capture_output=True, timeout=300)
     subprocess.run([sys.executable, "-c", "from demo.orchestration.dbt import dbt_project, ensure_manifest; ensure_manifest(dbt_project())"],
