@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from cdk8s import App, Chart
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s, plain
 from constructs.backup import PostgresBackup
 from constructs.dagster import Dagster
 from constructs.cube import Cube
@@ -48,7 +47,8 @@ class NamespaceChart(Chart):
     def __init__(self, scope: Construct, *, config: StackConfig) -> None:
         # No `namespace=` here: a Namespace object is cluster-scoped.
         super().__init__(scope, self.layer, disable_resource_name_hashes=True)
-        k8s.KubeNamespace(
+        plain.api_object(
+            k8s.KubeNamespace,
             self,
             "namespace",
             metadata=base.meta(

@@ -1,0 +1,265 @@
+"""The stack's Kubernetes objects as plain Python data beside the cdk8s tree: the synth's fast path.
+
+Every jsii call is a round trip to the node process that runs cdk8s. The objects of the stack are
+built from cdk8s-plus-27's generated L1 structs (``k8s.Container``, ``k8s.PodSpec``, ...), which stay
+plain Python values until they cross. :func:`to_json` renders them in Python exactly as the generated
+``toJson_*`` functions do (Kubernetes' field names such as ``clusterIP``, fields in schema order,
+``IntOrString``/``Quantity`` as their values), and :func:`api_object` keeps each object's document,
+plus the JSON patches applied to it later (:func:`patch`), next to its cdk8s ``ApiObject``.
+
+The passes that read the finished objects (the NetworkPolicies, the reconcile CronJob, placement,
+config checksums) read these documents (:func:`objects`, :func:`documents`) instead of asking node
+for each chart's JSON: that was several full serializations of the app plus a property read per
+object. ``app.synth()`` still writes every file from cdk8s' own objects; tests/infra/test_plain.py
+checks that each document equals what cdk8s renders for it.
+
+An object created some other way (a raw ``cdk8s.ApiObject``, an L2 construct, an ``Include``) is
+still found and read from node, one ``to_json`` each: correct, just not fast.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdk8s import ApiObject, ApiObjectMetadata, Chart, JsonPatch
+from constructs import Construct
+
+from constructs import k8s
+
+#: The Kubernetes field a generated property stands for, from its docstring
+#: (``:schema: io.k8s.api.core.v1.ServiceSpec#clusterIP``): jsii's own name is camel-cased
+#: (``clusterIp``), and the generated ``toJson_*`` functions write the schema's name.
+_SCHEMA_FIELD = re.compile(r":schema: \S+#(\S+)")
+
+
+@functools.cache
+def _field_names(struct_type: type) -> tuple[tuple[str, str], ...]:
+    """(python name, Kubernetes name) of a generated struct's fields, in the order ``toJson_*`` writes
+    them: ``metadata`` first, then by name (the schema's order: its properties are sorted)."""
+    names = []
+    for python_name, jsii_name in struct_type.__jsii_name_mapping__.items():
+        doc = getattr(struct_type, python_name).__doc__
+        if doc is None:
+            raise RuntimeError(
+                f"{struct_type.__name__}.{python_name} has no docstring (python -OO?): the Kubernetes field name comes from it"
+            )
+        found = _SCHEMA_FIELD.search(doc)
+        names.append((python_name, found.group(1) if found else jsii_name))
+    return tuple(sorted(names, key=lambda n: (n[1] != "metadata", n[1])))
+
+
+@functools.cache
+def _struct_fields(struct_type: type, python_names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The fields set on a :class:`constructs.k8s.Struct`, in the order ``toJson_*`` writes them."""
+    names = [(py, k8s.field_name(py)) for py in python_names]
+    first = "metadata" if struct_type.__name__.startswith("Kube") else None  # KubeXxxProps: metadata first
+    return tuple(sorted(names, key=lambda n: (n[1] != first, n[1])))
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as cdk8s renders it: structs by their Kubernetes field names with unset fields left
+    out, maps and lists item by item (in their order), value objects as their value."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, k8s.Struct):
+        return {name: to_json(value._values[py]) for py, name in _struct_fields(type(value), tuple(value._values))}
+    if isinstance(value, k8s._Value):
+        return value.value
+    struct_type = type(value)
+    if hasattr(struct_type, "__jsii_name_mapping__"):
+        values = value._values
+        return {name: to_json(values[py]) for py, name in _field_names(struct_type) if values.get(py) is not None}
+    if hasattr(value, "__jsii_ref__") and hasattr(struct_type, "value"):
+        return value.value  # a jsii value object (cdk8s_plus_27.k8s.Quantity): one round trip
+    raise TypeError(f"cannot render {struct_type.__name__} as Kubernetes JSON")
+
+
+@functools.cache
+def _group_version_kind(kind_type: type) -> tuple[str, str]:
+    gvk = kind_type.GVK  # one round trip per generated class
+    return gvk.api_version, gvk.kind
+
+
+@functools.cache
+def _props_type(kind_type: type) -> type:
+    """``KubeDeploymentProps`` for ``KubeDeployment``: the struct of its fields, with their names."""
+    return getattr(sys.modules[kind_type.__module__], f"{kind_type.__name__}Props")
+
+
+@dataclass
+class _Entry:
+    api_object: ApiObject
+    body: dict[str, Any]  # apiVersion, kind, metadata (as given) and the rest, rendered
+    #: Made by api_object from a constructs.k8s kind: its fields went over in one sorted patch.
+    own: bool = False
+    patches: list[tuple[str, str, Any]] = field(default_factory=list)
+
+
+#: The attribute holding an object's entry (on the Python side of the object: it lives as long as it).
+_ENTRY = "_floe_plain_entry"
+
+
+def api_object(kind_type: Any, scope: Construct, id: str, **props: Any) -> ApiObject:
+    """Add the object ``kind_type(scope, id, **props)`` to ``scope`` and keep its document.
+
+    ``kind_type`` is a :class:`constructs.k8s.KubeKind` (``k8s.KubeDeployment``): a plain
+    ``cdk8s.ApiObject`` is made with the metadata, and every other field, rendered here and sorted as
+    cdk8s sorts an object's fields, goes to it in one ``add_json_patch`` call. A generated
+    ``cdk8s_plus_27.k8s`` class works too (made as it is, its document rendered from its props)."""
+    if isinstance(kind_type, k8s.KubeKind):
+        api_version, kind = kind_type.api_version, kind_type.kind
+        fields = {field: to_json(value) for field, value in props.items() if value is not None}
+        metadata = fields.pop("metadata", None) or {}
+        unknown = set(metadata) - _METADATA_FIELDS
+        if unknown:
+            raise ValueError(f"{kind} {metadata.get('name')}: metadata fields {sorted(unknown)} are not supported here")
+        obj = ApiObject(
+            scope,
+            id,
+            api_version=api_version,
+            kind=kind,
+            metadata=ApiObjectMetadata(
+                name=metadata.get("name"),
+                namespace=metadata.get("namespace"),
+                labels=metadata.get("labels"),
+                annotations=metadata.get("annotations"),
+            ),
+        )
+        body = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+        rest = {k8s.field_name(field): value for field, value in fields.items()}
+        body.update(rest)
+        if rest:
+            obj.add_json_patch(*(JsonPatch.add(f"/{field}", _sorted(rest[field])) for field in sorted(rest)))
+        setattr(obj, _ENTRY, _Entry(obj, body, own=True))
+        return obj
+    obj = kind_type(scope, id, **props)
+    api_version, kind = _group_version_kind(kind_type)
+    body = {"apiVersion": api_version, "kind": kind, **to_json(_props_type(kind_type)(**props))}
+    setattr(obj, _ENTRY, _Entry(obj, body))
+    return obj
+
+
+#: What ``metadata`` may hold for a plain ApiObject (cdk8s' ApiObjectMetadata, as the constructs use it).
+_METADATA_FIELDS = {"name", "namespace", "labels", "annotations"}
+
+
+def _sorted(value: Any) -> Any:
+    """``value`` with every map's keys sorted, as cdk8s sorts an object's own fields (a patched value
+    is written as given)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
+def patch(obj: ApiObject, *operations: tuple[str, str, Any]) -> None:
+    """Apply JSON patch ``(op, path, value)`` operations (``add``, ``replace``) to ``obj``, in cdk8s and
+    in its kept document.
+
+    On an object of :func:`api_object` made from a ``constructs.k8s`` kind, an operation below a
+    top-level field (``/spec/...``) sends the whole field again, patched here and sorted: a generated
+    ``Kube*`` class re-sorted an object's fields after its patches, and a plain ApiObject does not,
+    so this keeps the output the same (every field sorted). Metadata operations go as they are."""
+    entry = getattr(obj, _ENTRY, None)
+    if entry is None or not entry.own:
+        obj.add_json_patch(*(getattr(JsonPatch, op)(path, value) for op, path, value in operations))
+        if entry is not None:
+            entry.patches.extend(operations)
+        return
+    entry.patches.extend(operations)
+    body = _patched(entry, with_metadata=False)
+    forwarded, resent = [], []
+    for op, path, value in operations:
+        top = path.split("/")[1]
+        if top == "metadata":
+            forwarded.append(getattr(JsonPatch, op)(path, value))
+        elif top not in resent:
+            resent.append(top)
+    forwarded += [JsonPatch.replace(f"/{top}", _sorted(body[top])) for top in resent]
+    obj.add_json_patch(*forwarded)
+
+
+def _patched(entry: _Entry, *, with_metadata: bool, chart: Chart | None = None) -> dict[str, Any]:
+    doc = copy.deepcopy({k: v for k, v in entry.body.items() if with_metadata or k != "metadata"})
+    if with_metadata:
+        assert chart is not None
+        namespace, chart_labels = _chart_defaults(chart)
+        given = doc.get("metadata") or {}
+        metadata = {
+            "name": given.get("name") or entry.api_object.name,
+            **given,
+            "namespace": given.get("namespace") or namespace,
+            "labels": {**chart_labels, **(given.get("labels") or {})},
+        }
+        doc["metadata"] = _without_empty(metadata) or {}
+    for op, path, value in entry.patches:
+        if with_metadata or not path.startswith("/metadata/"):
+            _apply(doc, op, path, copy.deepcopy(value))
+    return doc
+
+
+@functools.cache
+def _chart_defaults(chart: Chart) -> tuple[str | None, dict[str, str]]:
+    return chart.namespace, dict(chart.labels or {})
+
+
+def _without_empty(value: Any) -> Any:
+    """cdk8s' metadata rendering: no empty maps or lists, nothing unset."""
+    if isinstance(value, dict):
+        kept = {k: _without_empty(v) for k, v in value.items()}
+        kept = {k: v for k, v in kept.items() if v is not None}
+        return kept or None
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value] or None
+    return value
+
+
+def _document(entry: _Entry, chart: Chart) -> dict[str, Any]:
+    return _patched(entry, with_metadata=True, chart=chart)
+
+
+def _apply(doc: dict[str, Any], op: str, path: str, value: Any) -> None:
+    *parents, last = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+    target: Any = doc
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    if op not in ("add", "replace"):
+        raise ValueError(f"JSON patch operation {op!r} is not mirrored")
+    if isinstance(target, list):
+        if op == "add":
+            target.insert(len(target) if last == "-" else int(last), value)
+        else:
+            target[int(last)] = value
+    else:
+        if op == "replace" and last not in target:
+            raise KeyError(f"replace of missing {path}")
+        target[last] = value
+
+
+def objects(chart: Chart) -> list[tuple[ApiObject, dict[str, Any]]]:
+    """Every ApiObject of ``chart`` (nested constructs too, in the order cdk8s writes them) and its
+    document; objects not made by :func:`api_object` are read from cdk8s."""
+    found = []
+    for node in chart.node.find_all():
+        entry = getattr(node, _ENTRY, None)
+        if entry is not None:
+            found.append((node, _document(entry, chart)))
+        elif isinstance(node, ApiObject):
+            found.append((node, node.to_json()))
+    return found
+
+
+def documents(charts: Iterable[Chart]) -> list[dict[str, Any]]:
+    """The documents of every object of ``charts``, chart by chart (what ``chart.to_json()`` gives)."""
+    return [doc for chart in charts for _, doc in objects(chart)]
