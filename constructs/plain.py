@@ -102,6 +102,8 @@ class _Entry:
     body: dict[str, Any]  # apiVersion, kind, metadata (as given) and the rest, rendered
     #: Made by api_object from a constructs.k8s kind: its fields went over in one sorted patch.
     own: bool = False
+    #: The keyword arguments it was made with (tests/infra/test_plain.py renders them with cdk8s-plus-27).
+    props: dict[str, Any] = field(default_factory=dict)
     patches: list[tuple[str, str, Any]] = field(default_factory=list)
 
 
@@ -140,7 +142,7 @@ def api_object(kind_type: Any, scope: Construct, id: str, **props: Any) -> ApiOb
         body.update(rest)
         if rest:
             obj.add_json_patch(*(JsonPatch.add(f"/{field}", _sorted(rest[field])) for field in sorted(rest)))
-        setattr(obj, _ENTRY, _Entry(obj, body, own=True))
+        setattr(obj, _ENTRY, _Entry(obj, body, own=True, props=props))
         return obj
     obj = kind_type(scope, id, **props)
     api_version, kind = _group_version_kind(kind_type)
