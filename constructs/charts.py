@@ -26,8 +26,9 @@ from floe.config import StackConfig
 from floe.credentials import Credentials
 
 
-class LayerChart(Chart):
-    """A chart whose objects all live in the stack's namespace and carry its layer label."""
+class LayerChart(plain.PlainChart):
+    """A chart whose objects all live in the stack's namespace and carry its layer label (rendered
+    in Python: constructs/plain.py)."""
 
     layer: str = ""
 
@@ -41,7 +42,7 @@ class LayerChart(Chart):
         )
 
 
-class NamespaceChart(Chart):
+class NamespaceChart(plain.PlainChart):
     layer = "namespace"
 
     def __init__(self, scope: Construct, *, config: StackConfig) -> None:
@@ -157,4 +158,6 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
     base.add_config_checksums([*charts, verify])
     for earlier, later in zip(charts, [*charts[1:], verify]):
         later.add_dependency(earlier)
+    # Every object is final: render the charts now, so app.synth()'s call back returns at once.
+    plain.prepare([*charts, verify])
     return [*charts, verify]
