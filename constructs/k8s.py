@@ -13,7 +13,7 @@ rendered in Python by :func:`constructs.plain.to_json` and handed over in one pa
 
 Field names follow jsii's rule (``liveness_probe`` -> ``livenessProbe``, a trailing ``_`` dropped:
 ``except_``, ``from_``) except where Kubernetes spells an initialism (:data:`FIELD_NAMES`:
-``cluster_ip`` -> ``clusterIP``). tests/infra/test_k8s_types.py checks that rule against every field of
+``cluster_ip`` -> ``clusterIP``). tests/infra/test_plain.py checks that rule against every field of
 every struct of ``cdk8s_plus_27.k8s`` and :data:`KINDS` against its classes, so a name here is the
 generated module's. What the generated classes also did, rejecting an unknown field or a wrong type,
 the strict schema check of every object (floe/manifest_checks.py, ``schema``) still does: a field

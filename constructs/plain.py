@@ -1,20 +1,23 @@
-"""The stack's Kubernetes objects as plain Python data beside the cdk8s tree: the synth's fast path.
+"""The stack's Kubernetes objects rendered in Python, beside the cdk8s tree: the synth's fast path.
 
-Every jsii call is a round trip to the node process that runs cdk8s. The objects of the stack are
-built from cdk8s-plus-27's generated L1 structs (``k8s.Container``, ``k8s.PodSpec``, ...), which stay
-plain Python values until they cross. :func:`to_json` renders them in Python exactly as the generated
-``toJson_*`` functions do (Kubernetes' field names such as ``clusterIP``, fields in schema order,
-``IntOrString``/``Quantity`` as their values), and :func:`api_object` keeps each object's document,
-plus the JSON patches applied to it later (:func:`patch`), next to its cdk8s ``ApiObject``.
+Every jsii call is a round trip to the node process that runs cdk8s, and node re-renders every
+object it holds. The constructs build their objects from :mod:`constructs.k8s` (cdk8s-plus-27's
+``k8s`` names as plain Python); :func:`api_object` adds each to the tree as a
+:class:`PlainApiObject` (one jsii call: apiVersion, kind, metadata) and keeps its document here,
+rendered by :func:`to_json` as the generated ``toJson_*`` functions render it (Kubernetes' field
+names such as ``clusterIP``, fields in schema order, ``IntOrString``/``Quantity`` as their values),
+with the JSON patches applied to it later (:func:`patch`).
 
 The passes that read the finished objects (the NetworkPolicies, the reconcile CronJob, placement,
-config checksums) read these documents (:func:`objects`, :func:`documents`) instead of asking node
-for each chart's JSON: that was several full serializations of the app plus a property read per
-object. ``app.synth()`` still writes every file from cdk8s' own objects; tests/infra/test_plain.py
-checks that each document equals what cdk8s renders for it.
+config checksums) read these documents (:func:`objects`, :func:`documents`); each chart of the stack is a
+:class:`PlainChart`, whose JSON (what ``app.synth()`` writes, in cdk8s' order, with cdk8s' key
+order) is rendered here in one call back per chart. cdk8s still holds every object and writes every
+file. tests/infra/test_plain.py makes every object of both profiles again with cdk8s-plus-27 in a
+plain cdk8s chart and compares what cdk8s writes with :func:`render`, byte for byte.
 
-An object created some other way (a raw ``cdk8s.ApiObject``, an L2 construct, an ``Include``) is
-still found and read from node, one ``to_json`` each: correct, just not fast.
+An object made some other way (a raw ``cdk8s.ApiObject``, a generated ``cdk8s_plus_27.k8s`` class,
+an L2 construct, an ``Include``) is still found and read from node, one ``to_json`` each: correct,
+just not fast.
 """
 
 from __future__ import annotations
@@ -132,9 +135,7 @@ class PlainChart(Chart):
     """A ``cdk8s.Chart`` whose JSON (what ``app.synth()`` writes) is rendered here: its
     :class:`PlainApiObject` from their documents, any other object by cdk8s. One call back into
     Python per chart, where cdk8s would render (resolve, sort, patch) each object in node.
-
-    :func:`prepare` renders the charts ahead of ``app.synth()``: node waits for a call back by
-    spinning, so the less the call back does, the less CPU node burns."""
+    :func:`prepare` renders the charts ahead of ``app.synth()`` (build_app calls it last)."""
 
     def to_json(self) -> list[Any]:
         prepared = getattr(self, "_floe_prepared", None)
