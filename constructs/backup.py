@@ -9,10 +9,9 @@ failed dump fails the pod before anything is uploaded, so an incomplete set is n
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from demo.backup import ENDPOINT_ENV, REGION_ENV, SUFFIX
 from floe.config import StackConfig

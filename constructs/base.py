@@ -11,9 +11,10 @@ import base64
 import functools
 from dataclasses import dataclass, field
 
-from cdk8s import ApiObject, Chart, JsonPatch
-from cdk8s_plus_27 import k8s
+from cdk8s import Chart
 from constructs import Construct
+
+from constructs import k8s, plain
 
 from demo.bootstrap.image import IMAGE_GID, IMAGE_UID
 from floe import config_checksum
@@ -379,7 +380,8 @@ def disruption_budget(scope: Construct, props: WorkloadProps, lbls: dict[str, st
     may evict one (minAvailable = replicas would block every voluntary eviction)."""
     if not replicated(props):
         return None
-    return k8s.KubePodDisruptionBudget(
+    return plain.api_object(
+        k8s.KubePodDisruptionBudget,
         scope,
         "disruption-budget",
         metadata=meta(props.name, lbls),
@@ -428,7 +430,8 @@ class Workload(Construct):
     def __init__(self, scope: Construct, id: str, *, props: WorkloadProps) -> None:
         super().__init__(scope, id)
         pod_labels = labels(props.name, component=props.component, layer=props.layer, version=props.version)
-        self.deployment = k8s.KubeDeployment(
+        self.deployment = plain.api_object(
+            k8s.KubeDeployment,
             self,
             "deployment",
             metadata=meta(props.name, pod_labels),
@@ -466,7 +469,8 @@ class StatefulWorkload(Construct):
         if not governing_service.headless:
             raise ValueError(f"governing Service {governing_service.name} of {props.name} must be headless")
         pod_labels = labels(props.name, component=props.component, layer=props.layer, version=props.version)
-        self.stateful_set = k8s.KubeStatefulSet(
+        self.stateful_set = plain.api_object(
+            k8s.KubeStatefulSet,
             self,
             "statefulset",
             metadata=meta(props.name, pod_labels),
@@ -494,7 +498,8 @@ def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str
         # One forwarded port per Service keeps `make port-forward` one line per UI.
         annotations[PORT_FORWARD_ANNOTATION] = str(forwarded[0].forward_to)
         annotations[PORT_FORWARD_PORT_ANNOTATION] = forwarded[0].name
-    return k8s.KubeService(
+    return plain.api_object(
+        k8s.KubeService,
         scope,
         f"service-{service.name}",
         metadata=meta(service.name, lbls, annotations),
@@ -522,7 +527,7 @@ def container_ports(ports: dict[str, int]) -> list[k8s.ContainerPort]:
 
 
 def config_map(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeConfigMap:
-    return k8s.KubeConfigMap(scope, id, metadata=meta(name, lbls), data=data)
+    return plain.api_object(k8s.KubeConfigMap, scope, id, metadata=meta(name, lbls), data=data)
 
 
 def secret(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeSecret:
@@ -533,7 +538,7 @@ def secret(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: 
     ``configured`` on every re-apply of an unchanged ``dist/``. ``data`` round-trips unchanged.
     """
     encoded = {key: base64.b64encode(value.encode()).decode("ascii") for key, value in data.items()}
-    return k8s.KubeSecret(scope, id, metadata=meta(name, lbls), type="Opaque", data=encoded)
+    return plain.api_object(k8s.KubeSecret, scope, id, metadata=meta(name, lbls), type="Opaque", data=encoded)
 
 
 #: Bootstrap Jobs have no activeDeadlineSeconds: it counts from the Job's start, image pulls included,
@@ -562,8 +567,7 @@ def job_name(name: str, spec: k8s.JobSpec) -> str:
     construction, with no delete-and-retry in any tool. :func:`add_config_checksums` names every Job
     again once its template carries the config checksum, so the digest covers what it consumes too.
     """
-    manifest = k8s.KubeJob.manifest(metadata=k8s.ObjectMeta(name=name), spec=spec)
-    return config_checksum.job_name(name, manifest["spec"])
+    return config_checksum.job_name(name, plain.to_json(spec))
 
 
 # --- config checksums ---------------------------------------------------------------------------
@@ -582,15 +586,14 @@ def add_config_checksums(charts: list[Chart]) -> None:
     the objects of all charts); Jobs are named again over their final spec (:func:`job_name`), so a
     Job whose consumed config changed is a new Job, which runs.
     """
-    docs_of = {id(chart): chart.to_json() for chart in charts}
-    objects = config_checksum.index([doc for docs in docs_of.values() for doc in docs])
+    # The documents kept beside the objects (constructs/plain.py): no serialization of the app in node.
+    objects_of = {id(chart): plain.objects(chart) for chart in charts}
+    objects = config_checksum.index([doc for found in objects_of.values() for _, doc in found])
     for chart in charts:
-        # Each document by (kind, name); the ApiObjects of the chart's whole tree (nested constructs too).
-        by_ref = {(d["kind"], d["metadata"]["name"]): d for d in docs_of[id(chart)] if d.get("kind") in _POD_OWNERS}
-        for api_object in (c for c in chart.node.find_all() if isinstance(c, ApiObject)):
-            if api_object.kind not in _POD_OWNERS:
+        # The ApiObjects of the chart's whole tree (nested constructs too) and their documents.
+        for api_object, doc in objects_of[id(chart)]:
+            if doc.get("kind") not in _POD_OWNERS:
                 continue
-            doc = by_ref[(api_object.kind, api_object.name)]
             template = config_checksum.template_of(doc)
             value = config_checksum.digest(template.get("spec") or {}, objects)
             if value is not None:
@@ -598,13 +601,13 @@ def add_config_checksums(charts: list[Chart]) -> None:
                 pointer = f"{_template_pointer(doc['kind'])}/metadata/annotations"
                 escaped = config_checksum.ANNOTATION.replace("~", "~0").replace("/", "~1")
                 if annotations is None:
-                    api_object.add_json_patch(JsonPatch.add(pointer, {config_checksum.ANNOTATION: value}))
+                    plain.patch(api_object, ("add", pointer, {config_checksum.ANNOTATION: value}))
                 else:
-                    api_object.add_json_patch(JsonPatch.add(f"{pointer}/{escaped}", value))
+                    plain.patch(api_object, ("add", f"{pointer}/{escaped}", value))
                 template.setdefault("metadata", {}).setdefault("annotations", {})[config_checksum.ANNOTATION] = value
             if doc["kind"] == "Job":
                 base_name = (doc["metadata"].get("labels") or {}).get(JOB_BASE_NAME_LABEL, doc["metadata"]["name"])
-                api_object.add_json_patch(JsonPatch.replace("/metadata/name", config_checksum.job_name(base_name, doc["spec"])))
+                plain.patch(api_object, ("replace", "/metadata/name", config_checksum.job_name(base_name, doc["spec"])))
 
 
 def cron_job(
@@ -627,7 +630,8 @@ def cron_job(
     """A CronJob of the stack: UTC schedule, never two runs at once, pods that run once
     (``restart_policy: Never``: the Job's backoff or the next schedule is the retry) under ``run_as``,
     with no API token and no service links."""
-    return k8s.KubeCronJob(
+    return plain.api_object(
+        k8s.KubeCronJob,
         scope,
         id,
         metadata=meta(name, lbls),
@@ -697,7 +701,7 @@ def job(
     )
     if lbls.get(JOB_BASE_NAME_LABEL) != name:
         raise ValueError(f"Job {name}: label {JOB_BASE_NAME_LABEL} must be its base name")
-    return k8s.KubeJob(scope, id, metadata=meta(job_name(name, spec), lbls), spec=spec)
+    return plain.api_object(k8s.KubeJob, scope, id, metadata=meta(job_name(name, spec), lbls), spec=spec)
 
 
 def bootstrap_job(

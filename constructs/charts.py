@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from cdk8s import App, Chart
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s, plain
 from constructs.backup import PostgresBackup
 from constructs.dagster import Dagster
 from constructs.gateway import UiRoutes
@@ -28,8 +27,9 @@ from floe.config import StackConfig
 from floe.credentials import Credentials
 
 
-class LayerChart(Chart):
-    """A chart whose objects all live in the stack's namespace and carry its layer label."""
+class LayerChart(plain.PlainChart):
+    """A chart whose objects all live in the stack's namespace and carry its layer label (rendered
+    in Python: constructs/plain.py)."""
 
     layer: str = ""
 
@@ -43,13 +43,14 @@ class LayerChart(Chart):
         )
 
 
-class NamespaceChart(Chart):
+class NamespaceChart(plain.PlainChart):
     layer = "namespace"
 
     def __init__(self, scope: Construct, *, config: StackConfig) -> None:
         # No `namespace=` here: a Namespace object is cluster-scoped.
         super().__init__(scope, self.layer, disable_resource_name_hashes=True)
-        k8s.KubeNamespace(
+        plain.api_object(
+            k8s.KubeNamespace,
             self,
             "namespace",
             metadata=base.meta(
@@ -162,4 +163,6 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
     base.add_config_checksums([*charts, verify])
     for earlier, later in zip(charts, [*charts[1:], verify]):
         later.add_dependency(earlier)
+    # Every object is final: render the charts now, so app.synth()'s call back returns at once.
+    plain.prepare([*charts, verify])
     return [*charts, verify]

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS

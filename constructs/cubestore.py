@@ -7,10 +7,9 @@ remotefs/minio.rs); tests/semantic/upstream_env.py lists each with its source.
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
 

@@ -15,10 +15,9 @@ from __future__ import annotations
 import re
 
 import yaml
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s, plain
 from constructs.placement import toleration
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
@@ -417,7 +416,7 @@ def k8s_run_launcher(config: StackConfig, layer: str = ORCHESTRATION_LAYER) -> d
     """dagster_k8s.launcher.K8sRunLauncher's config (config_type_run_launcher in dagster_k8s/job.py),
     read off :func:`run_pod` so the Job dagster-k8s builds is that pod."""
     names = config.names
-    pod = k8s.KubePodTemplate.manifest(metadata=k8s.ObjectMeta(name=names.dagster_run), template=run_pod(config, layer))["template"]
+    pod = plain.to_json(run_pod(config, layer))
     spec = pod["spec"]
     container = spec["containers"][0]
     env = container["env"]
@@ -482,18 +481,20 @@ class RunLauncherObjects(Construct):
         literal_env, _ = run_pod_env(config)
         run_lbls = base.labels(names.dagster_run, component=RUN_COMPONENT, layer=layer, version=tag)
         base.config_map(self, "run-env", name=names.dagster_run_env, lbls=run_lbls, data={e.name: e.value for e in literal_env})
-        k8s.KubeServiceAccount(self, "run-account", metadata=base.meta(names.dagster_run, run_lbls), automount_service_account_token=False)
-        k8s.KubePodTemplate(self, "run-pod", metadata=base.meta(names.dagster_run, run_lbls), template=run_pod(config, layer))
+        plain.api_object(k8s.KubeServiceAccount, self, "run-account", metadata=base.meta(names.dagster_run, run_lbls), automount_service_account_token=False)
+        plain.api_object(k8s.KubePodTemplate, self, "run-pod", metadata=base.meta(names.dagster_run, run_lbls), template=run_pod(config, layer))
         launcher_lbls = base.labels(names.dagster_launcher, component="run-launcher", layer=layer, version=tag)
-        k8s.KubeServiceAccount(self, "launcher-account", metadata=base.meta(names.dagster_launcher, launcher_lbls))
-        k8s.KubeRole(
+        plain.api_object(k8s.KubeServiceAccount, self, "launcher-account", metadata=base.meta(names.dagster_launcher, launcher_lbls))
+        plain.api_object(
+            k8s.KubeRole,
             self, "launcher-role", metadata=base.meta(names.dagster_launcher, launcher_lbls),
             rules=[
                 k8s.PolicyRule(api_groups=[group], resources=[resource], verbs=list(verbs))
                 for (group, resource), verbs in LAUNCHER_RULES.items()
             ],
         )
-        k8s.KubeRoleBinding(
+        plain.api_object(
+            k8s.KubeRoleBinding,
             self, "launcher-binding", metadata=base.meta(names.dagster_launcher, launcher_lbls),
             role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=names.dagster_launcher),
             subjects=[k8s.Subject(kind="ServiceAccount", name=names.dagster_launcher, namespace=config.namespace)],
@@ -501,16 +502,18 @@ class RunLauncherObjects(Construct):
         # The webserver (exposed by the Ingress) has its own account: it may terminate runs, never create Jobs.
         web = names.dagster_webserver
         web_lbls = base.labels(web, component="webserver", layer=layer, version=tag)
-        k8s.KubeServiceAccount(self, "webserver-account", metadata=base.meta(web, web_lbls))
+        plain.api_object(k8s.KubeServiceAccount, self, "webserver-account", metadata=base.meta(web, web_lbls))
         rules = {} if config.dagster.webserver_read_only else WEBSERVER_RULES
-        k8s.KubeRole(
+        plain.api_object(
+            k8s.KubeRole,
             self, "webserver-role", metadata=base.meta(web, web_lbls),
             rules=[
                 k8s.PolicyRule(api_groups=[group], resources=[resource], verbs=list(verbs))
                 for (group, resource), verbs in rules.items()
             ],
         )
-        k8s.KubeRoleBinding(
+        plain.api_object(
+            k8s.KubeRoleBinding,
             self, "webserver-binding", metadata=base.meta(web, web_lbls),
             role_ref=k8s.RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=web),
             subjects=[k8s.Subject(kind="ServiceAccount", name=web, namespace=config.namespace)],

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import json
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s, plain
 from floe.config import StackConfig
 
 #: Namespace of the ingress controller's pods (read by constructs/network.py).
@@ -77,7 +76,8 @@ class UiIngress(Construct):
             CONTROLLER_NAMESPACE_ANNOTATION: ing.controller.namespace,
             CONTROLLER_LABELS_ANNOTATION: json.dumps(ing.controller.pod_labels, sort_keys=True, separators=(",", ":")),
         }
-        k8s.KubeIngress(
+        plain.api_object(
+            k8s.KubeIngress,
             self,
             "ingress",
             metadata=base.meta(name, base.labels(name, component="ingress", layer=layer), annotations),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import yaml
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
 from floe.memory import JvmBudget, jvm_budget

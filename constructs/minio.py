@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from demo.bootstrap.identities import client_grants
 from demo.bootstrap.settings import BucketSettings

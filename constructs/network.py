@@ -31,10 +31,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cdk8s import Chart
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s, plain
 from constructs.gateway import DATA_PLANE_LABELS_ANNOTATION, DATA_PLANE_NAMESPACE_ANNOTATION
 from constructs.ingress import CONTROLLER_LABELS_ANNOTATION, CONTROLLER_NAMESPACE_ANNOTATION
 from demo.bootstrap.settings import PolarisInitSettings
@@ -391,7 +390,8 @@ class NetworkPolicies(Construct):
 
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, charts: list[Chart]) -> None:
         super().__init__(scope, id)
-        documents = [doc for chart in charts for doc in chart.to_json()]
+        # The documents kept beside the objects (constructs/plain.py), in the order cdk8s writes them.
+        documents = plain.documents(charts)
         graph = derive(documents, config.namespace, config.endpoints.external)
 
         def meta(name: str, description: str) -> k8s.ObjectMeta:
@@ -402,7 +402,8 @@ class NetworkPolicies(Construct):
             )
 
         everything = k8s.LabelSelector()  # synthesizes as {}: every pod of the namespace
-        k8s.KubeNetworkPolicy(
+        plain.api_object(
+            k8s.KubeNetworkPolicy,
             self,
             "default-deny",
             metadata=meta(f"{config.name_prefix}-default-deny", "deny all ingress and egress but what another policy allows"),
@@ -416,7 +417,8 @@ class NetworkPolicies(Construct):
             )] if d.namespace and d.pod_labels else []),
             *[k8s.NetworkPolicyPeer(ip_block=k8s.IpBlock(cidr=cidr)) for cidr in d.cidrs],
         ]
-        k8s.KubeNetworkPolicy(
+        plain.api_object(
+            k8s.KubeNetworkPolicy,
             self,
             "allow-dns",
             metadata=meta(f"{config.name_prefix}-allow-dns", "every pod may query the cluster DNS"),
@@ -429,7 +431,8 @@ class NetworkPolicies(Construct):
         for workload in sorted(graph.selectors):
             spec = workload_policy_spec(graph, workload)
             if spec is not None:
-                k8s.KubeNetworkPolicy(
+                plain.api_object(
+                    k8s.KubeNetworkPolicy,
                     self,
                     f"policy-{workload}",
                     metadata=meta(workload, f"the connections {workload} makes and accepts, derived from the stack's wiring"),
@@ -437,7 +440,8 @@ class NetworkPolicies(Construct):
                 )
         spec = kubernetes_api_policy_spec(documents, config)
         if spec is not None:
-            k8s.KubeNetworkPolicy(
+            plain.api_object(
+                k8s.KubeNetworkPolicy,
                 self,
                 "allow-kubernetes-api",
                 metadata=meta(f"{config.name_prefix}-allow-kubernetes-api", "pods that mount a ServiceAccount token may reach the Kubernetes API server"),

@@ -10,7 +10,9 @@ the PodTemplate alone, so the declared template stays the pod dagster-k8s makes)
 
 from __future__ import annotations
 
-from cdk8s import ApiObject, Chart, JsonPatch
+from cdk8s import Chart
+
+from constructs import plain
 
 from floe.config import Placement, StackConfig
 
@@ -51,10 +53,11 @@ def apply_placement(charts: list[Chart], config: StackConfig) -> None:
     if not (p.image_pull_secrets or p.components or pod_spec_fields(p.default, ())):
         return  # nothing asked: no jsii round trip per object
     for chart in charts:
-        for node in chart.node.find_all():
-            if not isinstance(node, ApiObject) or node.kind not in POD_SPEC_PATH:
+        for api_object, doc in plain.objects(chart):
+            kind = doc.get("kind")
+            if kind not in POD_SPEC_PATH:
                 continue
-            name = node.metadata.get_label("app.kubernetes.io/name") or node.name
+            name = (doc["metadata"].get("labels") or {}).get("app.kubernetes.io/name") or doc["metadata"]["name"]
             fields = pod_spec_fields(p.of(component_of(name, config)), p.image_pull_secrets)
-            for field, value in fields.items():
-                node.add_json_patch(JsonPatch.add(f"{POD_SPEC_PATH[node.kind]}/{field}", value))
+            if fields:
+                plain.patch(api_object, *(("add", f"{POD_SPEC_PATH[kind]}/{field}", value) for field, value in fields.items()))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from demo.bootstrap.settings import PolarisInitSettings
 from floe.config import StackConfig

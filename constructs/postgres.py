@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from constructs import Construct
 
-from cdk8s_plus_27 import k8s
-from constructs import base
+from constructs import base, k8s
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
 

@@ -25,10 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 from cdk8s import App
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s, plain
 from floe.config import StackConfig
 
 CONTAINER = "reconcile"
@@ -95,8 +94,8 @@ class Reconcile(Construct):
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         r, names = config.reconcile, config.names
-        # Every chart's objects as JSON, read once (each jsii property read is a round trip).
-        documents = [doc for chart in App.of(scope).charts for doc in chart.to_json()]
+        # Every earlier chart's objects, from the documents kept beside them (constructs/plain.py).
+        documents = plain.documents(App.of(scope).charts)
         buckets_job = _synthesized(documents, "Job", names.minio_buckets_job)
         polaris_job = _synthesized(documents, "Job", names.polaris_init_job)
         polaris = _synthesized(documents, "Deployment", names.polaris)

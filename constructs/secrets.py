@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
+from constructs import k8s
 from constructs.base import env_secret, labels, secret
 from demo.bootstrap.identities import CLIENTS, OPTIONAL_CLIENTS
 from floe.config import StackConfig

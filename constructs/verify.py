@@ -15,10 +15,9 @@ namespace chart, applied before anything else. A switched-off Jaeger or Marquez 
 
 from __future__ import annotations
 
-from cdk8s_plus_27 import k8s
 from constructs import Construct
 
-from constructs import base
+from constructs import base, k8s
 from constructs import cube as cube_construct
 from constructs import dagster as dagster_construct
 from constructs.secrets import StackSecrets

@@ -159,7 +159,7 @@ def pools_in_objects(documents: list[dict]) -> tuple[list[tuple[str, int | None,
         for name in sorted(mounted):
             for text in (config_maps.get(name, {}).get("data") or {}).values():
                 try:
-                    parsed = yaml.safe_load(text)
+                    parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 5-10x faster
                 except yaml.YAMLError:
                     continue
                 db = parsed.get("db") if isinstance(parsed, dict) else None

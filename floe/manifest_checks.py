@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-import kubernetes_validate
 import yaml
 
 from floe import config_checksum
@@ -27,9 +26,26 @@ from floe import pod_security
 from floe import probe_costs
 from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
 
+def _latest_schema_version() -> str:
+    """``kubernetes_validate.latest_version()`` without importing kubernetes_validate, which imports
+    jsonschema and referencing: a tenth of a second of CPU in every synth, though a synth whose
+    objects all passed before (see :class:`_SchemaVerdicts`) validates none. The same listing of the
+    package's schema folders and the same ordering as upstream's ``all_versions()``
+    (tests/infra/test_checks.py compares the two)."""
+    from importlib.util import find_spec
+
+    from packaging.version import Version
+
+    spec = find_spec("kubernetes_validate")  # finds the package without running it
+    assert spec is not None and spec.submodule_search_locations
+    pattern = re.compile(r"^v([^-]*).*")
+    folders = (Path(spec.submodule_search_locations[0]) / "kubernetes-json-schema").iterdir()
+    return sorted((pattern.sub(r"\1", f.name) for f in folders if pattern.match(f.name)), key=Version)[-1]
+
+
 #: Kubernetes versions every object is validated against: the one Docker Desktop's API was
 #: generated from for our L1 classes, and the newest schema kubernetes-validate ships.
-SCHEMA_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+SCHEMA_VERSIONS = ("1.27.0", _latest_schema_version())
 DETECTION_BUDGET_SECONDS = 30
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet"}
 # PodTemplate: pods something else creates from a declared template (the k8s run launcher's run
@@ -184,6 +200,8 @@ def _schema(m: Manifests) -> Iterator[Violation]:
             key = _SchemaVerdicts.key(version, doc)
             if key in passed:
                 continue  # this exact object passed this exact schema before (see _SchemaVerdicts)
+            import kubernetes_validate  # only here: most synths validate nothing (see _SchemaVerdicts)
+
             try:
                 validator = schema_validator(version, str(doc.get("kind")), str(doc.get("apiVersion")))
             except kubernetes_validate.SchemaNotFoundError as exc:
@@ -472,6 +490,7 @@ def schema_validator(version: str, kind: str, api_version: str):  # noqa: ANN201
     re-reads and re-parses both (megabytes of JSON) on every call, which was half of synth time.
     Same files, same resolution rules, same Draft 2020-12 validator as upstream."""
     import jsonschema
+    import kubernetes_validate
     from kubernetes_validate.utils import all_versions, major_minor, schema_contents
     from referencing import Registry, Resource
 

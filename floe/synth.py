@@ -14,20 +14,21 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from rich.console import Console
-from rich.table import Table
-
 from floe.config import ConfigError, StackConfig, config_path, load_config
 from floe.credentials import Credentials, load_or_create
 from floe.deploy.manifests import VERIFY_CHART, VERIFY_DIR, VERIFY_FILE
 from floe.manifest_checks import check_manifests
 from floe.quantities import format_cpu, format_memory
 from floe.resources_total import totals
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK, EXIT_CHECKS_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
@@ -172,6 +173,8 @@ class ChecksFailed(Exception):
 
 
 def print_summary(result: SynthResult, config: StackConfig, console: Console) -> None:
+    from rich.table import Table
+
     table = Table(title=f"floe: synthesized {len(result.documents)} objects into {result.out_dir}", title_justify="left")
     table.add_column("file")
     table.add_column("objects", justify="right")
@@ -198,8 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("CDK8S_OUTDIR", "dist")), help="output folder")
     parser.add_argument("--quiet", action="store_true", help="print only errors")
     args = parser.parse_args(argv)
-    console = Console(stderr=False)
-    err = Console(stderr=True)
+    err = _Lazy(lambda: _console(stderr=True))
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -217,8 +219,27 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]floe: {exc}[/]", highlight=False)
         return EXIT_BAD_CONFIG
     if not args.quiet:
-        print_summary(result, config, console)
+        print_summary(result, config, _console(stderr=False))
     return EXIT_OK
+
+
+def _console(*, stderr: bool) -> Console:
+    # rich only when something is printed: a passing synth with --quiet never imports it.
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+class _Lazy:
+    """An object made on first use (the error console: most runs print no error)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make, self._made = make, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._made is None:
+            self._made = self._make()
+        return getattr(self._made, name)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ NAMESPACE = "floe"
 def test_schema_versions_cover_127_and_newest() -> None:
     assert SCHEMA_VERSIONS[0] == "1.27.0"
     assert tuple(int(x) for x in SCHEMA_VERSIONS[1].split(".")) >= (1, 37, 0)
+    # Found without importing kubernetes_validate (floe/manifest_checks.py), as upstream finds it.
+    import kubernetes_validate
+
+    assert SCHEMA_VERSIONS[1] == kubernetes_validate.latest_version()
 
 
 @pytest.mark.parametrize("check", sorted(CHECKS))
