@@ -425,8 +425,8 @@ def crd_validator(kind: str, api_version: str):  # noqa: ANN201 - a jsonschema V
     schema["properties"]["kind"] = {"const": kind}
     schema["properties"]["metadata"] = {"$ref": "https://kubernetes.io/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
-    version_dir = f"v{kubernetes_validate.latest_version()}-local-strict"
-    registry = _definitions(version_dir, kubernetes_validate.latest_version()) @ Registry()
+    latest = SCHEMA_VERSIONS[-1]  # kubernetes_validate.latest_version(), without importing it
+    registry = _definitions(f"v{latest}-local-strict", latest) @ Registry()
     # OpenAPI v3 schemas are JSON-schema draft 4 style (type, properties, enum, pattern, min/max);
     # Draft 2020-12 reads them the same and resolves the ObjectMeta reference like schema_validator.
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)
