@@ -29,7 +29,8 @@ SHARED_FIXTURE_UNITS: dict[str, tuple[str, ...]] = {
     # tests/contract/conftest.py `stack_postgres` (PostgreSQL initialised by dist/'s script) and
     # `local_image` (the project image's files laid out by the Dockerfile's steps).
     "contract-postgres": ("tests/contract/test_dagster_pods.py", "tests/contract/test_k8s_run_launcher.py",
-                          "tests/contract/test_postgres_init.py", "tests/contract/test_local_image.py"),
+                          "tests/contract/test_postgres_init.py", "tests/contract/test_local_image.py",
+                          "tests/contract/test_dbt_first_build_in_a_pod.py"),
 }
 #: Work units that take longest (seconds of one serial run on a quiet 2-core machine, 2026-12-02,
 #: `--durations`), started first so that no long unit starts last and leaves the other worker idle
