@@ -288,17 +288,23 @@ def _service_targets(m: Manifests, service: str, port: int | str) -> list[tuple[
     return [t for number in numbers for t in _targets(m, service, number) or []]
 
 
+def _outside_peer(obj: dict, namespace_annotation: str, labels_annotation: str) -> tuple[str, dict]:
+    """The pods outside the namespace that forward to ``obj``'s backends (the ingress controller's
+    for an Ingress, the Gateway's data plane for an HTTPRoute), from the object's own annotations."""
+    annotations = obj["metadata"].get("annotations") or {}
+    namespace = annotations.get(namespace_annotation)
+    if not namespace:
+        raise ValueError(f"{obj['kind']} {obj['metadata']['name']}: no {namespace_annotation} annotation")
+    return namespace, {"namespace": namespace, "labels": json.loads(annotations[labels_annotation])}
+
+
 def _exposed(m: Manifests) -> Iterator[tuple[str, dict, str, int]]:
     """(client peer, its definition, server workload, container port) for what is reached from
     outside the namespace: each Ingress backend from the ingress controller's pods (namespace and
     labels from the Ingress' own annotations), each HTTPRoute backend from the Gateway's data-plane
     pods (likewise from the route's annotations), each NodePort/LoadBalancer Service from anywhere."""
     for ingress in m.of_kind("Ingress"):
-        annotations = ingress["metadata"].get("annotations") or {}
-        namespace = annotations.get(CONTROLLER_NAMESPACE_ANNOTATION)
-        if not namespace:
-            raise ValueError(f"Ingress {ingress['metadata']['name']}: no {CONTROLLER_NAMESPACE_ANNOTATION} annotation")
-        peer = {"namespace": namespace, "labels": json.loads(annotations[CONTROLLER_LABELS_ANNOTATION])}
+        namespace, peer = _outside_peer(ingress, CONTROLLER_NAMESPACE_ANNOTATION, CONTROLLER_LABELS_ANNOTATION)
         spec = ingress.get("spec") or {}
         backends = [spec["defaultBackend"]] if spec.get("defaultBackend") else []
         backends += [p["backend"] for r in spec.get("rules") or [] for p in (r.get("http") or {}).get("paths") or []]
@@ -308,11 +314,7 @@ def _exposed(m: Manifests) -> Iterator[tuple[str, dict, str, int]]:
             for pod, target in _service_targets(m, service.get("name", ""), port):
                 yield f"{INGRESS_PEER_PREFIX}{namespace}", peer, pod.workload, target
     for route in m.of_kind("HTTPRoute"):
-        annotations = route["metadata"].get("annotations") or {}
-        namespace = annotations.get(DATA_PLANE_NAMESPACE_ANNOTATION)
-        if not namespace:
-            raise ValueError(f"HTTPRoute {route['metadata']['name']}: no {DATA_PLANE_NAMESPACE_ANNOTATION} annotation")
-        peer = {"namespace": namespace, "labels": json.loads(annotations[DATA_PLANE_LABELS_ANNOTATION])}
+        namespace, peer = _outside_peer(route, DATA_PLANE_NAMESPACE_ANNOTATION, DATA_PLANE_LABELS_ANNOTATION)
         for rule in (route.get("spec") or {}).get("rules") or []:
             for backend in rule.get("backendRefs") or []:
                 for pod, target in _service_targets(m, backend.get("name", ""), backend.get("port")):

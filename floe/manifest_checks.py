@@ -207,13 +207,20 @@ def _schema(m: Manifests) -> Iterator[Violation]:
             except kubernetes_validate.SchemaNotFoundError as exc:
                 yield Violation("schema", ref(doc), f"Kubernetes {version}: no schema for this kind ({exc.message})")
                 continue
-            # The first error, the one kubernetes_validate.validate() raises.
-            error = next(validator.iter_errors(doc), None)
+            error = _first_schema_error(validator, doc)
             if error is not None:
-                path = "/".join(str(p) for p in error.path)
-                yield Violation("schema", ref(doc), f"Kubernetes {version}: {error.message} at {path or '(root)'}")
+                yield Violation("schema", ref(doc), f"Kubernetes {version}: {error}")
             else:
                 passed.record(key)
+
+
+def _first_schema_error(validator, doc: dict) -> str | None:  # noqa: ANN001 - a jsonschema Validator
+    """The first error, the one kubernetes_validate.validate() raises, with where it is."""
+    error = next(validator.iter_errors(doc), None)
+    if error is None:
+        return None
+    path = "/".join(str(p) for p in error.path)
+    return f"{error.message} at {path or '(root)'}"
 
 
 class _SchemaVerdicts(set[str]):
@@ -315,10 +322,9 @@ def _crd_schema_violations(doc: dict, passed: _SchemaVerdicts) -> Iterator[Viola
     except LookupError as exc:
         yield Violation("schema", ref(doc), f"{where}: {exc}")
         return
-    error = next(validator.iter_errors(doc), None)
+    error = _first_schema_error(validator, doc)
     if error is not None:
-        path = "/".join(str(p) for p in error.path)
-        yield Violation("schema", ref(doc), f"{where}: {error.message} at {path or '(root)'}")
+        yield Violation("schema", ref(doc), f"{where}: {error}")
         return
     schema = crd_schema(str(doc.get("kind")), str(doc.get("apiVersion")))
     broken = next(cel_rule_violations(crd_defaulted(doc, schema), schema), None)
