@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,15 @@ import pytest
 # one per session, in its own temporary folder, so no test reads verdicts left by an earlier run
 # or writes into the user's ~/.cache. Set at import, before any synth (subprocesses inherit it).
 os.environ["FLOE_SCHEMA_CACHE"] = str(Path(tempfile.mkdtemp(prefix="floe-schema-cache-")) / "schema-passed")
+
+
+# Ctrl-C as a terminal delivers it: a runner started in the background (`cmd &` in a script, nohup,
+# some CI agents) inherits SIGINT ignored, every process it starts inherits that too, and Python then
+# installs no KeyboardInterrupt handler: the tests that press Ctrl-C on `floe.deploy port-forward` and
+# `demo.local ui` would wait for a stop that can never come. Children of a process with a handler get
+# the default disposition back at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # --- pytest-xdist: which tests share a worker, and what starts first --------------------------------
