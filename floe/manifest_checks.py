@@ -1249,19 +1249,8 @@ def _ingress(m: Manifests) -> Iterator[Violation]:
                 yield Violation("ingress", ref(ing), f"{where}: backend is not a Service")
                 continue
             name, port = service.get("name"), service.get("port") or {}
-            svc = m.services.get(name)
-            if svc is None:
-                yield Violation("ingress", ref(ing), f"{where}: Service {name!r} is not in dist/")
-                continue
-            ports = svc["spec"].get("ports") or []
             wanted = port.get("number", port.get("name"))
-            if not any(wanted in (p.get("port"), p.get("name")) for p in ports):
-                have = ", ".join(f"{p.get('name')}:{p.get('port')}" for p in ports)
-                yield Violation("ingress", ref(ing), f"{where}: Service {name} has no port {wanted!r} (has {have})")
-            if svc["spec"].get("clusterIP") == "None":
-                yield Violation("ingress", ref(ing), f"{where}: Service {name} is headless")
-            if not m.selected_pods(svc):
-                yield Violation("ingress", ref(ing), f"{where}: Service {name} selects no pods")
+            yield from _backend_service_violations(m, "ingress", ing, where, name, wanted, by_name=True)
 
 
 @check("gateway")
@@ -1333,18 +1322,26 @@ def _gateway_backend_problems(m: Manifests, route: dict, backend: dict) -> Itera
     if port is None:
         yield Violation("gateway", ref(route), f"{where}: a Service backendRef needs a port")
         return
+    yield from _backend_service_violations(m, "gateway", route, where, name, port, by_name=False)
+
+
+def _backend_service_violations(
+    m: Manifests, check: str, obj: dict, where: str, name: str | None, port: object, *, by_name: bool
+) -> Iterator[Violation]:
+    """An Ingress or HTTPRoute backend: a Service of dist/, with that port (an Ingress may name it; a
+    backendRef gives the number), not headless, with pods behind it."""
     svc = m.services.get(name)
     if svc is None:
-        yield Violation("gateway", ref(route), f"{where}: Service {name!r} is not in dist/")
+        yield Violation(check, ref(obj), f"{where}: Service {name!r} is not in dist/")
         return
     ports = svc["spec"].get("ports") or []
-    if not any(p.get("port") == port for p in ports):
+    if not any(port == p.get("port") or (by_name and port == p.get("name")) for p in ports):
         have = ", ".join(f"{p.get('name')}:{p.get('port')}" for p in ports)
-        yield Violation("gateway", ref(route), f"{where}: Service {name} has no port {port} (has {have})")
+        yield Violation(check, ref(obj), f"{where}: Service {name} has no port {port!r} (has {have})")
     if svc["spec"].get("clusterIP") == "None":
-        yield Violation("gateway", ref(route), f"{where}: Service {name} is headless")
+        yield Violation(check, ref(obj), f"{where}: Service {name} is headless")
     if not m.selected_pods(svc):
-        yield Violation("gateway", ref(route), f"{where}: Service {name} selects no pods")
+        yield Violation(check, ref(obj), f"{where}: Service {name} selects no pods")
 
 
 def _allowed_evictions(pdb_spec: dict, replicas: int) -> int:
