@@ -14,12 +14,13 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from floe import jsii_kernel
 from floe.config import ConfigError, StackConfig, config_path, load_config
 from floe.credentials import Credentials, load_or_create
 from floe.deploy.manifests import VERIFY_CHART, VERIFY_DIR, VERIFY_FILE
@@ -31,19 +32,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 EXIT_OK, EXIT_CHECKS_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
-
-# jsii's node runtime prints an 11-line end-of-life banner for an unsupported Node (Debian ships 20),
-# which jsii's Python side relays as byte strings. The runtime skips it when this variable lists the
-# running major version (jsii's checkNode). Set here, before the first cdk8s import starts node.
-JSII_EOL_SILENCE_ENV = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
-JSII_EOL_SILENCED_VERSIONS = ("18", "20")
-
-
-def silence_jsii_eol_banner(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Add the end-of-life Node majors to the variable, keeping whatever the user listed."""
-    listed = [v.strip() for v in environ.get(JSII_EOL_SILENCE_ENV, "").split(",") if v.strip()]
-    environ[JSII_EOL_SILENCE_ENV] = ",".join(dict.fromkeys([*listed, *JSII_EOL_SILENCED_VERSIONS]))
-
 
 @dataclass
 class SynthResult:
@@ -81,8 +69,9 @@ def credentials_for(config: StackConfig, root: Path) -> Credentials | None:
 
 
 def synth_to(folder: Path, config: StackConfig, credentials: Credentials | None) -> None:
-    """Run the cdk8s app into ``folder`` (imports cdk8s lazily: it starts a node process)."""
-    silence_jsii_eol_banner()
+    """Run the cdk8s app into ``folder`` (imports cdk8s lazily: it starts a node process, in the
+    background since main.py began, see floe/jsii_kernel.py)."""
+    jsii_kernel.wait()
     import cdk8s
 
     from constructs.charts import build_app
