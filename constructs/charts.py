@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from cdk8s import App, Chart
-from constructs import Construct
 
 from constructs import base, k8s, plain
 from constructs.backup import PostgresBackup
@@ -46,7 +45,7 @@ class LayerChart(plain.PlainChart):
 
     layer: str = ""
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(
             scope,
             chart_id(self.layer),
@@ -59,7 +58,7 @@ class LayerChart(plain.PlainChart):
 class NamespaceChart(plain.PlainChart):
     layer = "namespace"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         # No `namespace=` here: a Namespace object is cluster-scoped.
         super().__init__(scope, chart_id(self.layer), disable_resource_name_hashes=True)
         plain.api_object(
@@ -79,7 +78,7 @@ class InfrastructureChart(LayerChart):
 
     layer = "infrastructure"
 
-    def __init__(self, scope: Construct, *, config: StackConfig, credentials: Credentials | None) -> None:
+    def __init__(self, scope: App, *, config: StackConfig, credentials: Credentials | None) -> None:
         super().__init__(scope, config=config)
         if credentials is not None:
             StackSecretObjects(self, "secrets", config=config, credentials=credentials, layer=self.layer)
@@ -102,7 +101,7 @@ class ObservabilityChart(LayerChart):
 
     layer = "observability"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         if config.jaeger.enabled:
             Jaeger(self, "jaeger", config=config, layer=self.layer)
@@ -115,7 +114,7 @@ class OrchestrationChart(LayerChart):
 
     layer = "orchestration"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         Dagster(self, "dagster", config=config, layer=self.layer)
         if config.reconcile.enabled:
@@ -128,7 +127,7 @@ class SemanticChart(LayerChart):
 
     layer = "semantic"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         # SEMANTIC-LAYER: constructs are added here.
         CubeStore(self, "cubestore", config=config, layer=self.layer)
@@ -148,7 +147,7 @@ class VerifyChart(LayerChart):
 
     layer = "verify"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         VerifyJob(self, "verify", config=config, layer=self.layer)
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS
@@ -239,8 +238,8 @@ def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory, servic
     ]
 
 
-class Cube(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Cube(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         _check_model_namespace(config)
         c, names, secrets = config.cube, config.names, StackSecrets(config)
