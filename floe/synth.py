@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from floe import jsii_kernel
+from floe import fast_yaml, jsii_kernel
 from floe.config import ConfigError, StackConfig, config_path, load_config
 from floe.credentials import Credentials, load_or_create
 from floe.deploy.manifests import VERIFY_CHART, VERIFY_DIR, VERIFY_FILE
@@ -43,12 +43,8 @@ class SynthResult:
     file_documents: dict[str, list[dict]] = field(default_factory=dict)
 
 
-# libyaml's loader where PyYAML was built with it (the wheels are): 5-10x faster than pure Python.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_file(path: Path) -> list[dict]:
-    return [d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if d]
+    return [d for d in yaml.load_all(path.read_text(), Loader=fast_yaml.LOADER) if d]
 
 
 def manifest_files(folder: Path) -> list[Path]:
