@@ -197,6 +197,8 @@ class PlainChart(Chart):
         super().__init__(scope, id, **props)
         #: The plain tree's top: PlainConstructs and PlainApiObjects, in the order they were added.
         self._floe_children: list[Any] = []
+        #: The chart's node in cdk8s, kept: each read of ``.node`` is a round trip (objects() needs it).
+        self._floe_node = self.node
 
     def to_json(self) -> list[Any]:
         prepared = getattr(self, "_floe_prepared", None)
@@ -368,7 +370,8 @@ def objects(chart: Chart) -> list[tuple[Any, dict[str, Any]]]:
             entry = getattr(node, _ENTRY, None)
             if entry is not None:
                 found.append((node, _document(entry, chart)))
-    for node in chart.node.find_all():  # one round trip: the chart itself unless node holds objects
+    # One round trip: just the chart itself, unless objects were made in node.
+    for node in (getattr(chart, "_floe_node", None) or chart.node).find_all():
         if _is_api_object(type(node)):
             entry = getattr(node, _ENTRY, None)
             if entry is not None:
