@@ -9,9 +9,8 @@ failed dump fails the pod before anything is uploaded, so an incomplete set is n
 
 from __future__ import annotations
 
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from demo.backup import ENDPOINT_ENV, REGION_ENV, SUFFIX
 from floe.config import StackConfig
@@ -35,8 +34,8 @@ def dump_script() -> str:
     )
 
 
-class PostgresBackup(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class PostgresBackup(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         b, names, pg = config.postgres.backup, config.names, config.postgres
         assert b is not None

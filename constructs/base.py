@@ -12,7 +12,6 @@ import functools
 from dataclasses import dataclass, field
 
 from cdk8s import Chart
-from constructs import Construct
 
 from constructs import k8s, plain
 
@@ -375,7 +374,7 @@ def topology_spread(props: WorkloadProps) -> list[k8s.TopologySpreadConstraint] 
     ]
 
 
-def disruption_budget(scope: Construct, props: WorkloadProps, lbls: dict[str, str]) -> k8s.KubePodDisruptionBudget | None:
+def disruption_budget(scope: plain.Scope, props: WorkloadProps, lbls: dict[str, str]) -> k8s.KubePodDisruptionBudget | None:
     """maxUnavailable 1 for a replicated workload: a drain evicts one pod at a time, and always
     may evict one (minAvailable = replicas would block every voluntary eviction)."""
     if not replicated(props):
@@ -424,10 +423,10 @@ def pod_spec(props: WorkloadProps) -> k8s.PodSpec:
     )
 
 
-class Workload(Construct):
+class Workload(plain.PlainConstruct):
     """A Deployment and the Services in front of it, labelled and selected consistently."""
 
-    def __init__(self, scope: Construct, id: str, *, props: WorkloadProps) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, props: WorkloadProps) -> None:
         super().__init__(scope, id)
         pod_labels = labels(props.name, component=props.component, layer=props.layer, version=props.version)
         self.deployment = plain.api_object(
@@ -447,7 +446,7 @@ class Workload(Construct):
             expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
 
 
-class StatefulWorkload(Construct):
+class StatefulWorkload(plain.PlainConstruct):
     """A StatefulSet, its governing headless Service and any other Services in front of it.
 
     Pods get stable DNS names ``<name>-N.<governing service>``. State lives in emptyDirs
@@ -458,7 +457,7 @@ class StatefulWorkload(Construct):
 
     def __init__(
         self,
-        scope: Construct,
+        scope: plain.Scope,
         id: str,
         *,
         props: WorkloadProps,
@@ -489,7 +488,7 @@ class StatefulWorkload(Construct):
             expose(self, service, selector=selector_labels(props.name), lbls=pod_labels)
 
 
-def expose(scope: Construct, service: ExposedService, *, selector: dict[str, str], lbls: dict[str, str]) -> k8s.KubeService:
+def expose(scope: plain.Scope, service: ExposedService, *, selector: dict[str, str], lbls: dict[str, str]) -> k8s.KubeService:
     annotations: dict[str, str] = {}
     if service.description:
         annotations[DESCRIPTION_ANNOTATION] = service.description
@@ -526,11 +525,11 @@ def container_ports(ports: dict[str, int]) -> list[k8s.ContainerPort]:
     return [k8s.ContainerPort(name=name, container_port=port, protocol="TCP") for name, port in ports.items()]
 
 
-def config_map(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeConfigMap:
+def config_map(scope: plain.Scope, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeConfigMap:
     return plain.api_object(k8s.KubeConfigMap, scope, id, metadata=meta(name, lbls), data=data)
 
 
-def secret(scope: Construct, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeSecret:
+def secret(scope: plain.Scope, id: str, *, name: str, lbls: dict[str, str], data: dict[str, str]) -> k8s.KubeSecret:
     """A Secret written as base64 ``data``, never ``stringData``.
 
     ``stringData`` is write-only: the API server folds it into ``data`` and never returns it, so
@@ -611,7 +610,7 @@ def add_config_checksums(charts: list[Chart]) -> None:
 
 
 def cron_job(
-    scope: Construct,
+    scope: plain.Scope,
     id: str,
     *,
     name: str,
@@ -666,7 +665,7 @@ def cron_job(
 
 
 def job(
-    scope: Construct,
+    scope: plain.Scope,
     id: str,
     *,
     name: str,
@@ -705,7 +704,7 @@ def job(
 
 
 def bootstrap_job(
-    scope: Construct,
+    scope: plain.Scope,
     id: str,
     *,
     config: StackConfig,

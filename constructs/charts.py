@@ -1,9 +1,8 @@
-"""The stack's charts, one per layer, applied in dependency order (0000-namespace, 0001-infrastructure, ...)."""
+"""The stack's charts, one per layer, in apply order (0000-namespace, 0001-infrastructure, ...)."""
 
 from __future__ import annotations
 
 from cdk8s import App, Chart
-from constructs import Construct
 
 from constructs import base, k8s, plain
 from constructs.backup import PostgresBackup
@@ -27,16 +26,29 @@ from floe.config import StackConfig
 from floe.credentials import Credentials
 
 
+#: The charts' layers in apply order; each chart's id (so its file name) is ``NNNN-<layer>``, its
+#: place here. cdk8s' own way to number the files (an app whose charts depend on each other, via
+#: IndexedChartNamer) made it add an edge from every object of a chart to every object of the one
+#: before and sort the whole tree by them: a fifth of a second of node at every synth for the same
+#: names. With no dependency between charts, cdk8s writes them in the order they were added and
+#: names each file after its id (a single path component that is a DNS label is used as it is).
+LAYERS = ("namespace", "infrastructure", "observability", "orchestration", "semantic", "verify")
+
+
+def chart_id(layer: str) -> str:
+    return f"{LAYERS.index(layer):04d}-{layer}"
+
+
 class LayerChart(plain.PlainChart):
     """A chart whose objects all live in the stack's namespace and carry its layer label (rendered
     in Python: constructs/plain.py)."""
 
     layer: str = ""
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(
             scope,
-            self.layer,
+            chart_id(self.layer),
             namespace=config.namespace,
             labels={"app.kubernetes.io/part-of": base.PART_OF, base.LAYER_LABEL: self.layer},
             disable_resource_name_hashes=True,
@@ -46,9 +58,9 @@ class LayerChart(plain.PlainChart):
 class NamespaceChart(plain.PlainChart):
     layer = "namespace"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         # No `namespace=` here: a Namespace object is cluster-scoped.
-        super().__init__(scope, self.layer, disable_resource_name_hashes=True)
+        super().__init__(scope, chart_id(self.layer), disable_resource_name_hashes=True)
         plain.api_object(
             k8s.KubeNamespace,
             self,
@@ -66,7 +78,7 @@ class InfrastructureChart(LayerChart):
 
     layer = "infrastructure"
 
-    def __init__(self, scope: Construct, *, config: StackConfig, credentials: Credentials | None) -> None:
+    def __init__(self, scope: App, *, config: StackConfig, credentials: Credentials | None) -> None:
         super().__init__(scope, config=config)
         if credentials is not None:
             StackSecretObjects(self, "secrets", config=config, credentials=credentials, layer=self.layer)
@@ -89,7 +101,7 @@ class ObservabilityChart(LayerChart):
 
     layer = "observability"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         if config.jaeger.enabled:
             Jaeger(self, "jaeger", config=config, layer=self.layer)
@@ -102,7 +114,7 @@ class OrchestrationChart(LayerChart):
 
     layer = "orchestration"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         Dagster(self, "dagster", config=config, layer=self.layer)
         if config.reconcile.enabled:
@@ -115,7 +127,7 @@ class SemanticChart(LayerChart):
 
     layer = "semantic"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         # SEMANTIC-LAYER: constructs are added here.
         CubeStore(self, "cubestore", config=config, layer=self.layer)
@@ -135,13 +147,13 @@ class VerifyChart(LayerChart):
 
     layer = "verify"
 
-    def __init__(self, scope: Construct, *, config: StackConfig) -> None:
+    def __init__(self, scope: App, *, config: StackConfig) -> None:
         super().__init__(scope, config=config)
         VerifyJob(self, "verify", config=config, layer=self.layer)
 
 
 def build_app(app: App, config: StackConfig, credentials: Credentials | None) -> list[Chart]:
-    """Add every chart to ``app``, chained so their files sort in apply order."""
+    """Add every chart to ``app``, in apply order (:data:`LAYERS`: their files sort in it)."""
     charts: list[Chart] = [
         NamespaceChart(app, config=config),
         InfrastructureChart(app, config=config, credentials=credentials),
@@ -161,8 +173,6 @@ def build_app(app: App, config: StackConfig, credentials: Credentials | None) ->
     # Last of all: every ConfigMap and Secret exists, so each pod template gets the digest of what
     # it reads (and each Job its final, content-derived name).
     base.add_config_checksums([*charts, verify])
-    for earlier, later in zip(charts, [*charts[1:], verify]):
-        later.add_dependency(earlier)
     # Every object is final: render the charts now, so app.synth()'s call back returns at once.
     plain.prepare([*charts, verify])
     return [*charts, verify]

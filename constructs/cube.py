@@ -14,15 +14,13 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
 from demo.lakehouse.extensions import EXTENSIONS
 from demo.lakehouse.settings import LakehouseSettings
-from floe import config_checksum
+from floe import config_checksum, fast_yaml
 from floe.config import Resources, StackConfig
 from floe.memory import (
     HEADROOM,
@@ -174,7 +172,7 @@ def model_tables() -> set[str]:
     return {
         cube["sql_table"]
         for text in model_files().values()
-        for cube in (yaml.safe_load(text) or {}).get("cubes", [])
+        for cube in (fast_yaml.safe_load(text) or {}).get("cubes", [])
     }
 
 
@@ -239,8 +237,8 @@ def common_env(config: StackConfig, *, bundled: bool, memory: CubeMemory, servic
     ]
 
 
-class Cube(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Cube(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         _check_model_namespace(config)
         c, names, secrets = config.cube, config.names, StackSecrets(config)

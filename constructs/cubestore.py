@@ -7,9 +7,8 @@ remotefs/minio.rs); tests/semantic/upstream_env.py lists each with its source.
 
 from __future__ import annotations
 
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
 
@@ -33,8 +32,8 @@ def remote_storage_env(config: StackConfig) -> list[k8s.EnvVar]:
     ]
 
 
-class CubeStore(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class CubeStore(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         cs, names, endpoints = config.cubestore, config.names, config.endpoints
         workers = ",".join(endpoints.cubestore_workers)

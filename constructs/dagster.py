@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 
 import yaml
-from constructs import Construct
 
 from constructs import base, k8s, plain
 from constructs.placement import toleration
@@ -470,12 +469,12 @@ def run_launcher_config(config: StackConfig) -> dict:
     return {"module": "dagster._core.launcher", "class": "DefaultRunLauncher"}
 
 
-class RunLauncherObjects(Construct):
+class RunLauncherObjects(plain.PlainConstruct):
     """What the k8s run launcher needs in the namespace: the run pods' env ConfigMap and
     ServiceAccount (no token, no Role), the PodTemplate declaring them, and the launcher's
     ServiceAccount with a Role of exactly :data:`LAUNCHER_RULES`, bound to it."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         names, tag = config.names, config.project_image.tag
         literal_env, _ = run_pod_env(config)
@@ -520,7 +519,7 @@ class RunLauncherObjects(Construct):
         )
 
 
-class MigrationJob(Construct):
+class MigrationJob(plain.PlainConstruct):
     """``python -m demo.orchestration.migrate`` (DagsterInstance.upgrade: `dagster instance migrate`
     without building the run launcher) from the project image, once PostgreSQL answers. A bootstrap
     Job (base.job): named after its content, so a new project image (a Dagster upgrade) is a new Job
@@ -528,7 +527,7 @@ class MigrationJob(Construct):
     schema it changes nothing. Labelled ``component: bootstrap``, so GitOps places it with the other
     bootstrap Jobs (docs/examples/flux-kustomization-bootstrap.yaml)."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         names = config.names
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")
@@ -556,8 +555,8 @@ class MigrationJob(Construct):
         )
 
 
-class Dagster(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Dagster(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         d, names, image = config.dagster, config.names, config.project_image
         lbls = base.labels(names.dagster_webserver, component="orchestration", layer=layer, version=image.tag)
@@ -660,12 +659,12 @@ class Dagster(Construct):
         )
 
 
-class DagsterProcess(Construct):
+class DagsterProcess(plain.PlainConstruct):
     """One Dagster process: the project image, the instance config, scratch space, its probes."""
 
     def __init__(
         self,
-        scope: Construct,
+        scope: plain.Scope,
         id: str,
         *,
         config: StackConfig,

@@ -44,6 +44,10 @@ ROUTE_MATCH = {"path": {"type": "PathPrefix", "value": "/"}}
 
 
 class UiRoutes(Construct):
+    """The HTTPRoutes (and ReferenceGrant) of ingress.gateway: raw cdk8s ApiObjects (no cdk8s-plus-27
+    kind), so a construct of node's, read back from node (constructs/plain.py: written after the
+    chart's plain objects; this is the last construct of its chart anyway)."""
+
     def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         ing, gateway = config.ingress, config.ingress.gateway

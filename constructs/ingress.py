@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 
-from constructs import Construct
 
 from constructs import base, k8s, plain
 from floe.config import StackConfig
@@ -42,8 +41,8 @@ def backends(config: StackConfig) -> dict[str, tuple[str, int]]:
     }
 
 
-class UiIngress(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class UiIngress(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         ing, name = config.ingress, config.names.ingress
         hosts = ing.hosts.given()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import yaml
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from floe.config import JaegerConfig, StackConfig
 from floe.memory import go_memory_limit
 
@@ -46,8 +45,8 @@ def jaeger_config(j: JaegerConfig) -> dict:
     }
 
 
-class Jaeger(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Jaeger(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         j, name = config.jaeger, config.names.jaeger
         lbls = base.labels(name, component="tracing", layer=layer, version=j.image.tag)

@@ -7,9 +7,9 @@ module costs about a quarter of a second of CPU to import (its jsii assembly is 
 its Python module is megabytes of generated classes), every struct of it type-checks its arguments
 with typeguard when built, and each ``Kube*`` object is a jsii object whose props node converts again
 at synth: together more than the bare jsii start itself. Here a struct is a keyword record, a value
-object holds its value, and a ``Kube*`` class makes a plain ``cdk8s.ApiObject`` whose fields are
-rendered in Python by :func:`constructs.plain.to_json` and handed over in one patch
-(:func:`constructs.plain.api_object`): cdk8s still holds every object and writes every file.
+object holds its value, and a ``Kube*`` class makes a :class:`constructs.plain.PlainApiObject`, kept
+and rendered in Python (:func:`constructs.plain.api_object`): cdk8s gets each chart's objects in one
+call back, and writes every file.
 
 Field names follow jsii's rule (``liveness_probe`` -> ``livenessProbe``, a trailing ``_`` dropped:
 ``except_``, ``from_``) except where Kubernetes spells an initialism (:data:`FIELD_NAMES`:
@@ -151,8 +151,8 @@ class Quantity(_Value):
 
 
 class KubeKind:
-    """``k8s.KubeDeployment`` and the like: calling it adds the object to ``scope`` (a cdk8s
-    ``ApiObject`` with its document kept, see constructs/plain.py) and returns it."""
+    """``k8s.KubeDeployment`` and the like: calling it adds the object to ``scope`` (a
+    :class:`constructs.plain.PlainApiObject`, see constructs/plain.py) and returns it."""
 
     def __init__(self, name: str, api_version: str, kind: str) -> None:
         self.__name__ = self.name = name

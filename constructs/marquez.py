@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import yaml
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
 from floe.memory import JvmBudget, jvm_budget
@@ -57,8 +56,8 @@ def marquez_config(config: StackConfig) -> dict:
     }
 
 
-class Marquez(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Marquez(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         mq, names = config.marquez, config.names
         secrets = StackSecrets(config)
@@ -118,8 +117,8 @@ class Marquez(Construct):
             MarquezWeb(self, "web", config=config, layer=layer)
 
 
-class MarquezWeb(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class MarquezWeb(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         mq, web, names = config.marquez, config.marquez.web, config.names
         tmp = base.ScratchVolume("tmp", "/tmp", size_limit="64Mi")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from demo.bootstrap.identities import client_grants
 from demo.bootstrap.settings import BucketSettings
@@ -17,8 +16,8 @@ from floe.memory import go_memory_limit
 MINIO_RUN_AS = base.RunAs(uid=1000, gid=1000)
 
 
-class Minio(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Minio(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         m, names = config.minio, config.names
         secrets = StackSecrets(config)
@@ -122,11 +121,11 @@ def identity_env(config: StackConfig) -> list[k8s.EnvVar]:
     return env
 
 
-class BucketJob(Construct):
+class BucketJob(plain.PlainConstruct):
     """Creates the warehouse, Cube Store and Dagster log buckets and one MinIO user + policy per
     client; idempotent, retried until MinIO answers. The only Job holding MinIO's root key."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         m, names = config.minio, config.names
         secrets = StackSecrets(config)

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from cdk8s import Chart
-from constructs import Construct
 
 from constructs import base, k8s, plain
 from constructs.gateway import DATA_PLANE_LABELS_ANNOTATION, DATA_PLANE_NAMESPACE_ANNOTATION
@@ -387,10 +386,10 @@ def workload_policy_spec(graph: Graph, workload: str) -> k8s.NetworkPolicySpec |
     )
 
 
-class NetworkPolicies(Construct):
+class NetworkPolicies(plain.PlainConstruct):
     """The namespace's NetworkPolicies, derived from the objects of ``charts``."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, charts: list[Chart]) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, charts: list[Chart]) -> None:
         super().__init__(scope, id)
         # The documents kept beside the objects (constructs/plain.py), in the order cdk8s writes them.
         documents = plain.documents(charts)

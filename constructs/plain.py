@@ -1,23 +1,25 @@
-"""The stack's Kubernetes objects rendered in Python, beside the cdk8s tree: the synth's fast path.
+"""The stack's Kubernetes objects, kept and rendered in Python: the synth's fast path.
 
 Every jsii call is a round trip to the node process that runs cdk8s, and node re-renders every
-object it holds. The constructs build their objects from :mod:`constructs.k8s` (cdk8s-plus-27's
-``k8s`` names as plain Python); :func:`api_object` adds each to the tree as a
-:class:`PlainApiObject` (one jsii call: apiVersion, kind, metadata) and keeps its document here,
-rendered by :func:`to_json` as the generated ``toJson_*`` functions render it (Kubernetes' field
-names such as ``clusterIP``, fields in schema order, ``IntOrString``/``Quantity`` as their values),
-with the JSON patches applied to it later (:func:`patch`).
+object it holds. So the stack's objects and the constructs that group them live here, in Python,
+not in node: a :class:`PlainConstruct` (Postgres, Dagster, ...) and a :class:`PlainApiObject` (made
+by :func:`api_object` from a :mod:`constructs.k8s` kind: cdk8s-plus-27's ``k8s`` names as plain
+Python) are plain Python objects in a tree of their own under each :class:`PlainChart`, which is a
+real cdk8s ``Chart``. cdk8s adds nothing to them that the stack uses (every object is named, name
+hashes are off, no value is a token), so node never sees them one by one: when ``app.synth()``
+writes a chart, it calls the chart's ``to_json`` back once, and gets every document rendered here
+(:func:`render`) as the generated ``toJson_*`` functions render them (Kubernetes' field names such
+as ``clusterIP``, fields in schema order, ``IntOrString``/``Quantity`` as their values), with the
+JSON patches applied to it later (:func:`patch`). cdk8s still writes every file.
 
 The passes that read the finished objects (the NetworkPolicies, the reconcile CronJob, placement,
-config checksums) read these documents (:func:`objects`, :func:`documents`); each chart of the stack is a
-:class:`PlainChart`, whose JSON (what ``app.synth()`` writes, in cdk8s' order, with cdk8s' key
-order) is rendered here in one call back per chart. cdk8s still holds every object and writes every
-file. tests/infra/test_plain.py makes every object of both profiles again with cdk8s-plus-27 in a
+config checksums) read these documents (:func:`objects`, :func:`documents`).
+tests/infra/test_plain.py makes every object of both profiles again with cdk8s-plus-27 in a
 plain cdk8s chart and compares what cdk8s writes with :func:`render`, byte for byte.
 
-An object made some other way (a raw ``cdk8s.ApiObject``, a generated ``cdk8s_plus_27.k8s`` class,
-an L2 construct, an ``Include``) is still found and read from node, one ``to_json`` each: correct,
-just not fast.
+An object made in node (a raw ``cdk8s.ApiObject``, a generated ``cdk8s_plus_27.k8s`` class, an L2
+construct, an ``Include``), in a chart or in a cdk8s ``Construct`` of it, is still found and read
+from node, one ``to_json`` each, and written after the chart's plain objects: correct, just not fast.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdk8s import ApiObject, ApiObjectMetadata, Chart, JsonPatch
+from cdk8s import ApiObject, Chart, JsonPatch
+
 from constructs import Construct
 
 from constructs import k8s
@@ -100,7 +103,7 @@ def _props_type(kind_type: type) -> type:
 
 @dataclass
 class _Entry:
-    api_object: ApiObject
+    api_object: Any  # a PlainApiObject, or an ApiObject made in node
     body: dict[str, Any]  # apiVersion, kind, metadata (as given) and the rest, rendered
     #: A PlainApiObject (made from a constructs.k8s kind): rendered from this document.
     own: bool = False
@@ -115,27 +118,87 @@ class _Entry:
 _ENTRY = "_floe_plain_entry"
 
 
-class PlainApiObject(ApiObject):
-    """A cdk8s ``ApiObject`` whose manifest is rendered here, in Python (:func:`render`).
+class PlainNode:
+    """A plain construct's place in the tree, what cdk8s' ``node`` gives: id, scope, path, children."""
 
-    cdk8s knows its apiVersion, kind and metadata; the rest stays in Python. A :class:`PlainChart`
-    renders all of its objects in one call back into Python when cdk8s writes it; in any other chart
-    (``cdk8s.Testing.chart()``) cdk8s asks each object for its ``to_json``, served from here too.
-    Patch it with :func:`patch` (recorded in its document)."""
+    def __init__(self, host: Any, scope: Any, id: str) -> None:
+        self.host, self.scope, self.id = host, scope, id
+        self.children: list[Any] = []
+
+    @property
+    def path(self) -> str:
+        return f"{self.scope.node.path}/{self.id}"
+
+    def find_all(self) -> list[Any]:
+        """This construct and everything under it, parents first, children in the order they were added."""
+        found = [self.host]
+        for child in self.children:
+            found.extend(child.node.find_all() if isinstance(child, PlainConstruct) else [child])
+        return found
+
+
+def _attach(host: Any, scope: Any, id: str) -> tuple[PlainNode, Chart]:
+    """Add ``host`` to the plain tree under ``scope`` (a PlainChart or a PlainConstruct); its node and chart."""
+    if isinstance(scope, PlainConstruct):
+        siblings, chart = scope.node.children, scope.chart
+    else:
+        siblings = getattr(scope, "_floe_children", None)
+        if siblings is None:
+            raise TypeError(
+                f"{type(host).__name__} {id!r}: its scope must be a constructs.plain.PlainChart or PlainConstruct "
+                f"(it lives in Python, beside the cdk8s tree), not {type(scope).__name__}"
+            )
+        chart = scope
+    if any(sibling.node.id == id for sibling in siblings):
+        raise ValueError(f"there is already a construct named {id!r} in {scope.node.path}")
+    siblings.append(host)
+    return PlainNode(host, scope, id), chart
+
+
+class PlainConstruct:
+    """A construct that only groups objects (Postgres, Dagster, ...): Python only, in the plain tree
+    under a :class:`PlainChart` (no node object: it would only cost round trips)."""
+
+    def __init__(self, scope: Scope, id: str) -> None:
+        self.node, self.chart = _attach(self, scope, id)
+
+
+class PlainApiObject:
+    """A Kubernetes object of a :class:`PlainChart`, kept and rendered here (:func:`render`): node
+    never sees it but in its chart's JSON. Patch it with :func:`patch` (recorded in its document)."""
+
+    def __init__(self, scope: Scope, id: str, entry_of: Any) -> None:
+        self.node, self.chart = _attach(self, scope, id)
+        setattr(self, _ENTRY, entry_of(self))
+
+    @property
+    def api_version(self) -> str:
+        return getattr(self, _ENTRY).body["apiVersion"]
+
+    @property
+    def kind(self) -> str:
+        return getattr(self, _ENTRY).body["kind"]
+
+    @property
+    def name(self) -> str:
+        return _document(getattr(self, _ENTRY), self.chart)["metadata"]["name"]
 
     def to_json(self) -> Any:
-        entry: _Entry = getattr(self, _ENTRY)
-        return render(entry.api_object, entry.chart if entry.chart is not None else Chart.of(self))
-
-    def add_json_patch(self, *ops: JsonPatch) -> None:
-        raise TypeError(f"{self.kind} {self.name}: patch it with constructs.plain.patch (its manifest is rendered in Python)")
+        return render(self, self.chart)
 
 
 class PlainChart(Chart):
-    """A ``cdk8s.Chart`` whose JSON (what ``app.synth()`` writes) is rendered here: its
-    :class:`PlainApiObject` from their documents, any other object by cdk8s. One call back into
+    """A ``cdk8s.Chart`` whose JSON (what ``app.synth()`` writes) is rendered here: the objects of
+    its plain tree from their documents, then any object made in node, by cdk8s. One call back into
     Python per chart, where cdk8s would render (resolve, sort, patch) each object in node.
     :func:`prepare` renders the charts ahead of ``app.synth()`` (build_app calls it last)."""
+
+    def __init__(self, scope: Construct, id: str, **props: Any) -> None:
+        super().__init__(scope, id, **props)
+        #: The plain tree's top: PlainConstructs and PlainApiObjects, in the order they were added.
+        self._floe_children: list[Any] = []
+        #: The chart's node in cdk8s, kept: each read of ``.node`` is a round trip (objects() needs it).
+        self._floe_node = self.node
 
     def to_json(self) -> list[Any]:
         prepared = getattr(self, "_floe_prepared", None)
@@ -145,6 +208,14 @@ class PlainChart(Chart):
 
     def render(self) -> list[Any]:
         return [render(obj, self) if _own(obj) else doc for obj, doc in objects(self)]
+
+
+#: What a plain construct or object is made in.
+Scope = PlainChart | PlainConstruct
+
+
+def chart_of(scope: Scope) -> Chart:
+    return scope.chart if isinstance(scope, PlainConstruct) else scope
 
 
 def prepare(charts: Iterable[Chart]) -> None:
@@ -173,13 +244,13 @@ def render(obj: ApiObject, chart: Chart) -> dict[str, Any]:
     return {**head, **{key: _sorted(doc[key]) for key in sorted(doc) if key not in head}}
 
 
-def api_object(kind_type: Any, scope: Construct, id: str, **props: Any) -> ApiObject:
+def api_object(kind_type: Any, scope: Any, id: str, **props: Any) -> Any:
     """Add the object ``kind_type(scope, id, **props)`` to ``scope`` and keep its document.
 
     ``kind_type`` is a :class:`constructs.k8s.KubeKind` (``k8s.KubeDeployment``): the object is a
-    :class:`PlainApiObject`, one jsii call to make, its fields rendered here. A generated
-    ``cdk8s_plus_27.k8s`` class works too (made as it is, in node; its document rendered here from
-    its props)."""
+    :class:`PlainApiObject` in ``scope`` (a PlainChart or PlainConstruct), no jsii call at all, its
+    fields rendered here. A generated ``cdk8s_plus_27.k8s`` class works too, in a scope of node's
+    (made as it is, in node; its document rendered here from its props)."""
     if isinstance(kind_type, k8s.KubeKind):
         api_version, kind = kind_type.api_version, kind_type.kind
         fields = {k8s.field_name(field): to_json(value) for field, value in props.items() if value is not None}
@@ -187,19 +258,11 @@ def api_object(kind_type: Any, scope: Construct, id: str, **props: Any) -> ApiOb
         unknown = set(metadata) - _METADATA_FIELDS
         if unknown:
             raise ValueError(f"{kind} {metadata.get('name')}: metadata fields {sorted(unknown)} are not supported here")
-        obj = PlainApiObject(
-            scope,
-            id,
-            api_version=api_version,
-            kind=kind,
-            metadata=ApiObjectMetadata(
-                name=metadata.get("name"),
-                namespace=metadata.get("namespace"),
-                labels=metadata.get("labels"),
-                annotations=metadata.get("annotations"),
-            ),
-        )
-        setattr(obj, _ENTRY, _Entry(obj, {"apiVersion": api_version, "kind": kind, **fields}, own=True, props=props))
+        if not metadata.get("name"):
+            # cdk8s would derive one from the construct path; the stack names every object itself.
+            raise ValueError(f"{kind} {id!r}: metadata.name is required")
+        body = {"apiVersion": api_version, "kind": kind, **fields}
+        obj = PlainApiObject(scope, id, lambda made: _Entry(made, body, own=True, props=props))
         _generation[0] += 1
         return obj
     obj = kind_type(scope, id, **props)
@@ -297,17 +360,25 @@ def _apply(doc: dict[str, Any], op: str, path: str, value: Any) -> None:
         target[last] = value
 
 
-def objects(chart: Chart) -> list[tuple[ApiObject, dict[str, Any]]]:
-    """Every ApiObject of ``chart`` (nested constructs too, in the order cdk8s writes them) and its
-    document; objects not made by :func:`api_object` are read from cdk8s."""
+def objects(chart: Chart) -> list[tuple[Any, dict[str, Any]]]:
+    """Every object of ``chart`` and its document, in the order the chart's file holds them: its
+    plain tree's (nested constructs too, parents first, in the order they were added), then any made
+    in node (read from cdk8s, in its order)."""
     found = []
-    for node in chart.node.find_all():
-        entry = getattr(node, _ENTRY, None)
-        if entry is not None:
-            entry.chart = chart
-            found.append((node, _document(entry, chart)))
-        elif _is_api_object(type(node)):
-            found.append((node, node.to_json()))
+    for child in getattr(chart, "_floe_children", ()):
+        for node in child.node.find_all() if isinstance(child, PlainConstruct) else [child]:
+            entry = getattr(node, _ENTRY, None)
+            if entry is not None:
+                found.append((node, _document(entry, chart)))
+    # One round trip: just the chart itself, unless objects were made in node.
+    for node in (getattr(chart, "_floe_node", None) or chart.node).find_all():
+        if _is_api_object(type(node)):
+            entry = getattr(node, _ENTRY, None)
+            if entry is not None:
+                entry.chart = chart
+                found.append((node, _document(entry, chart)))
+            else:
+                found.append((node, node.to_json()))
     return found
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from demo.bootstrap.settings import PolarisInitSettings
 from floe.config import StackConfig
@@ -46,8 +45,8 @@ def persistence_env(config: StackConfig) -> list[k8s.EnvVar]:
     ]
 
 
-class Polaris(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Polaris(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         p, names = config.polaris, config.names
         secrets = StackSecrets(config)
@@ -149,10 +148,10 @@ class Polaris(Construct):
         PolarisInitJob(self, "init", config=config, layer=layer)
 
 
-class PolarisInitJob(Construct):
+class PolarisInitJob(plain.PlainConstruct):
     """Creates the catalog, namespaces, least-privilege principals and grants; idempotent."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         p, m, names, endpoints = config.polaris, config.minio, config.names, config.endpoints
         secrets = StackSecrets(config)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs.secrets import StackSecrets
 from floe.config import StackConfig
 
@@ -40,8 +39,8 @@ def init_script(databases: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class Postgres(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Postgres(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         pg, name = config.postgres, config.names.postgres
         secrets = StackSecrets(config)

@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 from cdk8s import App
-from constructs import Construct
 
 from constructs import base, k8s, plain
 from floe.config import StackConfig
@@ -90,12 +89,12 @@ def _merge_env(*lists: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-class Reconcile(Construct):
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+class Reconcile(plain.PlainConstruct):
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         r, names = config.reconcile, config.names
         # Every earlier chart's objects, from the documents kept beside them (constructs/plain.py).
-        documents = plain.documents(App.of(scope).charts)
+        documents = plain.documents(App.of(plain.chart_of(scope)).charts)
         buckets_job = _synthesized(documents, "Job", names.minio_buckets_job)
         polaris_job = _synthesized(documents, "Job", names.polaris_init_job)
         polaris = _synthesized(documents, "Deployment", names.polaris)

@@ -15,9 +15,8 @@ namespace chart, applied before anything else. A switched-off Jaeger or Marquez 
 
 from __future__ import annotations
 
-from constructs import Construct
 
-from constructs import base, k8s
+from constructs import base, k8s, plain
 from constructs import cube as cube_construct
 from constructs import dagster as dagster_construct
 from constructs.secrets import StackSecrets
@@ -98,11 +97,11 @@ def verify_env(config: StackConfig) -> list[k8s.EnvVar]:
     return env
 
 
-class VerifyJob(Construct):
+class VerifyJob(plain.PlainConstruct):
     """The Job template ``floe.deploy verify`` creates a run from: one attempt, no retries (a
     retry would re-run ``--trigger``), deleted an hour after it ends (the CLI keeps the report)."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StackConfig, layer: str) -> None:
+    def __init__(self, scope: plain.Scope, id: str, *, config: StackConfig, layer: str) -> None:
         super().__init__(scope, id)
         name = config.names.verify
         lbls = base.labels(name, component="verify", layer=layer, version=config.project_image.tag)

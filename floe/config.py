@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from floe import fast_yaml
 from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
 
 DEFAULT_CONFIG_PATH = Path("config/local.yaml")
@@ -1540,7 +1541,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     except UnicodeDecodeError:
         raise ConfigError(f"configuration file {path}{origin} is not UTF-8 text: is it the YAML profile?") from None
     try:
-        data = yaml.safe_load(text)
+        data = fast_yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:

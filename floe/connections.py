@@ -133,6 +133,7 @@ def pools_in_objects(documents: list[dict]) -> tuple[list[tuple[str, int | None,
     QUARKUS_DATASOURCE_JDBC_URL), Marquez (a Dropwizard config's db block), dagster-webserver."""
     import yaml
 
+    from floe import fast_yaml
     from floe.manifest_checks import pod_template, ref
 
     config_maps = {d["metadata"]["name"]: d for d in documents if d.get("kind") == "ConfigMap"}
@@ -159,7 +160,7 @@ def pools_in_objects(documents: list[dict]) -> tuple[list[tuple[str, int | None,
         for name in sorted(mounted):
             for text in (config_maps.get(name, {}).get("data") or {}).values():
                 try:
-                    parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 5-10x faster
+                    parsed = yaml.load(text, Loader=fast_yaml.LOADER)
                 except yaml.YAMLError:
                     continue
                 db = parsed.get("db") if isinstance(parsed, dict) else None

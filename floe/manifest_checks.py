@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from floe import config_checksum
+from floe import config_checksum, fast_yaml
 from floe import pod_security
 from floe import probe_costs
 from floe.quantities import canonical_quantity, cpu_millicores, memory_bytes
@@ -882,7 +882,7 @@ def _parsed_config(text: str) -> object:
     """A config file's YAML (JSON is YAML too), parsed once however many pods mount it; None when
     it is not YAML (cube.js). Callers only read the result."""
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.load(text, Loader=fast_yaml.LOADER)
     except yaml.YAMLError:
         return None
 

@@ -9,17 +9,20 @@ app — upstream behaviour — so ``make synth``, which runs this directly, is t
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from floe import fast_yaml, jsii_kernel
 from floe.config import ConfigError, StackConfig, config_path, load_config
 from floe.credentials import Credentials, load_or_create
 from floe.deploy.manifests import VERIFY_CHART, VERIFY_DIR, VERIFY_FILE
@@ -32,19 +35,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_CHECKS_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
-# jsii's node runtime prints an 11-line end-of-life banner for an unsupported Node (Debian ships 20),
-# which jsii's Python side relays as byte strings. The runtime skips it when this variable lists the
-# running major version (jsii's checkNode). Set here, before the first cdk8s import starts node.
-JSII_EOL_SILENCE_ENV = "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"
-JSII_EOL_SILENCED_VERSIONS = ("18", "20")
-
-
-def silence_jsii_eol_banner(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Add the end-of-life Node majors to the variable, keeping whatever the user listed."""
-    listed = [v.strip() for v in environ.get(JSII_EOL_SILENCE_ENV, "").split(",") if v.strip()]
-    environ[JSII_EOL_SILENCE_ENV] = ",".join(dict.fromkeys([*listed, *JSII_EOL_SILENCED_VERSIONS]))
-
-
 @dataclass
 class SynthResult:
     out_dir: Path
@@ -55,12 +45,8 @@ class SynthResult:
     file_documents: dict[str, list[dict]] = field(default_factory=dict)
 
 
-# libyaml's loader where PyYAML was built with it (the wheels are): 5-10x faster than pure Python.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load_file(path: Path) -> list[dict]:
-    return [d for d in yaml.load_all(path.read_text(), Loader=_LOADER) if d]
+    return [d for d in yaml.load_all(path.read_text(), Loader=fast_yaml.LOADER) if d]
 
 
 def manifest_files(folder: Path) -> list[Path]:
@@ -80,9 +66,31 @@ def credentials_for(config: StackConfig, root: Path) -> Credentials | None:
     return load_or_create(store if store.is_absolute() else root / store, config.postgres.databases)
 
 
+#: What the construct modules import that needs no node (the settings contracts of demo/: pydantic-
+#: settings alone is a tenth of a second). The construct modules themselves need node (the
+#: ``constructs`` package is jsii's), so they wait for it; these are imported before, while node may
+#: still be starting (main.py). One missing here only costs time (tests/infra/test_synth_start.py).
+NODE_FREE_IMPORTS = (
+    "demo.backup",
+    "demo.bootstrap.identities",
+    "demo.bootstrap.image",
+    "demo.bootstrap.settings",
+    "demo.lakehouse.extensions",
+    "demo.lakehouse.settings",
+    "demo.orchestration",
+    "demo.orchestration.instance",
+    "demo.orchestration.settings",
+    "demo.verify.settings",
+    "floe.deploy.verify",
+)
+
+
 def synth_to(folder: Path, config: StackConfig, credentials: Credentials | None) -> None:
-    """Run the cdk8s app into ``folder`` (imports cdk8s lazily: it starts a node process)."""
-    silence_jsii_eol_banner()
+    """Run the cdk8s app into ``folder`` (imports cdk8s lazily: it starts a node process, in the
+    background since main.py began, see floe/jsii_kernel.py)."""
+    for module in NODE_FREE_IMPORTS:
+        importlib.import_module(module)
+    jsii_kernel.wait()
     import cdk8s
 
     from constructs.charts import build_app
@@ -208,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]floe: {exc}[/]", highlight=False)
         err.print(f"dist/ left untouched. Fix {config_path(args.config)} (or the variable named) and run again.")
         return EXIT_BAD_CONFIG
+    # A run of its own (not a test process): what is loaded by now (pydantic and its models above all)
+    # lives until exit, so it leaves the collector's full passes, which would walk it again and again
+    # while the app is built and dist/ read back (a few hundredths of a second).
+    gc.freeze()
     try:
         result = synthesize(config, args.out, root=Path.cwd())
     except ChecksFailed as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 import cdk8s
 import pytest
+import yaml
 from cdk8s_plus_27 import k8s as generated
 
 from constructs import base, k8s, plain
@@ -89,14 +90,19 @@ def _class_name(entry: Any) -> str:
 
 
 def test_every_kept_document_is_the_rendered_object(built: list[cdk8s.Chart]) -> None:
-    """What the passes read (plain.objects) is what is written (the chart's JSON), in cdk8s' order,
-    and every object of the stack is made through plain.api_object (none is read back from node)."""
+    """What the passes read (plain.objects) is what is written (the chart's JSON), in the same order,
+    and every object of the stack is a plain one (none lives in node, none is read back from it)."""
     for chart in built:
         found = plain.objects(chart)
         assert [d for _, d in found] == chart.to_json(), chart.node.id
-        assert all(isinstance(obj, plain.PlainApiObject) for obj, _ in found)
-    names = [obj.node.path for chart in built for obj in chart.node.find_all() if isinstance(obj, cdk8s.ApiObject)]
-    assert len(names) == sum(len(plain.objects(chart)) for chart in built)
+        assert found and all(isinstance(obj, plain.PlainApiObject) for obj, _ in found)
+        assert [node.node.path for node in chart.node.find_all()] == [chart.node.path], "constructs in node"
+    # What app.synth() writes, read back, is each chart's JSON.
+    app = built[0].node.scope
+    app.synth()
+    for chart in built:
+        written = Path(app.outdir) / f"{chart.node.id}.k8s.yaml"
+        assert [d for d in yaml.safe_load_all(written.read_text()) if d] == chart.to_json(), chart.node.id
 
 
 def test_structs_render_as_the_generated_manifest_does() -> None:
@@ -134,22 +140,41 @@ def test_kinds_are_the_generated_classes(name: str) -> None:
     assert k8s.KINDS[name] == (gvk.api_version, gvk.kind)
 
 
-def test_an_object_made_elsewhere_is_read_from_cdk8s() -> None:
-    chart = cdk8s.Testing.chart()
+def test_an_object_made_elsewhere_is_read_from_cdk8s(tmp_path: Path) -> None:
+    """Objects made in node, in a PlainChart, are written after its plain objects, and patched in cdk8s too."""
+    app = cdk8s.App(outdir=str(tmp_path))
+    chart = plain.PlainChart(app, "chart")
     plain.api_object(k8s.KubeConfigMap, chart, "kept", metadata=k8s.ObjectMeta(name="kept"), data={"a": "1"})
     generated.KubeConfigMap(chart, "direct", metadata=generated.ObjectMeta(name="direct"), data={"b": "2"})
     cdk8s.ApiObject(chart, "raw", api_version="v1", kind="ConfigMap", metadata=cdk8s.ApiObjectMetadata(name="raw"))
+    plain.api_object(k8s.KubeConfigMap, plain.PlainConstruct(chart, "group"), "later", metadata=k8s.ObjectMeta(name="later"))
     found = plain.objects(chart)
-    assert [d["metadata"]["name"] for _, d in found] == ["kept", "direct", "raw"]
-    # In a plain cdk8s chart, cdk8s asks the PlainApiObject itself for its JSON.
-    assert [d for _, d in found] == cdk8s.Testing.synth(chart)
+    assert [d["metadata"]["name"] for _, d in found] == ["kept", "later", "direct", "raw"]
+
+    def written() -> list[dict]:
+        app.synth()
+        return [d for d in yaml.safe_load_all((tmp_path / "chart.k8s.yaml").read_text()) if d]
+
+    assert [d for _, d in found] == written()
     # A patch reaches the kept document, and cdk8s too for an object cdk8s renders.
     plain.patch(found[0][0], ("add", "/data/c", "3"), ("replace", "/metadata/name", "renamed"))
-    plain.patch(found[1][0], ("add", "/data/d", "4"))
-    assert [d for _, d in plain.objects(chart)] == cdk8s.Testing.synth(chart)
-    assert cdk8s.Testing.synth(chart)[0] == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "renamed"}, "data": {"a": "1", "c": "3"}}
-    with pytest.raises(TypeError, match="constructs.plain.patch"):
-        found[0][0].add_json_patch(cdk8s.JsonPatch.add("/data/e", "5"))
+    plain.patch(found[2][0], ("add", "/data/d", "4"))
+    assert [d for _, d in plain.objects(chart)] == written()
+    assert written()[0] == {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "renamed"}, "data": {"a": "1", "c": "3"}}
+    assert found[2][0].to_json()["data"] == {"b": "2", "d": "4"}
+
+
+def test_a_plain_object_needs_a_plain_scope_and_a_name() -> None:
+    """It lives in the Python tree under a PlainChart; cdk8s' own charts cannot hold it, and
+    cdk8s' derived name (from the construct path) is not reproduced."""
+    with pytest.raises(TypeError, match="PlainChart or PlainConstruct"):
+        plain.api_object(k8s.KubeConfigMap, cdk8s.Testing.chart(), "kept", metadata=k8s.ObjectMeta(name="kept"))
+    chart = plain.PlainChart(cdk8s.Testing.app(), "chart")
+    with pytest.raises(ValueError, match="metadata.name is required"):
+        plain.api_object(k8s.KubeConfigMap, chart, "unnamed", data={"a": "1"})
+    plain.PlainConstruct(chart, "group")
+    with pytest.raises(ValueError, match="already a construct named 'group'"):
+        plain.PlainConstruct(chart, "group")
 
 
 def test_a_prepared_chart_is_rendered_again_after_a_change(tmp_path: Path) -> None:

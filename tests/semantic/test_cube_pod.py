@@ -25,7 +25,7 @@ import cdk8s
 import pytest
 
 import constructs.cube as cube_module
-from constructs import base
+from constructs import base, plain
 from constructs.cube import CONF_DIR, Cube
 from demo.bootstrap.image import CUBE_OTEL_DIR
 from demo.lakehouse.settings import LakehouseSettings
@@ -131,7 +131,7 @@ def test_a_changed_model_rolls_the_pods(monkeypatch: pytest.MonkeyPatch) -> None
     """subPath files never receive ConfigMap updates, so the pod template carries a checksum of
     what is mounted: a changed model or cube.js changes the template, and `kubectl apply` rolls."""
     def synth_docs() -> list[dict]:
-        chart = cdk8s.Testing.chart()
+        chart = plain.PlainChart(cdk8s.Testing.app(), "test")  # the constructs live in a PlainChart (constructs/plain.py)
         Cube(chart, "cube", config=CONFIG, layer="semantic")
         base.add_config_checksums([chart])  # what constructs.charts.build_app does for every chart
         return cdk8s.Testing.synth(chart)

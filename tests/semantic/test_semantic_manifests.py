@@ -12,6 +12,7 @@ import cdk8s
 import pytest
 import yaml
 
+from constructs import plain
 from constructs.cube import CONF_DIR, EXTENSION_DIR, Cube, config_files, model_files
 from demo.bootstrap.image import DUCKDB_EXTENSION_DIR
 from demo.lakehouse.duckdb import EXTENSIONS, init_sql
@@ -220,7 +221,7 @@ def test_model_tables_are_in_the_marts_namespace() -> None:
 def test_a_renamed_marts_namespace_is_refused() -> None:
     data = CONFIG.model_dump(mode="json")
     data["polaris"]["namespaces"]["marts"] = "gold"
-    chart = cdk8s.Testing.chart()
+    chart = plain.PlainChart(cdk8s.Testing.app(), "test")  # the constructs live in a PlainChart (constructs/plain.py)
     with pytest.raises(ValueError, match="polaris.namespaces.marts"):
         Cube(chart, "cube", config=StackConfig.model_validate(data), layer="semantic")
 
