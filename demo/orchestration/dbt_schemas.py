@@ -96,16 +96,24 @@ def save(path: Path) -> bool:
     if not built:
         return True  # every schema came from the file: nothing new to keep
     key = environment_key()
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         saved = orjson.loads(path.read_bytes())
         if saved.get("key") == key and built <= set(saved.get("schemas") or {}):
+            _saved(built)
             return True
     partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
     try:
         partial.write_bytes(orjson.dumps({"key": key, "schemas": schemas}, option=orjson.OPT_SORT_KEYS))
         os.replace(partial, path)
+        _saved(built)
     except (OSError, TypeError):  # TypeError: a schema orjson cannot write (then dbt keeps building it)
         with contextlib.suppress(OSError):
             partial.unlink()
         return False
     return True
+
+
+def _saved(names: set[str]) -> None:
+    """``names`` are in the file now: later invocations of this process have nothing new to save."""
+    with _LOCK:
+        _built.difference_update(names)
