@@ -20,7 +20,7 @@ from constructs import base, k8s, plain
 from constructs.placement import toleration
 from constructs.secrets import StackSecrets
 from demo.bootstrap.image import APP_DIR, DUCKDB_EXTENSION_DIR
-from demo.lakehouse.settings import LakehouseSettings
+from demo.lakehouse.settings import DbtSettings, LakehouseSettings
 from demo.orchestration import daemon_liveness
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.orchestration.settings import PipelineSettings
@@ -279,7 +279,7 @@ def pipeline_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(name("orders_per_tick"), d.orders_per_tick),
         base.env(name("dbt_target"), "cluster"),
         # dbt's local DuckDB file (staging views) on the scratch volume.
-        base.env("FLOE_DBT_DUCKDB_PATH", "/tmp/floe-dbt.duckdb"),
+        base.env(DbtSettings.env_name("duckdb_path"), DbtSettings.model_fields["duckdb_path"].default),
     ]
 
 

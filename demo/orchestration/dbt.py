@@ -45,6 +45,7 @@ from packaging import version
 from demo.lakehouse.settings import LakehouseSettings
 from demo.observability import tracing
 from demo.observability.lineage import DatasetRef, JobRef, Lineage, RunState, iceberg_dataset, lineage
+from demo.orchestration import dbt_schemas
 from demo.orchestration.observed import start_step_span
 from demo.orchestration.settings import PipelineSettings
 
@@ -173,6 +174,7 @@ class InProcessDbt:
             from dbt.cli.main import dbtRunner
 
             with _DBT_LOCK, _environment(with_parse_env(env), cwd):
+                dbt_schemas.use_saved(cwd / MANIFEST_TARGET / dbt_schemas.FILE_NAME)  # the baked parse's
                 # The log file keeps the CLI's default level (it would follow --log-level otherwise).
                 file_level = [] if "--log-level-file" in dbt_args or "DBT_LOG_LEVEL_FILE" in os.environ else [
                     "--log-level-file", "debug"
@@ -180,6 +182,9 @@ class InProcessDbt:
                 result = dbtRunner(callbacks=[self._on_event]).invoke(
                     [*dbt_args, "--log-level", "none", *file_level]
                 )
+            baked = cwd / MANIFEST_TARGET
+            if baked.is_dir():  # what this process built that the baked file lacks (a parse baked before it)
+                dbt_schemas.save(baked / dbt_schemas.FILE_NAME)
             code = 0 if result.success else (_EXIT_ERROR if result.exception is not None else _EXIT_FAILURE)
             if result.exception is not None:
                 self._emit_error(result.exception)
@@ -368,6 +373,7 @@ def ensure_manifest(project: DbtProject) -> Path:
             target=project.target,
             dbt_executable=dbt_executable(),
         ).cli(["parse", "--quiet"], target_path=fresh).wait()
+        dbt_schemas.save(fresh / dbt_schemas.FILE_NAME)
         if folder.exists():
             stale = folder.with_name(f".{folder.name}.stale.{os.getpid()}")
             folder.rename(stale)

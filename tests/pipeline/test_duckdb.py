@@ -77,3 +77,21 @@ def test_bad_credentials_fail_clearly(settings: LakehouseSettings) -> None:
     message = str(error.value)
     assert settings.catalog_uri in message and settings.catalog_client_id in message
     assert "not-the-secret" not in message
+
+
+def test_connect_loads_the_wheels_own_extension_files(settings: LakehouseSettings, tmp_path: Path) -> None:
+    """connect() skips DuckDB's signature check only for the installed wheels' own files: a file in the
+    extension directory (here a same-size stand-in no DuckDB could load) is never the one loaded."""
+    directory = Path(install_extensions(str(tmp_path / "ext")))
+    installed = next(directory.glob(f"v{duckdb.__version__}/*/iceberg.duckdb_extension"))
+    size = installed.stat().st_size
+    installed.unlink()  # a hard link to the wheel's file: replace the name, never write through it
+    installed.write_bytes(b"\0" * size)
+    with pytest.raises(duckdb.Error):  # the stand-in itself does not load
+        duckdb.connect(config={"extension_directory": str(directory)}).execute("LOAD iceberg")
+    con = connect(settings.model_copy(update={"duckdb_extension_directory": str(directory)}))
+    (unsigned,) = con.sql("SELECT current_setting('allow_unsigned_extensions')").fetchone()  # type: ignore[misc]
+    assert unsigned is True
+    loaded = {row[0] for row in con.sql("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
+    assert set(EXTENSIONS) <= loaded
+    assert con.sql("SELECT type FROM duckdb_databases() WHERE database_name = 'lake'").fetchall() == [("iceberg",)]

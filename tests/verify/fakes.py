@@ -45,6 +45,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from demo.lakehouse.duckdb import DBT_LOCAL_DATABASE
 from demo.verify.checks import Totals
 
 Handler = Callable[[str, str, dict[str, list[str]], dict[str, str], bytes], tuple[int, Any]]
@@ -229,7 +230,8 @@ class FakeMarquez:
 
     def __call__(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, Any]:
         ds, wh = self.dataset_namespace, self.warehouse
-        raw, stg, fct = f"{wh}.raw.orders", "dbt.staging.stg_orders", f"{wh}.marts.fct_orders"
+        # The staging view as demo.orchestration.dbt names it: dbt's local DuckDB database, schema, model.
+        raw, stg, fct = f"{wh}.raw.orders", f"{DBT_LOCAL_DATABASE}.staging.stg_orders", f"{wh}.marts.fct_orders"
         jobs = [j for j in ("dagster.seed_raw_tables", "dagster.generate_and_build", "ingest.raw_tables",
                             "dbt.stg_orders", "dbt.fct_orders") if j != self.missing_job]
         if path == "/api/v1/namespaces":
