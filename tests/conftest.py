@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 from pathlib import Path
@@ -12,7 +13,14 @@ import pytest
 # Synth's record of objects that passed schema validation (floe.manifest_checks._SchemaVerdicts):
 # one per session, in its own temporary folder, so no test reads verdicts left by an earlier run
 # or writes into the user's ~/.cache. Set at import, before any synth (subprocesses inherit it).
-os.environ["FLOE_SCHEMA_CACHE"] = str(Path(tempfile.mkdtemp(prefix="floe-schema-cache-")) / "schema-passed")
+_SCHEMA_CACHE_DIR = Path(tempfile.mkdtemp(prefix="floe-schema-cache-"))
+os.environ["FLOE_SCHEMA_CACHE"] = str(_SCHEMA_CACHE_DIR / "schema-passed")
+
+
+def pytest_unconfigure(config) -> None:  # noqa: ANN001
+    """The session's schema-cache folder goes with the session (each xdist worker and the controller
+    made their own at import)."""
+    shutil.rmtree(_SCHEMA_CACHE_DIR, ignore_errors=True)
 
 
 # Ctrl-C as a terminal delivers it: a runner started in the background (`cmd &` in a script, nohup,
