@@ -113,8 +113,55 @@ def _dagster_home(data_dir: Path) -> Path:
     return home
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through the lakehouse context manager, which stops SeaweedFS
+#: After a SIGTERM, its KeyboardInterrupt is raised again this often until the lakehouse begins to
+#: stop: an interrupt raised while importlib runs its module-lock weakref callback is only printed
+#: ("Exception ignored in ... _get_module_lock") and dropped, and the run would go on as if untold.
+SIGTERM_REDELIVERY_SECONDS = 2.0
+
+
+def _interrupt_in_flight() -> bool:
+    """A KeyboardInterrupt is already unwinding: the code running now is an except/finally/__exit__
+    block it passes through (its own exception, or the context of one raised while handling it)."""
+    exc = sys.exc_info()[1]
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
+class _Termination:
+    """SIGTERM as Ctrl-C: a KeyboardInterrupt in the main thread, which unwinds through the lakehouse
+    context manager (that stops SeaweedFS), delivered again by SIGALRM until it has taken effect."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.stopping = False
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.stopping:  # already on the way out: never interrupt the lakehouse's own stop
+            return
+        signal.setitimer(signal.ITIMER_REAL, SIGTERM_REDELIVERY_SECONDS)
+        if not _interrupt_in_flight():
+            raise KeyboardInterrupt
+
+    def stop_begins(self) -> None:
+        self.stopping = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[_Termination]:
+    """SIGTERM (and our SIGALRM re-delivery) handled by a :class:`_Termination` inside the block."""
+    termination = _Termination()
+    previous = {sig: signal.signal(sig, termination.handle) for sig in (signal.SIGTERM, signal.SIGALRM)}
+    try:
+        yield termination
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _started_lakehouse(path: Path) -> AbstractContextManager[LocalLakehouse]:
@@ -129,27 +176,32 @@ def _started_lakehouse(path: Path) -> AbstractContextManager[LocalLakehouse]:
 
 @contextmanager
 def _lakehouse_env(data_dir: Path) -> Iterator[LocalLakehouse]:
-    """Start SeaweedFS on ``data_dir`` and point this process's FLOE_* / DAGSTER_HOME at it."""
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    """Start SeaweedFS on ``data_dir`` and point this process's FLOE_* / DAGSTER_HOME at it.
+    A SIGTERM stops it as Ctrl-C does (KeyboardInterrupt), also one that lands during the stop."""
     saved = dict(os.environ)
-    console.print("starting the embedded lakehouse (SeaweedFS)...")
-    try:
-        with _started_lakehouse(data_dir / "seaweedfs") as lake:
-            os.environ.update(lake.env())
-            os.environ.update(compute_log_env(lake))
-            os.environ[LakehouseSettings.env_name("duckdb_extension_directory")] = str(data_dir / "duckdb-extensions")
-            os.environ["DAGSTER_HOME"] = str(_dagster_home(data_dir))
-            # dbt's own DuckDB file (staging views) next to the rest, not the profile's /tmp default.
-            os.environ["FLOE_DBT_DUCKDB_PATH"] = str(data_dir / "dbt.duckdb")
-            # Where dagster-dbt puts each dbt invocation's target folder (dbt's own DBT_TARGET_PATH):
-            # failed ones stay there for a look, next to the rest of the local data.
-            os.environ["DBT_TARGET_PATH"] = str(data_dir / "dbt-target")
-            yield lake
-        console.print("[dim]SeaweedFS stopped.[/]")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        signal.signal(signal.SIGTERM, previous)
+    with _sigterm_interrupts() as termination:
+        console.print("starting the embedded lakehouse (SeaweedFS)...")
+        try:
+            with _started_lakehouse(data_dir / "seaweedfs") as lake:
+                os.environ.update(lake.env())
+                os.environ.update(compute_log_env(lake))
+                os.environ[LakehouseSettings.env_name("duckdb_extension_directory")] = str(data_dir / "duckdb-extensions")
+                os.environ["DAGSTER_HOME"] = str(_dagster_home(data_dir))
+                # dbt's own DuckDB file (staging views) next to the rest, not the profile's /tmp default.
+                os.environ["FLOE_DBT_DUCKDB_PATH"] = str(data_dir / "dbt.duckdb")
+                # Where dagster-dbt puts each dbt invocation's target folder (dbt's own DBT_TARGET_PATH):
+                # failed ones stay there for a look, next to the rest of the local data.
+                os.environ["DBT_TARGET_PATH"] = str(data_dir / "dbt-target")
+                try:
+                    yield lake
+                finally:
+                    termination.stop_begins()
+            console.print("[dim]SeaweedFS stopped.[/]")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        if termination.requested:  # a SIGTERM while SeaweedFS was stopping: still an interrupted run
+            raise KeyboardInterrupt
 
 
 @app.command()

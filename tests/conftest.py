@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from demo.lakehouse.local import LocalLakehouse
+    from tests.support.marts import Stack
 
 # Synth's record of objects that passed schema validation (floe.manifest_checks._SchemaVerdicts):
 # one per session, in its own temporary folder, so no test reads verdicts left by an earlier run
 # or writes into the user's ~/.cache. Set at import, before any synth (subprocesses inherit it).
-os.environ["FLOE_SCHEMA_CACHE"] = str(Path(tempfile.mkdtemp(prefix="floe-schema-cache-")) / "schema-passed")
+_SCHEMA_CACHE_DIR = Path(tempfile.mkdtemp(prefix="floe-schema-cache-"))
+os.environ["FLOE_SCHEMA_CACHE"] = str(_SCHEMA_CACHE_DIR / "schema-passed")
+
+
+def pytest_unconfigure(config) -> None:  # noqa: ANN001
+    """The session's schema-cache folder goes with the session (each xdist worker and the controller
+    made their own at import)."""
+    shutil.rmtree(_SCHEMA_CACHE_DIR, ignore_errors=True)
 
 
 # Ctrl-C as a terminal delivers it: a runner started in the background (`cmd &` in a script, nohup,
@@ -24,35 +38,66 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# --- servers shared by several directories (one per session, i.e. per xdist worker) ----------------
+
+
+@pytest.fixture(scope="session")
+def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLakehouse]:
+    """One SeaweedFS (S3 + Iceberg REST catalog) for tests/pipeline and tests/orchestration, whose
+    tests each work in namespaces of their own (uuid-suffixed) and so never see each other's tables."""
+    from demo.ingest import wait_for_catalog
+    from demo.lakehouse.local import local_lakehouse
+
+    with local_lakehouse(tmp_path_factory.mktemp("lakehouse")) as lake:
+        wait_for_catalog(lake.settings)
+        yield lake
+
+
+@pytest.fixture(scope="session")
+def marts_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The seeded and built lakehouse that tests/verify (``stack``) and tests/semantic
+    (``marts_settings``) read (tests/support/marts.py): one seed + dbt build for both."""
+    from tests.support.marts import marts_stack as started
+
+    with started(tmp_path_factory) as stack:
+        yield stack
+
+
 # --- pytest-xdist: which tests share a worker, and what starts first --------------------------------
 # `make test` runs `--dist loadfile`: each work unit goes to one worker, so a session fixture is made
 # once per worker that runs any test needing it. The files below share an expensive session fixture,
 # so each set is one work unit (one worker makes the fixture once, not both):
 SHARED_FIXTURE_UNITS: dict[str, tuple[str, ...]] = {
-    # tests/verify/conftest.py `stack`: SeaweedFS with a reader identity, seeded, dbt build.
-    "verify-lakehouse": ("tests/verify/test_cli.py", "tests/verify/test_dagster.py",
-                         "tests/verify/test_lakehouse_checks.py", "tests/verify/test_services.py"),
-    # tests/semantic/conftest.py `marts_settings` (seeded lakehouse + dbt build), `bundled_synth`,
-    # `cube_otel_image` (npm ci of the image's OpenTelemetry folder).
-    "semantic-marts": ("tests/semantic/test_cube_lakehouse.py", "tests/semantic/test_cube_pod.py",
-                       "tests/semantic/test_cube_tracing.py", "tests/semantic/test_semantic_manifests.py"),
+    # tests/conftest.py `marts_stack` (SeaweedFS with a reader identity, seeded, dbt build), which
+    # tests/verify reads as `stack` and tests/semantic as `marts_settings`; tests/semantic/conftest.py
+    # `bundled_synth` and `cube_otel_image` (npm ci of the image's OpenTelemetry folder).
+    "marts-lakehouse": ("tests/verify/test_cli.py", "tests/verify/test_dagster.py",
+                        "tests/verify/test_lakehouse_checks.py", "tests/verify/test_services.py",
+                        "tests/semantic/test_cube_lakehouse.py", "tests/semantic/test_cube_pod.py",
+                        "tests/semantic/test_cube_tracing.py", "tests/semantic/test_semantic_manifests.py"),
     # tests/contract/conftest.py `stack_postgres` (PostgreSQL initialised by dist/'s script) and
     # `local_image` (the project image's files laid out by the Dockerfile's steps).
     "contract-postgres": ("tests/contract/test_dagster_pods.py", "tests/contract/test_k8s_run_launcher.py",
                           "tests/contract/test_postgres_init.py", "tests/contract/test_local_image.py",
                           "tests/contract/test_dbt_first_build_in_a_pod.py"),
 }
-#: Work units that take longest (seconds of one serial run on a quiet 2-core machine, 2026-12-02,
-#: `--durations`), started first so that no long unit starts last and leaves the other worker idle
-#: (xdist's own order is by number of tests: the few-test server modules would come last).
+#: Work units that take longest (seconds, summed setup + call + teardown under `--durations`, from a
+#: 2-worker run of the suite on the shared 2-core machine, 2026-12-02; units not in that run from an
+#: earlier serial one), started first so that no long unit starts last and leaves the other worker
+#: idle (xdist's own order is by number of tests: the few-test server modules would come last).
 LONGEST_FIRST: dict[str, float] = {
-    "verify-lakehouse": 150, "semantic-marts": 120, "contract-postgres": 75,
-    "tests/orchestration/test_orchestration_local.py": 80, "tests/recovery/test_recovery.py": 62,
-    "tests/verify/test_cube_server.py": 56, "tests/deploy/test_dagster.py": 45,
-    "tests/semantic/test_cube_freshness.py": 44, "tests/pipeline/test_dbt.py": 34,
-    "tests/deploy/test_cli.py": 29, "tests/bootstrap/test_bootstrap_identities.py": 28,
-    "tests/orchestration/test_orchestration_graphql.py": 26, "tests/contract/test_dagster_migration.py": 22,
-    "tests/orchestration/test_orchestration_compute_logs.py": 20,
+    "marts-lakehouse": 135, "tests/orchestration/test_orchestration_local.py": 75, "contract-postgres": 75,
+    "tests/recovery/test_recovery.py": 68, "tests/verify/test_cube_server.py": 56,
+    "tests/semantic/test_cube_freshness.py": 44, "tests/pipeline/test_dbt.py": 38,
+    "tests/orchestration/test_orchestration_pipeline.py": 31, "tests/infra/test_network_policies.py": 28,
+    "tests/deploy/test_dagster.py": 26, "tests/bootstrap/test_bootstrap_identities.py": 28,
+    "tests/contract/test_dagster_migration.py": 22, "tests/pipeline/test_ingest.py": 18,
+    "tests/orchestration/test_orchestration_graphql.py": 18, "tests/infra/test_bad_config.py": 17,
+    "tests/bootstrap/test_bootstrap_cli.py": 17, "tests/orchestration/test_orchestration_dbt_failure.py": 17,
+    "tests/deploy/test_cli.py": 14, "tests/orchestration/test_orchestration_compute_logs.py": 13,
+    "tests/pipeline/test_failures.py": 12, "tests/bootstrap/test_bootstrap_buckets.py": 12,
+    "tests/pipeline/test_duckdb.py": 10, "tests/deploy/test_distribution.py": 9, "tests/deploy/test_verify.py": 7,
+    "tests/orchestration/test_orchestration_observability.py": 7, "tests/bootstrap/test_bootstrap_polaris.py": 7,
 }
 _UNIT_OF_FILE = {path: unit for unit, paths in SHARED_FIXTURE_UNITS.items() for path in paths}
 

@@ -126,6 +126,9 @@ class LocalLakehouse:
             "-ip.bind=127.0.0.1",
             "-webdav=false",
             "-admin.ui=false",
+            # The volume server's wait between its last heartbeat and its stop (1 s in mini mode) lets
+            # a cluster's master route writes elsewhere first; one node has nowhere else: stop at once.
+            "-volume.preStopSeconds=0",
             f"-bucket={','.join(EXTRA_BUCKETS)}",
             f"-tableBucket={WAREHOUSE}",
             *(f"-{k}={v}" for k, v in ports.items()),

@@ -44,7 +44,8 @@ def rewrites(pg: PostgresServer, grpc_port: int, web_port: int, s3: LocalLakehou
     }
 
 
-def wait_for(predicate, what: str, process: subprocess.Popen, log: Path, timeout: float = STARTUP_TIMEOUT) -> None:
+def wait_for(predicate, what: str, process: subprocess.Popen, log: Path, timeout: float = STARTUP_TIMEOUT,
+             interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -54,7 +55,7 @@ def wait_for(predicate, what: str, process: subprocess.Popen, log: Path, timeout
                 return
         except (OSError, httpx.HTTPError):
             pass
-        time.sleep(1)
+        time.sleep(interval)  # a port or URL of a local process: a cheap look, so a short pause
     raise AssertionError(f"{what}: not up after {timeout}s\n{log.read_text()[-4000:]}")
 
 
@@ -239,7 +240,7 @@ def test_daemon_heartbeats_and_passes_its_liveness_probe(
         def healthy() -> bool:
             return daemon.run(probe, timeout=60).returncode == 0
 
-        wait_for(healthy, "the daemon's liveness probe", process, log)
+        wait_for(healthy, "the daemon's liveness probe", process, log, interval=1)  # each look starts a Python
     finally:
         stop(process)
     # Stopped: the heartbeats age, and the probe fails once they are older than its tolerance.

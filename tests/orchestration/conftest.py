@@ -1,6 +1,6 @@
-"""Fixtures for the orchestration tests: one real SeaweedFS for the module set, per-test Iceberg
-namespaces (so empty/partial/full states do not leak between tests), a temporary DAGSTER_HOME and
-local receivers for OpenLineage and OTLP/HTTP.
+"""Fixtures for the orchestration tests: the session's real SeaweedFS (tests/conftest.py ``lakehouse``,
+shared with tests/pipeline), per-test Iceberg namespaces (so empty/partial/full states do not leak
+between tests), a temporary DAGSTER_HOME and local receivers for OpenLineage and OTLP/HTTP.
 """
 
 from __future__ import annotations
@@ -19,14 +19,8 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from demo.lakehouse.local import LocalLakehouse, local_lakehouse
+from demo.lakehouse.local import LocalLakehouse
 from demo.lakehouse.settings import LakehouseSettings
-
-
-@pytest.fixture(scope="session")
-def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLakehouse]:
-    with local_lakehouse(tmp_path_factory.mktemp("seaweedfs")) as lake:
-        yield lake
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,43 @@ def test_sigterm_stops_the_lakehouse(tmp_path: Path) -> None:
     assert not weed_processes(data_dir)
 
 
+#: A SIGTERM whose KeyboardInterrupt is raised inside a weakref callback, where Python prints
+#: "Exception ignored" and drops it: what happens when it lands while importlib runs its module-lock
+#: callback (_get_module_lock's cb) during one of the run's many imports.
+DROPPED_INTERRUPT = """
+import os, signal, sys, time, weakref
+from demo.local import _sigterm_interrupts
+
+class Module:
+    pass
+
+def on_collect(_):
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(1000):  # the handler runs here, inside the callback
+        pass
+
+try:
+    with _sigterm_interrupts():
+        ref = weakref.ref(Module(), on_collect)  # the object dies at once: the callback runs
+        print("went on", flush=True)
+        time.sleep(60)
+        print("never stopped", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def test_a_sigterm_whose_interrupt_is_dropped_still_stops_the_run(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", DROPPED_INTERRUPT], cwd=tmp_path, env=local_env(tmp_path),
+                            capture_output=True, text=True, timeout=120)
+    assert "Exception ignored" in result.stderr and "KeyboardInterrupt" in result.stderr, result.stderr
+    assert result.stdout.split() == ["went", "on", "interrupted"], result.stdout + result.stderr
+    assert result.returncode == 130
+    assert time.monotonic() - started < 50  # re-delivered, not the sleep running out
+
+
 def test_reset_refuses_a_folder_it_did_not_create(tmp_path: Path) -> None:
     foreign = tmp_path / "precious"
     foreign.mkdir()

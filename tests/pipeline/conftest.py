@@ -1,5 +1,6 @@
-"""Fixtures for the pipeline tests: one real SeaweedFS lakehouse per session, isolated per test by
-namespaces; dbt run as the real CLI in a subprocess."""
+"""Fixtures for the pipeline tests: the session's real SeaweedFS lakehouse (tests/conftest.py
+``lakehouse``, shared with tests/orchestration), isolated per test by namespaces; dbt run as the real
+CLI in a subprocess."""
 
 from __future__ import annotations
 
@@ -29,14 +30,6 @@ def extension_directory(tmp_path_factory: pytest.TempPathFactory) -> str:
     from demo.lakehouse.duckdb import install_extensions
 
     return install_extensions(str(tmp_path_factory.mktemp("duckdb-extensions")))
-
-
-@pytest.fixture(scope="session")
-def lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLakehouse]:
-    """One SeaweedFS (S3 + Iceberg REST catalog) for the whole session."""
-    with local_lakehouse(tmp_path_factory.mktemp("lakehouse")) as lake:
-        wait_for_catalog(lake.settings)
-        yield lake
 
 
 def isolated_settings(lakehouse: LocalLakehouse, extension_directory: str) -> LakehouseSettings:

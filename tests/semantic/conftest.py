@@ -10,7 +10,6 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,8 @@ from demo.lakehouse.duckdb import install_extensions
 from demo.lakehouse.settings import LakehouseSettings
 from floe.synth import SynthResult
 from tests.infra.conftest import synth
-from tests.pipeline.conftest import marts_lakehouse, settings_env
+from tests.pipeline.conftest import settings_env
+from tests.support.marts import Stack
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 REPO = Path(__file__).resolve().parents[2]
@@ -149,12 +149,11 @@ def extension_directory(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def marts_settings(tmp_path_factory: pytest.TempPathFactory, extension_directory: str) -> Iterator[LakehouseSettings]:
+def marts_settings(marts_stack: Stack) -> LakehouseSettings:
     """A SeaweedFS lakehouse with the marts built by the pipeline, in the stack's default namespaces
-    (raw/staging/marts: the ones the static Cube model names)."""
-    with marts_lakehouse(tmp_path_factory, "semantic", extension_directory,
-                         seed=7, n_customers=40, n_products=12, n_orders=200) as settings:
-        yield settings
+    (raw/staging/marts: the ones the static Cube model names): the session's ``marts_stack``
+    (tests/support/marts.py), which tests/verify reads too."""
+    return marts_stack.settings
 
 
 def floe_env(settings: LakehouseSettings) -> dict[str, str]:

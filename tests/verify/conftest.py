@@ -1,75 +1,21 @@
-"""A lakehouse for the verifier: SeaweedFS (S3 + Iceberg REST with OAuth2, standing in for MinIO and
-Polaris) with a second, read-only identity, seeded and built by the demo pipeline (seed + dbt build,
-as tests/semantic/conftest.py), plus the staging namespace the Polaris init Job creates and one
-object in the cubestore bucket standing in for Cube Store's upload."""
+"""The verifier's lakehouse: the session's seeded and built one with a read-only identity
+(tests/support/marts.py, shared with tests/semantic), and the verifier's settings and context."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
-from demo.ingest import catalog, seed_raw_tables, wait_for_catalog
-from demo.lakehouse.duckdb import install_extensions
-from demo.lakehouse.local import LocalLakehouse, local_lakehouse
-from demo.lakehouse.settings import LakehouseSettings
 from demo.verify.checks import Context
 from demo.verify.settings import VerifySettings
-from tests.pipeline.conftest import run_dbt
-
-READER_ID, READER_SECRET = "floe-reader", "floe-reader-secret"
-#: SeaweedFS identities (`weed mini -s3.config`): the reader may Read/List S3 and every S3 Tables
-#: Get*/List* action, nothing else. SeaweedFS checks S3 Tables calls against the identity's actions
-#: (weed/s3api/s3tables/permissions.go: hasIdentityPermission, wildcards allowed); the owner (the
-#: AWS_* admin weed mini creates) may do everything.
-S3_CONFIG = {
-    "identities": [
-        {
-            "name": "reader",
-            "credentials": [{"accessKey": READER_ID, "secretKey": READER_SECRET}],
-            "actions": ["Read", "List", "s3tables:Get*", "s3tables:List*"],
-        }
-    ]
-}
-
-
-@dataclass
-class Stack:
-    lake: LocalLakehouse
-    settings: LakehouseSettings
-    dbt_dir: Path
-
-    def s3(self):  # noqa: ANN201
-        s = self.settings
-        return boto3.client(
-            "s3", endpoint_url=s.s3_endpoint, aws_access_key_id=s.s3_access_key_id,
-            aws_secret_access_key=s.s3_secret_access_key.get_secret_value(), region_name=s.s3_region,
-            config=Config(s3={"addressing_style": "path"}),
-        )
+from tests.support.marts import READER_ID, READER_SECRET, Stack  # noqa: F401 - Stack: for the tests
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("verify-lakehouse")
-    config = base / "s3.json"
-    config.write_text(json.dumps(S3_CONFIG))
-    extensions = install_extensions(str(tmp_path_factory.mktemp("duckdb-extensions")))
-    with local_lakehouse(base / "seaweedfs", extra_args=(f"-s3.config={config}",)) as lake:
-        wait_for_catalog(lake.settings)
-        settings = lake.settings.model_copy(update={"duckdb_extension_directory": extensions})
-        seed_raw_tables(settings, seed=7, run_key="seed", n_customers=40, n_products=12, n_orders=200)
-        dbt_dir = tmp_path_factory.mktemp("verify-dbt")
-        build = run_dbt(settings, dbt_dir, "build")
-        assert build.returncode == 0, build.output[-3000:]
-        catalog(settings).create_namespace(settings.namespace_staging)  # as the Polaris init Job does
-        stack = Stack(lake, settings, dbt_dir)
-        stack.s3().put_object(Bucket="cubestore", Key="floe-verify-test/stand-in-for-cube-store", Body=b"x")
-        yield stack
+def stack(marts_stack: Stack) -> Stack:
+    """The session's seeded and built lakehouse (tests/support/marts.py), shared with tests/semantic."""
+    return marts_stack
 
 
 def verify_settings(**overrides: object) -> VerifySettings:

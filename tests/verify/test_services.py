@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import math
 import re
 import threading
 import time
@@ -157,6 +158,18 @@ def test_cube_wrong_secret_and_cube_down_fail_with_hints(ctx: Context, cube_sdl:
         assert result.status == "fail" and result.figure.startswith("cannot connect"), result
 
 
+def reported_lag(message: str, c: Context, *, at_least: float) -> int:
+    """The lag a freshness result names: from the run's end (the state's ``triggered_finished``) to
+    the check's answer, in whole seconds. Exact about what it measures, not about machine speed: at
+    least ``at_least`` (the run ended that long before the check began), at most the time from the
+    run's end until now."""
+    match = re.search(r"(\d+)s after dbt finished", message)
+    assert match, message
+    lag = int(match.group(1))
+    assert at_least <= lag <= math.ceil(time.time() - c.state["triggered_finished"]), message
+    return lag
+
+
 def test_cube_freshness_is_measured_with_trigger(ctx: Context, cube_sdl: str) -> None:
     t = marts_totals(ctx)
     older = dataclasses.replace(t, orders=t.orders - 25, amount=t.amount - 1000)
@@ -168,18 +181,26 @@ def test_cube_freshness_is_measured_with_trigger(ctx: Context, cube_sdl: str) ->
     with cube(ctx, cube_sdl, stale=older) as (c, fake):
         assert check_cube_freshness(c).status == "skip"  # without --trigger nothing is measured
         # Still the old totals past the target: a failure that names the refresh worker.
-        with pytest.raises(CheckFailed, match=r"Cube still serves 175 orders .* 12s after dbt finished \(target 1s\)") as failed:
-            check_cube_freshness(triggered(c, finished_ago=12, target=1))
+        late = triggered(c, finished_ago=12, target=1)
+        with pytest.raises(CheckFailed, match=r"Cube still serves 175 orders .* \d+s after dbt finished \(target 1s\)") as failed:
+            check_cube_freshness(late)
+        reported_lag(str(failed.value), late, at_least=12)
         assert "floe-cube-refresh-worker" in failed.value.hint
         # The rollup catches up while the check polls (within its 60 s target): the lag is measured.
+        catching_up = triggered(c, finished_ago=0, target=60)
         threading.Timer(0.5, lambda: setattr(fake, "stale", None)).start()
-        figure = check_cube_freshness(triggered(c, finished_ago=0, target=60)).figure
-        assert re.fullmatch(r"Cube served the new marts [0-9]s after dbt finished \(target 60s\)", figure), figure
+        figure = check_cube_freshness(catching_up).figure
+        assert re.fullmatch(r"Cube served the new marts \d+s after dbt finished \(target 60s\)", figure), figure
+        reported_lag(figure, catching_up, at_least=0)
         # Served, but later than the target: a failure with the figure.
-        with pytest.raises(CheckFailed, match=r"Cube served the new marts 1[23]s after dbt finished \(target 1s\)"):
-            check_cube_freshness(triggered(c, finished_ago=12, target=1))
-        assert re.fullmatch(r"Cube served the new marts 1[23]s after dbt finished \(target 60s\)",
-                            check_cube_freshness(triggered(c, finished_ago=12, target=60)).figure)
+        late = triggered(c, finished_ago=12, target=1)
+        with pytest.raises(CheckFailed, match=r"Cube served the new marts \d+s after dbt finished \(target 1s\)") as failed:
+            check_cube_freshness(late)
+        reported_lag(str(failed.value), late, at_least=12)
+        in_time = triggered(c, finished_ago=12, target=60)
+        figure = check_cube_freshness(in_time).figure
+        assert re.fullmatch(r"Cube served the new marts \d+s after dbt finished \(target 60s\)", figure), figure
+        reported_lag(figure, in_time, at_least=12)
 
 
 # --- Cube SQL API: real PostgreSQL serving a table of the same shape ----------------------------
