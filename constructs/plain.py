@@ -278,8 +278,8 @@ _METADATA_FIELDS = {"name", "namespace", "labels", "annotations"}
 
 
 def _sorted(value: Any) -> Any:
-    """``value`` with every map's keys sorted, as cdk8s sorts an object's own fields (a patched value
-    is written as given)."""
+    """``value`` with every map's keys sorted, as cdk8s sorts an object's own fields; a patched value
+    is sorted too, as the generated ``Kube*`` classes wrote it (tests/infra/test_plain.py compares)."""
     if isinstance(value, dict):
         return {k: _sorted(value[k]) for k in sorted(value)}
     if isinstance(value, list):

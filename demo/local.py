@@ -39,7 +39,7 @@ from rich.table import Table
 
 from demo.bootstrap.identities import CLIENTS, Keys, client_grants, seaweedfs_s3_config
 from demo.lakehouse.local import COMPUTE_LOG_BUCKET, CUBESTORE_BUCKET, WAREHOUSE, LocalLakehouse, local_lakehouse
-from demo.lakehouse.settings import LakehouseSettings
+from demo.lakehouse.settings import DbtSettings, LakehouseSettings
 from demo.orchestration.instance import S3_ENV, s3_compute_logs
 from demo.processes import stop_process_group
 from demo.progress import elapsed
@@ -188,7 +188,7 @@ def _lakehouse_env(data_dir: Path) -> Iterator[LocalLakehouse]:
                 os.environ[LakehouseSettings.env_name("duckdb_extension_directory")] = str(data_dir / "duckdb-extensions")
                 os.environ["DAGSTER_HOME"] = str(_dagster_home(data_dir))
                 # dbt's own DuckDB file (staging views) next to the rest, not the profile's /tmp default.
-                os.environ["FLOE_DBT_DUCKDB_PATH"] = str(data_dir / "dbt.duckdb")
+                os.environ[DbtSettings.env_name("duckdb_path")] = str(data_dir / "dbt.duckdb")
                 # Where dagster-dbt puts each dbt invocation's target folder (dbt's own DBT_TARGET_PATH):
                 # failed ones stay there for a look, next to the rest of the local data.
                 os.environ["DBT_TARGET_PATH"] = str(data_dir / "dbt-target")
@@ -394,7 +394,7 @@ def _print_locations(data_dir: Path, lake: LocalLakehouse, log_path: Path) -> No
     table.add_row("S3", f"{s.s3_endpoint} (bucket {s.catalog_warehouse})")
     table.add_row("namespaces", f"{s.namespace_raw}, {s.namespace_staging}, {s.namespace_marts}")
     table.add_row("Dagster home", os.environ.get("DAGSTER_HOME", "?"))
-    table.add_row("dbt DuckDB file", os.environ.get("FLOE_DBT_DUCKDB_PATH", "?") + " (staging views)")
+    table.add_row("dbt DuckDB file", os.environ.get(DbtSettings.env_name("duckdb_path"), "?") + " (staging views)")
     table.add_row("run log", f"{log_path} (dbt targets of failed builds: {data_dir / 'dbt-target'})")
     table.add_row("next", next_command(data_dir))
     console.print(table)
