@@ -112,11 +112,12 @@ def run_dbt(settings: LakehouseSettings, work_dir: Path, *args: str, timeout: fl
 @contextlib.contextmanager
 def marts_lakehouse(
     tmp_path_factory: pytest.TempPathFactory, name: str, extension_directory: str, *,
-    seed: int, n_customers: int, n_products: int, n_orders: int,
+    seed: int, n_customers: int, n_products: int, n_orders: int, extra_args: tuple[str, ...] = (),
 ) -> Iterator[LakehouseSettings]:
     """A SeaweedFS lakehouse seeded with ``seed`` and its marts built by the pipeline's dbt project:
-    what the Cube tests read (each module its own, when it appends data)."""
-    with local_lakehouse(tmp_path_factory.mktemp(f"{name}-lakehouse")) as lakehouse:
+    what the Cube tests read (each module its own, when it appends data). ``extra_args`` go to
+    ``weed mini`` (tests/support/marts.py: a second identity)."""
+    with local_lakehouse(tmp_path_factory.mktemp(f"{name}-lakehouse"), extra_args=extra_args) as lakehouse:
         wait_for_catalog(lakehouse.settings)
         settings = lakehouse.settings.model_copy(update={"duckdb_extension_directory": extension_directory})
         seed_raw_tables(settings, seed=seed, run_key="seed", n_customers=n_customers, n_products=n_products, n_orders=n_orders)

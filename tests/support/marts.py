@@ -15,17 +15,15 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
 
-from demo.ingest import catalog, seed_raw_tables, wait_for_catalog
+from demo.ingest import catalog
 from demo.lakehouse.duckdb import install_extensions
-from demo.lakehouse.local import LocalLakehouse, local_lakehouse
 from demo.lakehouse.settings import LakehouseSettings
-from tests.pipeline.conftest import run_dbt
+from tests.pipeline.conftest import marts_lakehouse
 
 READER_ID, READER_SECRET = "floe-reader", "floe-reader-secret"
 #: SeaweedFS identities (`weed mini -s3.config`): the reader may Read/List S3 and every S3 Tables
@@ -45,9 +43,7 @@ S3_CONFIG = {
 
 @dataclass
 class Stack:
-    lake: LocalLakehouse
     settings: LakehouseSettings
-    dbt_dir: Path
 
     def s3(self):  # noqa: ANN201
         s = self.settings
@@ -60,18 +56,12 @@ class Stack:
 
 @contextlib.contextmanager
 def marts_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("marts-lakehouse")
-    config = base / "s3.json"
+    config = tmp_path_factory.mktemp("marts-identities") / "s3.json"
     config.write_text(json.dumps(S3_CONFIG))
     extensions = install_extensions(str(tmp_path_factory.mktemp("duckdb-extensions")))
-    with local_lakehouse(base / "seaweedfs", extra_args=(f"-s3.config={config}",)) as lake:
-        wait_for_catalog(lake.settings)
-        settings = lake.settings.model_copy(update={"duckdb_extension_directory": extensions})
-        seed_raw_tables(settings, seed=7, run_key="seed", n_customers=40, n_products=12, n_orders=200)
-        dbt_dir = tmp_path_factory.mktemp("marts-dbt")
-        build = run_dbt(settings, dbt_dir, "build")
-        assert build.returncode == 0, build.output[-3000:]
+    with marts_lakehouse(tmp_path_factory, "marts", extensions, seed=7, n_customers=40, n_products=12, n_orders=200,
+                         extra_args=(f"-s3.config={config}",)) as settings:
         catalog(settings).create_namespace(settings.namespace_staging)  # as the Polaris init Job does
-        stack = Stack(lake, settings, dbt_dir)
+        stack = Stack(settings)
         stack.s3().put_object(Bucket="cubestore", Key="floe-verify-test/stand-in-for-cube-store", Body=b"x")
         yield stack
