@@ -341,7 +341,8 @@ def port_forward_command(dist: Path = DIST, kubectl_bin: str = KUBECTL, context:
         for a in assignments:
             table.add_row(a.spec.service, "-" if id(a) in down else a.url, a.spec.description, "not forwarded (see above)" if id(a) in down else a.note)
         console.print(table)
-        supervisor.run_until_interrupted()
+        if not supervisor.run_until_interrupted():
+            raise _fail("every port-forward has stopped and was given up (see above); `make status` shows why")
     except KeyboardInterrupt:  # Ctrl-C while starting: same clean stop as later
         err.print("stopping port-forwards")
     finally:

@@ -9,7 +9,6 @@ schema/pipelines/pipeline.py).
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import datetime, UTC
 import httpx
 
 from floe.deploy.kubectl import Kubectl
-from floe.deploy.ports import BIND_ADDRESS, any_free_port, wait_listening
+from floe.deploy.ports import BIND_ADDRESS, PortForwardProcess, any_free_port
 
 # The demo's job names (demo/orchestration/definitions.py). One place to change them.
 JOBS = {"seed": "seed_raw_tables", "generate": "generate_and_build"}
@@ -108,16 +107,11 @@ def forwarded(kubectl: Kubectl, namespace: str, service: str, port: int, timeout
     """A temporary ``kubectl port-forward`` to ``service:port`` on a free local port; yields that port."""
     local = any_free_port()
     argv = kubectl.argv("port-forward", "-n", namespace, f"svc/{service}", f"{local}:{port}", "--address", BIND_ADDRESS)
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    forward = PortForwardProcess(argv)
     try:
-        if not wait_listening(local, timeout, alive=lambda: proc.poll() is None):
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.poll() is not None and proc.stderr else ""
-            raise DagsterError(f"could not port-forward to svc/{service}: {err or 'no listener within %ss' % timeout}")
+        if not forward.wait_ready(timeout):
+            reason = forward.last_error() if not forward.running else f"kubectl did not say it was forwarding within {timeout:.0f}s"
+            raise DagsterError(f"could not port-forward to svc/{service}: {reason}")
         yield local
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        forward.stop()

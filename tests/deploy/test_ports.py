@@ -16,7 +16,9 @@ import pytest
 
 from floe.deploy.kubectl import Kubectl
 from floe.deploy.manifests import PortForwardSpec, Stack
-from floe.deploy.ports import Assignment, Forward, Supervisor, assign_ports, port_forward_argv, port_is_free, wait_listening
+from floe.deploy.ports import (
+    Assignment, Forward, PortForwardProcess, Supervisor, assign_ports, port_forward_argv, port_is_free, restart_delay, wait_listening,
+)
 from tests.deploy.conftest import FIXTURE_DIST, FakeTools
 
 
@@ -93,15 +95,17 @@ def test_supervisor_starts_restarts_and_stops_real_processes(tmp_path: Path, fak
         assert not port_is_free(base) and not port_is_free(base + 1)
         # kubectl port-forward exits when its pod goes away: the supervisor starts it again.
         first = forwards[0].process
-        first.terminate()
-        first.wait(timeout=10)
+        first.process.terminate()
+        first.process.wait(timeout=10)
         supervisor.check()
         assert forwards[0].restarts == 1 and forwards[0].process is not first
-        assert wait_listening(base, 20)
+        assert forwards[0].process.wait_ready(20)
+        supervisor.check()
         assert any("one exited" in line and "restarting" in line for line in logs)
+        assert logs[-1] == f"port-forward to one is up on http://localhost:{base}"
     finally:
         supervisor.stop()
-    assert all(f.process.poll() is not None for f in forwards)
+    assert all(not f.process.running for f in forwards)
     assert port_is_free(base) and port_is_free(base + 1)
 
 
@@ -117,6 +121,81 @@ def test_supervisor_reports_a_forward_that_never_comes_up(fake_tools: FakeTools,
     finally:
         supervisor.stop()
     assert "pod is not running" in logs[0]
+
+
+def test_another_program_on_the_port_is_not_taken_for_the_forward(fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI hang: kubectl failed at once, but another test's listener had taken the port meanwhile, so a
+    connect() succeeded and the forward counted as up. Ready is kubectl's own "Forwarding from" line."""
+    monkeypatch.setenv("FAKE_PF_FAIL", "broken")
+    kubectl = Kubectl(fake_tools.kubectl)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        assert wait_listening(taken, 1)  # what the old check saw: something answers
+        forward = Forward(Assignment(spec("broken", taken), taken), port_forward_argv(kubectl, "floe", Assignment(spec("broken", taken), taken)))
+        supervisor = Supervisor([forward], log=lambda _m: None)
+        try:
+            assert supervisor.start(ready_timeout=20) == [forward]
+        finally:
+            supervisor.stop()
+    assert forward.process is not None and forward.process.last_error().startswith("error: unable to forward port")
+
+
+def test_kubectl_output_is_drained_while_it_forwards(fake_tools: FakeTools) -> None:
+    """kubectl prints "Handling connection for N" per connection: 3,000 of them (> a 64 KiB pipe) and the
+    forward still accepts, because both pipes are read for as long as it runs."""
+    base = free_block(1)
+    [a] = assign_ports([spec("busy", base)])
+    forward = PortForwardProcess(port_forward_argv(Kubectl(fake_tools.kubectl), "floe", a))
+    try:
+        assert forward.wait_ready(20)
+        for _ in range(3000):
+            with socket.create_connection(("127.0.0.1", base), timeout=10):
+                pass
+        with socket.create_connection(("127.0.0.1", base), timeout=10) as last:
+            last.settimeout(10)
+            assert last.recv(1) == b""  # accepted and closed by the fake, not stuck behind a full pipe
+        assert forward.ready
+    finally:
+        forward.stop()
+    assert not forward.running and forward.process.stdout.closed and forward.process.stderr.closed
+
+
+def test_a_forward_that_keeps_failing_backs_off_then_is_given_up(fake_tools: FakeTools, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod restarting takes tens of seconds: retries back off (at once, 1 s, 2 s, …) instead of spending
+    every attempt in the first seconds, and a forward that never comes up is given up, not retried forever."""
+    monkeypatch.setenv("FAKE_PF_FAIL", "pending")
+    assert [restart_delay(n) for n in range(8)] == [0, 1, 2, 4, 8, 16, 30, 30]
+    now = [0.0]
+    logs: list[str] = []
+    [a] = assign_ports([spec("pending", free_block(1))])
+    forward = Forward(a, port_forward_argv(Kubectl(fake_tools.kubectl), "floe", a))
+    supervisor = Supervisor([forward], log=logs.append, max_attempts=3, clock=lambda: now[0])
+
+    def exited() -> None:
+        assert forward.process is not None
+        forward.process.process.wait(timeout=20)
+
+    try:
+        assert supervisor.start(ready_timeout=20) == [forward]
+        assert supervisor.check() and forward.restarts == 1  # at once
+        exited()
+        assert supervisor.check() and forward.restarts == 1 and "retrying in 1s" in logs[-1]
+        now[0] = 0.9
+        assert supervisor.check() and forward.restarts == 1
+        now[0] = 1.0
+        assert supervisor.check() and forward.restarts == 2
+        exited()
+        assert supervisor.check() and "retrying in 2s" in logs[-1]
+        now[0] = 3.0
+        assert supervisor.check() and forward.restarts == 3
+        exited()
+        assert not supervisor.check()  # three attempts in a row failed: given up, nothing left to run
+        assert "gave up after 3 attempts (error: unable to forward port" in logs[-1]
+        assert "make port-forward" in logs[-1]
+    finally:
+        supervisor.stop()
 
 
 def test_cli_port_forward_uses_alternatives_and_stops_cleanly_on_ctrl_c(tmp_path: Path, fake_tools: FakeTools) -> None:

@@ -51,6 +51,8 @@ def port_forward(args: list[str]) -> int:
     try:
         while True:
             conn, _ = server.accept()
+            # client-go's portforward prints this on stdout for every connection (handleConnection).
+            print(f"Handling connection for {local}", flush=True)
             conn.close()
     except KeyboardInterrupt:
         return 0
