@@ -34,6 +34,17 @@ CUBESTORE_BUCKET = "cubestore"
 EXTRA_BUCKETS = (CUBESTORE_BUCKET, COMPUTE_LOG_BUCKET)
 
 
+#: What `weed mini` logs when a port it was given is taken (weed/command/mini.go checks each flag's port
+#: before it starts; a bind that loses a race later fails with the OS's own words).
+PORT_CLASHES = ("Port allocation failed", "address already in use")
+#: Starts on fresh free ports after a clash, before giving up.
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """SeaweedFS exited because another process took one of its ports between our pick and its bind."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -138,20 +149,24 @@ class LocalLakehouse:
         # weed mini takes its admin identity from the AWS_* variables of its own environment only.
         env = {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
         log = self.log_path.open("ab")
+        log_start = log.tell()  # the log is appended to: this start's lines begin here
         self.process = subprocess.Popen(
             args, cwd=self.data_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        self._wait_ready(timeout)
+        self._wait_ready(timeout, log_start)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def _wait_ready(self, timeout: float, log_start: int = 0) -> None:
         deadline = time.monotonic() + timeout
         last_error = "not started"
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"SeaweedFS exited with code {self.process.returncode}; log: {self.log_path}\n"
-                    + self.log_path.read_text(errors="replace")[-2000:]
-                )
+                with self.log_path.open("rb") as log:
+                    log.seek(log_start)
+                    output = log.read().decode(errors="replace")
+                message = f"SeaweedFS exited with code {self.process.returncode}; log: {self.log_path}\n{output[-2000:]}"
+                if any(clash in output for clash in PORT_CLASHES):
+                    raise PortTaken(message)
+                raise RuntimeError(message)
             try:
                 token = httpx.post(
                     self.settings_fields()["catalog_oauth2_uri"],
@@ -221,7 +236,18 @@ def local_lakehouse(
     )
     # stop() also when start() itself is interrupted (Ctrl-C while waiting for readiness).
     try:
-        lake.start()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                lake.start()
+                break
+            except PortTaken:
+                # free_port() only names a port that was free a moment ago: another process (a test
+                # server, an outgoing connection) can take it before weed binds. Ports we picked are
+                # picked again (start() picks its internal ones each time); ports the caller named are not.
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                lake.s3_port = s3_port or free_port()
+                lake.iceberg_port = iceberg_port or free_port()
         yield lake
     finally:
         lake.stop()

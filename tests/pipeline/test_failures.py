@@ -95,3 +95,31 @@ def test_catalog_down_before_the_run_fails_fast(own_lakehouse: LocalLakehouse, t
         seed_raw_tables(settings, seed=1, run_key="never")
     with pytest.raises(IngestError, match="not ready"):
         wait_for_catalog(settings, timeout=1)
+
+
+def test_a_port_taken_before_seaweedfs_binds_it_is_picked_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """free_port() names a port that was free a moment ago; another process can take it before weed
+    binds (seen as flaky starts on a loaded machine). weed exits saying so, and the start is retried on
+    fresh ports, while a port the caller named is kept."""
+    import socket
+
+    from demo.lakehouse import local
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks = iter([taken])
+        real_free_port = local.free_port
+        # The first port picked for us (the S3 port) is the one just taken; every later pick is real.
+        monkeypatch.setattr(local, "free_port", lambda: next(picks, None) or real_free_port())
+        with local_lakehouse(tmp_path / "weed") as lake:
+            assert lake.s3_port != taken
+            catalog(lake.settings).list_namespaces()  # the catalog answers on the port picked again
+        log = (tmp_path / "weed" / "weed.log").read_text()
+        assert f"port {taken} for S3 (specified by flag s3.port) is not available" in log
+
+        # A named port that is taken is not swapped for another: the error says which one it was.
+        with pytest.raises(local.PortTaken, match=f"port {taken} for S3"), local_lakehouse(tmp_path / "named", s3_port=taken):
+            pass
+
