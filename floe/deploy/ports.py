@@ -170,16 +170,18 @@ class PortForwardProcess:
     def wait_ready(self, timeout: float) -> bool:
         """True once kubectl said "Forwarding from"; False if it exits or ``timeout`` passes first."""
         deadline = time.monotonic() + timeout
-        while not self._ready.wait(0.05):
-            if not self.running or time.monotonic() >= deadline:
+        while not self._ready.is_set():
+            remaining = deadline - time.monotonic()
+            if not self.running or remaining <= 0:
                 return False
+            self._ready.wait(min(remaining, 0.05))
         return self.running
 
     def last_error(self) -> str:
         """kubectl's last stderr line once it has exited (it repeats its error on every retry, and one
-        line per forward is readable); "still starting" while it runs."""
+        line per forward is readable), or that it has not come up while it runs."""
         if self.running:
-            return "still starting"
+            return "kubectl has not said it is forwarding yet"
         self._join_readers()
         return self._stderr[-1] if self._stderr else f"exit {self.process.returncode}"
 
@@ -222,6 +224,7 @@ class Forward:
     failures: int = 0
     retry_at: float | None = None
     gave_up: bool = False
+    # Whether the user was told it is up: by the table at start, else by a log line once it comes up.
     announced: bool = True
 
     @property
@@ -254,6 +257,7 @@ class Supervisor:
             assert forward.process is not None
             if not forward.process.wait_ready(max(deadline - time.monotonic(), 0.0)):
                 failed.append(forward)
+                forward.announced = False  # the table says "not forwarded"; say so when it comes up later
                 self.log(f"port-forward to {forward.service} did not come up: {forward.process.last_error()}")
         return failed
 

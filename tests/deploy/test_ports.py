@@ -142,6 +142,24 @@ def test_another_program_on_the_port_is_not_taken_for_the_forward(fake_tools: Fa
     assert forward.process is not None and forward.process.last_error().startswith("error: unable to forward port")
 
 
+def test_a_forward_that_comes_up_after_the_table_is_announced(fake_tools: FakeTools) -> None:
+    """Not up within the start's wait (the table says "not forwarded"), still running: once kubectl says
+    it forwards, the user is told where."""
+    base = free_block(1)
+    [a] = assign_ports([spec("slow", base)])
+    forward = Forward(a, port_forward_argv(Kubectl(fake_tools.kubectl), "floe", a))
+    logs: list[str] = []
+    supervisor = Supervisor([forward], log=logs.append)
+    try:
+        assert supervisor.start(ready_timeout=0) == [forward]
+        assert logs == ["port-forward to slow did not come up: kubectl has not said it is forwarding yet"]
+        assert forward.process is not None and forward.process.wait_ready(20)
+        assert supervisor.check() and supervisor.check()
+        assert logs[1:] == [f"port-forward to slow is up on http://localhost:{base}"]  # once
+    finally:
+        supervisor.stop()
+
+
 def test_kubectl_output_is_drained_while_it_forwards(fake_tools: FakeTools) -> None:
     """kubectl prints "Handling connection for N" per connection: 3,000 of them (> a 64 KiB pipe) and the
     forward still accepts, because both pipes are read for as long as it runs."""
