@@ -36,7 +36,9 @@ OTEL_NODE_SDK_NATIVE_MIB = 48
 OTEL_NODE_SDK_REQUEST_MIB = 40
 # On a /tmp emptyDir that DuckDB spills to, what is not DuckDB's spill: dbt's DuckDB file (staging
 # views), its target/ and logs/, compute-log staging of running steps, Python's temp files. The
-# demo's dbt target is a few MiB: a generous allowance (an estimate, not measured at scale).
+# demo's dbt target is a few MiB, and failed builds' folders (about 2 MiB each) are pruned to the
+# last 5 (demo.orchestration.dbt.KEPT_FAILED_TARGETS): a generous allowance (an estimate, not
+# measured at scale).
 SCRATCH_RESERVED_MIB = 256
 # DuckDB notices max_temp_directory_size as it writes, so it can overshoot by what it is writing:
 # each instance gets 7/8 of its share (as Cube's spill volume, constructs/cube.py).

@@ -418,6 +418,28 @@ def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
     return str(fqn[1]) if len(fqn) > 2 else "dbt"
 
 
+#: Failed builds' target folders kept for a look (dbt.log, run_results.json), newest first.
+KEPT_FAILED_TARGETS = 5
+
+
+def prune_failed_targets(root: Path, *, keep: int, current: Path) -> None:
+    """Delete all but the newest ``keep`` invocation folders under ``root`` (never ``current``).
+
+    Each failed build leaves about 2 MB (dbt's debug log and manifest) on the pod's /tmp, an emptyDir
+    with a sizeLimit: a schedule failing every 5 minutes (the catalog down overnight) would otherwise
+    fill it, and the kubelet evicts a pod over its limit. Only dagster-dbt's own folders
+    (``<op>-<run>-<id>``) are touched, not the baked parse or the partial-parse file."""
+    prefix = current.name.rsplit("-", 2)[0] + "-"
+    folders = []
+    for folder in root.glob(f"{prefix}*"):
+        with contextlib.suppress(OSError):  # another run may delete or create one meanwhile
+            if folder.is_dir() and folder != current:
+                folders.append((folder.stat().st_mtime, folder))
+    folders.sort(reverse=True)
+    for _mtime, folder in folders[max(keep - 1, 0):]:  # ``current`` is one of the ``keep``
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 TRANSLATOR = FloeDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 PROJECT = dbt_project()
 MANIFEST = ensure_manifest(PROJECT)
@@ -452,6 +474,8 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[
             if succeeded:
                 # One folder per invocation under demo/dbt/target (dagster-dbt): keep failed ones only.
                 shutil.rmtree(invocation.target_path, ignore_errors=True)
+            else:
+                prune_failed_targets(invocation.target_path.parent, keep=KEPT_FAILED_TARGETS, current=invocation.target_path)
         build.end()
         step.span.end()
 

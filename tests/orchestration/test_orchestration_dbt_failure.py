@@ -3,7 +3,9 @@ assets not materialized — and as FAIL/error in lineage and traces."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 from dagster import AssetKey, DagsterEventType, DagsterInstance, execute_job, reconstructable
@@ -37,9 +39,22 @@ def test_failing_dbt_test_fails_the_asset(pipeline_env: PipelineEnv, observed_en
         seeded = execute_job(reconstructable(seed_job_def), instance, run_config=raw_run_config("seed", run_key="s"))
         assert seeded.success
         add_order_without_lines(pipeline_env)
+        # Earlier failed builds' folders (oldest first) and one that is not dagster-dbt's.
+        target_root = Path(pipeline_env.env["DBT_TARGET_PATH"])
+        earlier = [target_root / f"dbt_models-0ld000{n}-abcdef{n}" for n in range(6)]
+        for n, folder in enumerate(earlier):
+            folder.mkdir(parents=True)
+            (folder / "dbt.log").write_text("failed\n")
+            os.utime(folder, (1_700_000_000 + n, 1_700_000_000 + n))
+        (target_root / "notes").mkdir()
         result = execute_job(reconstructable(marts_job_def), instance)
 
     assert not result.success
+    # This build's folder is kept for a look, with the 4 newest earlier ones (5 in all); older ones are
+    # deleted so a schedule that keeps failing cannot fill the pod's /tmp.
+    [this_build] = [f for f in target_root.glob(f"dbt_models-{result.run_id[:7]}-*")]
+    assert (this_build / "run_results.json").exists()
+    assert sorted(f.name for f in target_root.iterdir()) == sorted([this_build.name, "notes", "partial_parse.msgpack", *(f.name for f in earlier[2:])])
     failures = [e for e in result.all_events if e.is_step_failure]
     assert [e.step_key for e in failures] == ["dbt_models"]
 
