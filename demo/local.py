@@ -37,6 +37,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from demo import preload
 from demo.bootstrap.identities import CLIENTS, Keys, client_grants, seaweedfs_s3_config
 from demo.lakehouse.local import COMPUTE_LOG_BUCKET, CUBESTORE_BUCKET, WAREHOUSE, LocalLakehouse, local_lakehouse
 from demo.lakehouse.settings import DbtSettings, LakehouseSettings
@@ -213,6 +214,7 @@ def run(
     """Start the lakehouse, seed (if needed), one generation tick + dbt through Dagster, print the marts."""
     started = time.monotonic()
     data_dir = _prepare_data_dir(data_dir, reset=reset)
+    preload.start()  # Dagster, dbt, ... imported while SeaweedFS starts
     try:
         with _lakehouse_env(data_dir) as lake:
             log_path = data_dir / "logs" / f"run-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.log"
@@ -246,6 +248,7 @@ def _output_to(log_path: Path) -> Iterator[None]:
 
 
 def _run_pipeline(lake: LocalLakehouse, *, orders: int, log_path: Path) -> bool:
+    preload.wait()
     from dagster import DagsterInstance, execute_job, reconstructable
 
     from demo.orchestration.definitions import seed_job_def, tick_job_def

@@ -197,3 +197,16 @@ def test_ui_serves_the_definitions_on_the_local_lakehouse_and_stops_cleanly(tmp_
     while weed_processes(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not weed_processes(data_dir)
+
+
+def test_preload_imports_exist_and_are_not_ours() -> None:
+    """demo.preload swallows a failed import (the main thread raises it later): a module a Dagster
+    upgrade renamed would silently stop overlapping, so each name must resolve. None of ours: our
+    modules read the environment the lakehouse sets up, after the preload began."""
+    import importlib.util
+
+    from demo.preload import HEAVY_MODULES
+
+    for name in HEAVY_MODULES:
+        assert importlib.util.find_spec(name) is not None, name
+        assert name.split(".")[0] not in {"demo", "floe", "tests"}, name
