@@ -8,10 +8,10 @@ addresses below are the loopback ones of the local stand-ins.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -63,9 +63,17 @@ def stop(process: subprocess.Popen) -> None:
     stop_process_group(process)
 
 
+@dataclass(frozen=True)
 class Ports:
-    grpc = free_port()
-    web = free_port()
+    grpc: int
+    web: int
+
+
+@pytest.fixture(scope="module")
+def ports() -> Ports:
+    """Picked when the pods start, not when the module is imported: a port picked at collection sat
+    free for minutes, long enough for another test's server to take it first."""
+    return Ports(grpc=free_port(), web=free_port())
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +91,13 @@ def minio(stack: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def pods(
-    stack: SynthResult, stack_postgres: PostgresServer, minio: LocalLakehouse, scratch: Path, local_image: dict[str, Path]
+    stack: SynthResult, stack_postgres: PostgresServer, minio: LocalLakehouse, scratch: Path, local_image: dict[str, Path],
+    ports: Ports,
 ) -> dict[str, LocalContainer]:
     """Each Dagster container as the image's uid (from the pod's securityContext), with the image's
     files read-only to it and only its emptyDirs writable, as in the pod."""
     docs, image_env = stack.documents, dockerfile_env()
-    table = rewrites(stack_postgres, Ports.grpc, Ports.web, minio)
+    table = rewrites(stack_postgres, ports.grpc, ports.web, minio)
     return {
         name: materialize(
             docs, "Deployment", f"floe-dagster-{name}", name, root=scratch / name, rewrites=table,
@@ -99,13 +108,19 @@ def pods(
 
 
 @pytest.fixture(scope="module")
-def code_server(pods: dict[str, LocalContainer], scratch: Path) -> Iterator[subprocess.Popen]:
+def code_server(pods: dict[str, LocalContainer], scratch: Path, ports: Ports) -> Iterator[subprocess.Popen]:
+    from dagster._core.errors import DagsterUserCodeUnreachableError
+    from dagster._grpc.client import DagsterGrpcClient
+
     log = scratch / "user-code.log"
     process = pods["user-code"].start(log)
 
     def serving() -> bool:
-        with socket.create_connection(("127.0.0.1", Ports.grpc), timeout=1):
-            return True
+        # Dagster's own ping, not a bare connect: that would also reach another program on the port.
+        try:
+            return DagsterGrpcClient(port=ports.grpc, host="127.0.0.1").ping("ready")["echo"] == "ready"
+        except DagsterUserCodeUnreachableError:
+            return False
 
     try:
         wait_for(serving, "dagster code server", process, log)
@@ -115,10 +130,10 @@ def code_server(pods: dict[str, LocalContainer], scratch: Path) -> Iterator[subp
 
 
 @pytest.fixture(scope="module")
-def webserver(pods: dict[str, LocalContainer], code_server: subprocess.Popen, scratch: Path) -> Iterator[str]:
+def webserver(pods: dict[str, LocalContainer], code_server: subprocess.Popen, scratch: Path, ports: Ports) -> Iterator[str]:
     log = scratch / "webserver.log"
     process = pods["webserver"].start(log)
-    url = f"http://127.0.0.1:{Ports.web}"
+    url = f"http://127.0.0.1:{ports.web}"
     try:
         wait_for(lambda: httpx.get(f"{url}/server_info", timeout=2).status_code == 200, "dagster-webserver", process, log)
         yield url
@@ -199,10 +214,10 @@ def test_run_logs_written_in_the_user_code_pod_reach_the_webserver(pods: dict[st
     assert "stderr of a step in the user-code pod" in (logs["stderr"] or "")
 
 
-def test_code_server_serves_the_definitions(code_server: subprocess.Popen) -> None:
+def test_code_server_serves_the_definitions(code_server: subprocess.Popen, ports: Ports) -> None:
     from dagster._grpc.client import DagsterGrpcClient
 
-    client = DagsterGrpcClient(port=Ports.grpc, host="127.0.0.1")
+    client = DagsterGrpcClient(port=ports.grpc, host="127.0.0.1")
     assert client.ping("floe")["echo"] == "floe"
     assert client.health_check_query() == "SERVING"
     # The serialized repository listing names the module the container was told to load.
