@@ -18,7 +18,7 @@ Measures, on a fresh embedded SeaweedFS lakehouse in a temporary folder:
 * **append throughput**: an append of new orders through the REST catalog, end to end;
 * **Cube-shaped queries**: p50/p95 latency of the DuckDB SQL the Cube model issues against the marts
   (through the REST catalog, one long-lived connection set up as Cube's DuckDB driver sets up its
-  own, :func:`cube_connection`).
+  own).
 
 Each figure is printed beside its **floor** on this machine, measured in the same run: dbt's own start
 (``dbt --version`` in a new process), DuckDB's first query (connect + ``SELECT 1``, no extensions) and
@@ -47,7 +47,7 @@ import duckdb
 
 from demo.generator import GeneratorState, generate_orders, generate_seed
 from demo.ingest import append_orders, seed_raw_tables, wait_for_catalog
-from demo.lakehouse.duckdb import install_extensions, run_init_sql
+from demo.lakehouse.duckdb import connect
 from demo.lakehouse.local import local_lakehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -205,24 +205,6 @@ def _environment(values: dict[str, str]) -> "contextlib.AbstractContextManager[N
         os.environ.update(saved)
 
 
-def cube_connection(settings: Any) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection set up as Cube's DuckDB driver sets up its own: the extensions loaded by
-    name from the extension directory, signatures checked (Cube has no wheels), then
-    :func:`~demo.lakehouse.duckdb.init_sql`, the statements demo/cube/lakehouse.js gives Cube as its
-    initSql. Not :func:`~demo.lakehouse.duckdb.connect`: the pipeline's connections load the wheels'
-    files with ``allow_unsigned_extensions`` on, and the Cube-shaped queries measured on such a
-    connection ran 0.4-1.0 ms slower at p50 (6.5-7.0 ms against 6.0-6.1 ms, alternating, on one
-    lakehouse), a cost Cube never pays."""
-    directory = install_extensions(settings.duckdb_extension_directory)
-    con = duckdb.connect(config={"extension_directory": directory, "autoinstall_known_extensions": False})
-    try:
-        run_init_sql(con, settings)
-    except BaseException:
-        con.close()
-        raise
-    return con
-
-
 def run(iterations: int = 30, append_size: int = 5000, generate_size: int = 20000) -> dict[str, object]:
     figures: dict[str, object] = {}
     floor_dbt = dbt_floor_s()
@@ -252,7 +234,11 @@ def run(iterations: int = 30, append_size: int = 5000, generate_size: int = 2000
         # holding Dagster and dbt costs every timed query below its garbage-collector pauses).
         dbt = run_process_figures_in_child()
         t = time.perf_counter()
-        con = cube_connection(settings)
+        # Set up as Cube's DuckDB is (extensions loaded by name, checked), not as the pipeline's
+        # connections are: queries on a connection with allow_unsigned_extensions on ran 0.4-1.0 ms
+        # slower at p50 (6.5-7.0 ms against 6.0-6.1 ms, alternating, on one lakehouse), a cost Cube
+        # never pays.
+        con = connect(settings, wheel_extensions=False)
         marts = f"lake.{settings.namespace_marts}"
         (orders_in_marts,) = con.sql(f"SELECT count(*) FROM {marts}.fct_orders").fetchone()  # type: ignore[misc]
         first_query_s = time.perf_counter() - t

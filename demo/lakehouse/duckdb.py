@@ -130,15 +130,15 @@ def install_extensions(extension_directory: str | None = None) -> str:
     return directory
 
 
-def connection_config(extension_directory: str) -> dict[str, Any]:
+def connection_config(extension_directory: str, *, wheel_extensions: bool = True) -> dict[str, Any]:
     """DuckDB's config for the pipeline's own connections (:func:`connect`, dbt's plugin): the
-    extension directory, nothing auto-installed, and the extensions' signature check left to the
-    package manager (see :func:`load_wheel_extensions`)."""
-    return {
-        "extension_directory": extension_directory,
-        "autoinstall_known_extensions": False,
-        "allow_unsigned_extensions": True,
-    }
+    extension directory, nothing auto-installed, and (``wheel_extensions``) the extensions' signature
+    check left to the package manager (see :func:`load_wheel_extensions`). Without it, the config
+    Cube's DuckDB runs with: the extensions loaded by name, checked."""
+    config: dict[str, Any] = {"extension_directory": extension_directory, "autoinstall_known_extensions": False}
+    if wheel_extensions:
+        config["allow_unsigned_extensions"] = True
+    return config
 
 
 def load_wheel_extensions(con: duckdb.DuckDBPyConnection) -> None:
@@ -217,17 +217,22 @@ def run_init_sql(con: duckdb.DuckDBPyConnection, settings: LakehouseSettings, *,
 
 
 def connect(
-    settings: LakehouseSettings, *, alias: str = "lake", database: str = ":memory:"
+    settings: LakehouseSettings, *, alias: str = "lake", database: str = ":memory:", wheel_extensions: bool = True
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the catalog attached as ``alias`` (extensions installed first).
+
+    ``wheel_extensions``: load the wheels' extension files unchecked (:func:`load_wheel_extensions`),
+    as the pipeline does; False sets the connection up as Cube's DuckDB driver does (extensions
+    loaded by name by :func:`init_sql`, signatures checked).
 
     Raises :class:`LakehouseConnectionError` with the endpoint and client id when the catalog is
     unreachable or rejects the credentials.
     """
     directory = install_extensions(settings.duckdb_extension_directory)
-    con = duckdb.connect(database, config=connection_config(directory))
+    con = duckdb.connect(database, config=connection_config(directory, wheel_extensions=wheel_extensions))
     try:
-        load_wheel_extensions(con)
+        if wheel_extensions:
+            load_wheel_extensions(con)
         run_init_sql(con, settings, alias=alias)
     except BaseException:
         con.close()

@@ -95,3 +95,14 @@ def test_connect_loads_the_wheels_own_extension_files(settings: LakehouseSetting
     loaded = {row[0] for row in con.sql("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
     assert set(EXTENSIONS) <= loaded
     assert con.sql("SELECT type FROM duckdb_databases() WHERE database_name = 'lake'").fetchall() == [("iceberg",)]
+
+
+def test_connect_as_cube_loads_the_installed_extensions_checked(settings: LakehouseSettings) -> None:
+    """wheel_extensions=False (the bench's Cube-shaped queries): the signature check stays on, the
+    extensions are loaded by name from the directory as Cube's initSql loads them, the catalog attached."""
+    con = connect(settings, wheel_extensions=False)
+    (unsigned,) = con.sql("SELECT current_setting('allow_unsigned_extensions')").fetchone()  # type: ignore[misc]
+    assert unsigned is False
+    loaded = {row[0] for row in con.sql("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()}
+    assert set(EXTENSIONS) <= loaded
+    assert con.sql("SELECT type FROM duckdb_databases() WHERE database_name = 'lake'").fetchall() == [("iceberg",)]
