@@ -93,23 +93,6 @@ def port_forward_argv(kubectl: Kubectl, namespace: str, assignment: Assignment) 
     )
 
 
-def wait_listening(port: int, timeout: float, host: str = BIND_ADDRESS, alive: Callable[[], bool] = lambda: True) -> bool:
-    """Poll until something accepts connections on ``host:port`` (or ``alive`` says the process died).
-
-    Anything listening counts, so this cannot tell our kubectl from another program that took the port:
-    readiness of a port-forward is ``PortForwardProcess.wait_ready``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            return False
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 # client-go's portforward writes this line to kubectl's stdout once its local listener is up
 # (k8s.io/client-go/tools/portforward/portforward.go, listenOnPortAndAddress), after the stream to the
 # pod was opened; on failure it prints an error to stderr and exits instead.
@@ -191,9 +174,12 @@ class PortForwardProcess:
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the pipes are closed once read to the end."""
+        self.terminate()
+        self.wait_stopped(grace)
+
+    def terminate(self) -> None:
         if self.running:
             self.process.send_signal(signal.SIGTERM)
-        self.wait_stopped(grace)
 
     def wait_stopped(self, grace: float) -> None:
         try:
@@ -300,8 +286,7 @@ class Supervisor:
     def stop(self, grace: float = 5.0) -> None:
         processes = [f.process for f in self.forwards if f.process is not None]
         for proc in processes:  # all signalled first, so they stop side by side
-            if proc.running:
-                proc.process.send_signal(signal.SIGTERM)
+            proc.terminate()
         deadline = time.monotonic() + grace
         for proc in processes:
             proc.wait_stopped(deadline - time.monotonic())

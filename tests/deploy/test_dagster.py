@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from floe.deploy import dagster
-from floe.deploy.ports import any_free_port, wait_listening
+from floe.deploy.ports import any_free_port
+from tests.support.listening import wait_listening
 
 REPO = Path(__file__).parents[2]
 

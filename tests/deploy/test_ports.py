@@ -17,8 +17,9 @@ import pytest
 from floe.deploy.kubectl import Kubectl
 from floe.deploy.manifests import PortForwardSpec, Stack
 from floe.deploy.ports import (
-    Assignment, Forward, PortForwardProcess, Supervisor, assign_ports, port_forward_argv, port_is_free, restart_delay, wait_listening,
+    Assignment, Forward, PortForwardProcess, Supervisor, assign_ports, port_forward_argv, port_is_free, restart_delay,
 )
+from tests.support.listening import wait_listening
 from tests.deploy.conftest import FIXTURE_DIST, FakeTools
 
 
