@@ -55,6 +55,11 @@ class LakehouseSettings(FloeSettings):
     namespace_staging: str = "staging"
     namespace_marts: str = "marts"
 
+    # How long a rebuilt mart keeps its older snapshots, and their files, for a reader that planned
+    # its scan on one (a Cube refresh, a query in flight), before the dbt step expires them
+    # (demo.lakehouse.maintenance). The current snapshot is always kept.
+    marts_snapshot_retention_s: float = Field(default=600.0, ge=0)
+
     # Where DuckDB keeps its extensions (filled offline from the duckdb-extension-* wheels).
     duckdb_extension_directory: str | None = Field(default=None)
     # DuckDB's memory_limit, temp_directory (where it spills beyond that limit) and

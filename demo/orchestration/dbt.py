@@ -28,8 +28,9 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from packaging import version
 
+from demo.lakehouse.maintenance import Compaction, compact_tables
 from demo.lakehouse.settings import LakehouseSettings
 from demo.observability import tracing
 from demo.observability.lineage import DatasetRef, JobRef, Lineage, RunState, iceberg_dataset, lineage
@@ -471,6 +473,7 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[
             succeeded = invocation.is_successful()
             build.set_attribute("dbt.success", succeeded)
             report_dbt_invocation(invocation.target_path, settings, lineage(), step.parent, build)
+            compact_built_tables(context, invocation.target_path, settings, step.span)
             if succeeded:
                 # One folder per invocation under demo/dbt/target (dagster-dbt): keep failed ones only.
                 shutil.rmtree(invocation.target_path, ignore_errors=True)
@@ -478,6 +481,69 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[
                 prune_failed_targets(invocation.target_path.parent, keep=KEPT_FAILED_TARGETS, current=invocation.target_path)
         build.end()
         step.span.end()
+
+
+def built_iceberg_tables(target_path: Path) -> list[tuple[str, str]]:
+    """(namespace, table) of every model this invocation wrote to the Iceberg catalog successfully."""
+    try:
+        run_results = orjson.loads((target_path / "run_results.json").read_bytes())
+        manifest = orjson.loads((target_path / "manifest.json").read_bytes())
+    except FileNotFoundError:
+        return []
+    nodes = manifest.get("nodes", {})
+    tables = []
+    for result in run_results.get("results", []):
+        node = nodes.get(result["unique_id"], {})
+        if node.get("resource_type") == "model" and node.get("database") == CATALOG_ALIAS and result.get("status") == "success":
+            tables.append((str(node.get("schema")), str(node.get("identifier") or node.get("alias") or node.get("name"))))
+    return tables
+
+
+def compact_built_tables(context: AssetExecutionContext, target_path: Path, settings: LakehouseSettings, parent: Span) -> None:
+    """Compact the Iceberg tables the build replaced (demo.lakehouse.maintenance): without this each
+    rebuild leaves the old data file and a position-delete file in the table, which every Cube query
+    then reads. A failure is a warning, not a failed step: the marts are already right, and the next
+    build compacts again."""
+    tables = built_iceberg_tables(target_path)
+    if not tables:
+        return
+    from demo.ingest import catalog
+
+    tracer = tracing.tracer()
+    started = time.time_ns()  # the tables are compacted side by side: each span starts here
+    try:
+        results: dict[tuple[str, str], Compaction | Exception] = compact_tables(
+            catalog(settings), tables, retain=timedelta(seconds=settings.marts_snapshot_retention_s)
+        )
+    except Exception as exc:  # the catalog could not be opened
+        results = dict.fromkeys(tables, exc)
+    for (namespace, table), outcome in results.items():
+        span = tracer.start_span(
+            f"iceberg.compact {namespace}.{table}",
+            context=trace.set_span_in_context(parent),
+            start_time=started,
+            attributes={"db.namespace": namespace, "db.collection.name": table},
+        )
+        if isinstance(outcome, Exception):
+            message = f"{type(outcome).__name__}: {outcome}"
+            context.log.warning(f"could not compact {namespace}.{table} (the next build tries again): {message}")
+            span.set_status(Status(StatusCode.ERROR, message[:1000]))
+        else:
+            context.log.info(f"compacted {outcome}")
+            span.set_attributes(
+                {
+                    "iceberg.rewritten": outcome.rewritten,
+                    "iceberg.data_files_before": outcome.before.data_files,
+                    "iceberg.delete_files_before": outcome.before.delete_files,
+                    "iceberg.snapshots_before": outcome.before.snapshots,
+                    "iceberg.data_files_after": outcome.after.data_files,
+                    "iceberg.delete_files_after": outcome.after.delete_files,
+                    "iceberg.snapshots_after": outcome.after.snapshots,
+                    "iceberg.snapshots_expired": outcome.expired_snapshots,
+                    "iceberg.files_deleted": outcome.deleted_files,
+                }
+            )
+        span.end(end_time=None if isinstance(outcome, Exception) else started + int(outcome.seconds * 1e9))
 
 
 def report_dbt_invocation(

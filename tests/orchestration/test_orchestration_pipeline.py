@@ -13,7 +13,9 @@ from decimal import Decimal
 import pytest
 from dagster import DagsterInstance, RunRequest, SkipReason, build_schedule_context, execute_job, reconstructable
 
-from demo.ingest import raw_table_counts
+from demo.generator.marts import MARTS
+from demo.ingest import catalog, raw_table_counts
+from demo.lakehouse.maintenance import table_files
 from demo.lakehouse.duckdb import connect
 from demo.orchestration.raw import raw_run_config
 from tests.orchestration.conftest import PipelineEnv, Receiver
@@ -51,9 +53,13 @@ def tick_request(schedule, instance: DagsterInstance, at: datetime) -> RunReques
     return schedule(build_schedule_context(instance=instance, scheduled_execution_time=at))
 
 
-def test_seed_then_schedule_ticks_change_the_marts(pipeline_env: PipelineEnv, observed_env: Receiver) -> None:
+def test_seed_then_schedule_ticks_change_the_marts(
+    pipeline_env: PipelineEnv, observed_env: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from demo.orchestration.definitions import seed_job_def, tick_job_def, tick_schedule
 
+    # Expire every older snapshot at once, so the step's compaction leaves exactly one per mart.
+    monkeypatch.setenv("FLOE_MARTS_SNAPSHOT_RETENTION_S", "0")
     settings = pipeline_env.settings
     with DagsterInstance.get() as instance:
         before_seed = tick_request(tick_schedule, instance, datetime(2026, 11, 25, 11, 55, tzinfo=UTC))
@@ -95,6 +101,12 @@ def test_seed_then_schedule_ticks_change_the_marts(pipeline_env: PipelineEnv, ob
     assert marts2["amount"] - marts1["amount"] == added
     assert marts2["revenue"] == marts2["revenue_orders"]
     assert marts2["revenue"] >= marts1["revenue"]
+
+    # The second tick's step compacted what its rebuild left: one data file, no delete file, one snapshot.
+    cat = catalog(settings)
+    for name in MARTS:
+        files = table_files(cat.load_table((pipeline_env.marts, name)))
+        assert (files.data_files, files.delete_files, files.snapshots) == (1, 0, 1), (name, files)
 
     assert_lineage(observed_env, pipeline_env, tick2.run_id)
     assert_spans(observed_env, pipeline_env, seeded.run_id, tick2.run_id)
@@ -174,3 +186,10 @@ def assert_spans(receiver: Receiver, env: PipelineEnv, seed_run_id: str, tick_ru
     assert model[0]["attributes"]["db.namespace"] == env.marts
     assert dbt_build[0]["start"] <= model[0]["start"] <= model[0]["end"] <= dbt_build[0]["end"]
     assert all(s["status"] != 2 for s in spans if s["trace_id"] == tick_run["trace_id"]), "no error spans"
+    compactions = [s for s in spans if s["name"].startswith(f"iceberg.compact {env.marts}.") and s["trace_id"] == tick_run["trace_id"]]
+    assert sorted(s["name"].rsplit(".", 1)[-1] for s in compactions) == sorted(MARTS)
+    for compaction in compactions:
+        assert parent_of(compaction) is dbt_step
+        assert compaction["attributes"]["iceberg.rewritten"] is True
+        assert compaction["attributes"]["iceberg.delete_files_before"] >= 1
+        assert compaction["attributes"]["iceberg.delete_files_after"] == 0

@@ -4,6 +4,7 @@ generated data. Also: a failing dbt test fails the build; bad credentials fail c
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from demo.generator.schemas import ARROW_SCHEMAS
 from demo.ingest import append_orders, catalog, seed_raw_tables
 from demo.lakehouse.duckdb import connect
 from demo.lakehouse.local import LocalLakehouse
+from demo.lakehouse.maintenance import Compaction, TableFiles, compact_tables, table_files
 from demo.lakehouse.settings import LakehouseSettings
 
 from .conftest import DbtRun, isolated_settings, run_dbt
@@ -148,6 +150,39 @@ def test_append_then_rebuild_updates_marts_in_place(pipeline) -> None:  # noqa: 
     fct = catalog(settings).load_table((settings.namespace_marts, "fct_orders"))
     assert fct.metadata.table_uuid == uuid_before
     assert fct.current_snapshot().summary.operation.value in ("append", "overwrite")
+
+
+def _mart_rows(settings: LakehouseSettings) -> dict[str, list[tuple]]:
+    con = connect(settings)
+    try:
+        return {name: con.sql(f"FROM lake.{settings.namespace_marts}.{name} ORDER BY ALL").fetchall() for name in MARTS}
+    finally:
+        con.close()
+
+
+def test_rebuilt_marts_compact_to_one_file_and_one_snapshot(pipeline) -> None:  # noqa: ANN001
+    """What the Dagster step does after each build (demo.orchestration.dbt.compact_built_tables), over
+    two rebuilds: without it fct_orders held 3 then 5 files, as many snapshots, and so on."""
+    from demo.orchestration.dbt import built_iceberg_tables
+
+    settings, work, _, _ = pipeline
+    cat = catalog(settings)
+    marts = [(settings.namespace_marts, name) for name in MARTS]
+    for _rebuild in range(2):
+        build = run_dbt(settings, work, "build")
+        assert build.returncode == 0, build.output[-4000:]
+        assert sorted(built_iceberg_tables(work / "target")) == sorted(marts)
+        rows = _mart_rows(settings)
+        # DuckDB replaced each mart's rows with a position-delete file beside the old data file.
+        left_by_dbt = {mart: table_files(cat.load_table(mart)) for mart in marts}
+        assert all(files.delete_files >= 1 and files.data_files >= 2 for files in left_by_dbt.values()), left_by_dbt
+
+        results = compact_tables(cat, marts, retain=timedelta(0))
+        for mart, result in results.items():
+            assert isinstance(result, Compaction), (mart, result)
+            assert result.rewritten
+            assert result.after == TableFiles(data_files=1, delete_files=0, snapshots=1, rows=len(rows[mart[1]]))
+        assert _mart_rows(settings) == rows
 
 
 def test_failing_data_test_fails_the_build(lakehouse: LocalLakehouse, extension_directory: str, tmp_path: Path) -> None:

@@ -1,0 +1,102 @@
+"""demo.lakehouse.maintenance on the real lakehouse (SeaweedFS' Iceberg REST catalog and S3): the
+rewrite keeps the rows, a concurrent commit is never lost, and expiry keeps what a reader within the
+retention may still read. (The marts' own case, DuckDB's position deletes after a dbt rebuild, is in
+test_dbt.py; the Dagster step that calls it, in tests/orchestration/test_orchestration_pipeline.py.)"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import LongType, NestedField, StringType
+
+from demo.ingest import catalog
+from demo.lakehouse.duckdb import connect
+from demo.lakehouse.maintenance import TableFiles, compact, table_files
+from demo.lakehouse.settings import LakehouseSettings
+
+SCHEMA = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
+
+
+def _batch(*ids: int) -> pa.Table:
+    return pa.table({"id": pa.array(ids, pa.int64()), "name": [f"row {i}" for i in ids]})
+
+
+@pytest.fixture
+def table(settings: LakehouseSettings) -> Table:
+    """A table in this test's own namespace, written in two appends: two data files, two snapshots."""
+    cat = catalog(settings)
+    cat.create_namespace(settings.namespace_marts)
+    created = cat.create_table((settings.namespace_marts, "events"), schema=SCHEMA)
+    created.append(_batch(1, 2, 3))
+    created.append(_batch(4, 5))
+    return cat.load_table((settings.namespace_marts, "events"))
+
+
+def _ids(table: Table, snapshot_id: int | None = None) -> list[int]:
+    return sorted(table.scan(snapshot_id=snapshot_id).to_arrow().column("id").to_pylist())
+
+
+def _exists(table: Table, path: str) -> bool:
+    return table.io.new_input(path).exists()
+
+
+def test_a_rewrite_keeps_the_rows_in_one_file_that_duckdb_reads(settings: LakehouseSettings, table: Table) -> None:
+    assert table_files(table) == TableFiles(data_files=2, delete_files=0, snapshots=2, rows=5)
+    result = compact(table, retain=timedelta(0))
+    assert result.rewritten and result.expired_snapshots == 2
+    assert result.after == TableFiles(data_files=1, delete_files=0, snapshots=1, rows=5)
+    con = connect(settings)
+    try:
+        rows = con.sql(f"SELECT id, name FROM lake.{settings.namespace_marts}.events ORDER BY id").fetchall()
+    finally:
+        con.close()
+    assert rows == [(i, f"row {i}") for i in range(1, 6)]
+
+
+def test_nothing_to_rewrite_is_left_alone(table: Table) -> None:
+    result = compact(table, retain=timedelta(hours=1), max_data_files=2)
+    assert not result.rewritten and result.expired_snapshots == 0 and result.deleted_files == 0
+    assert result.after == result.before
+
+
+def test_a_commit_made_meanwhile_fails_the_compaction_and_is_kept(
+    settings: LakehouseSettings, table: Table, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `table` was loaded before this other writer's append: compacting it would replace the table with
+    # rows 1-5. The commit must be refused, and not re-planned by pyiceberg's retry (which drops the
+    # requirement that refused it).
+    catalog(settings).load_table((settings.namespace_marts, "events")).append(_batch(6))
+    with caplog.at_level(logging.WARNING, logger="pyiceberg"), pytest.raises(CommitFailedException):
+        compact(table, retain=timedelta(0))
+    # pyiceberg announces its first retry before it asks the transaction to re-plan, where ours gives up.
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) <= 1, retries
+    table.refresh()
+    assert _ids(table) == [1, 2, 3, 4, 5, 6]
+    assert table_files(table).snapshots == 3
+
+
+def test_expiry_keeps_what_a_reader_within_the_retention_can_read(table: Table) -> None:
+    old_snapshot = table.current_snapshot()
+    assert old_snapshot is not None
+    old_files = [task.file.file_path for task in table.scan().plan_files()]
+    kept = compact(table, retain=timedelta(hours=1))
+    assert kept.rewritten and kept.expired_snapshots == 0 and kept.deleted_files == 0
+    assert kept.after.snapshots == 3
+    # A reader that planned on the old snapshot still reads it.
+    assert _ids(table, old_snapshot.snapshot_id) == [1, 2, 3, 4, 5]
+    assert all(_exists(table, path) for path in old_files)
+
+    expired = compact(table, retain=timedelta(0))
+    assert not expired.rewritten and expired.expired_snapshots == 2
+    assert expired.deleted_files >= len(old_files) + 2  # the data files, manifests and manifest lists
+    assert not any(_exists(table, path) for path in old_files)
+    table.refresh()
+    assert _ids(table) == [1, 2, 3, 4, 5]
+    assert all(_exists(table, task.file.file_path) for task in table.scan().plan_files())
