@@ -16,6 +16,7 @@ Measures, on a fresh embedded SeaweedFS lakehouse in a temporary folder:
   test), each from dbt's own log and ``run_results.json``;
 * **generation throughput**: orders (+ lines) generated per second, in memory;
 * **append throughput**: an append of new orders through the REST catalog, end to end;
+* **compaction** after each build, as the Dagster step does it (fct_orders' files before and after);
 * **Cube-shaped queries**: p50/p95 latency of the DuckDB SQL the Cube model issues against the marts
   (through the REST catalog, one long-lived connection set up as Cube's DuckDB driver sets up its
   own).
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,7 @@ import duckdb
 from demo.generator import GeneratorState, generate_orders, generate_seed
 from demo.ingest import append_orders, seed_raw_tables, wait_for_catalog
 from demo.lakehouse.duckdb import connect
+from demo.lakehouse.settings import LakehouseSettings
 from demo.lakehouse.local import local_lakehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -170,18 +173,43 @@ def build_marts() -> tuple[float, dict[str, object]]:
     return elapsed, dbt_split(invocation.target_path)
 
 
+def compact_marts() -> dict[str, object]:
+    """What the Dagster step does after each build (demo.orchestration.dbt.compact_built_tables):
+    seconds, and fct_orders' files before and after."""
+    from demo.generator.marts import MARTS
+    from demo.ingest import catalog
+    from demo.lakehouse.maintenance import Compaction, compact_tables
+
+    settings = LakehouseSettings()
+    started = time.perf_counter()
+    results = compact_tables(
+        catalog(settings),
+        [(settings.namespace_marts, name) for name in MARTS],
+        retain=timedelta(seconds=settings.marts_snapshot_retention_s),
+    )
+    elapsed = time.perf_counter() - started
+    failed = {name: repr(r) for (_, name), r in results.items() if not isinstance(r, Compaction)}
+    if failed:
+        raise RuntimeError(f"compaction failed: {failed}")
+    fct = next(r for (_, name), r in results.items() if name == "fct_orders")
+    assert isinstance(fct, Compaction)
+    return {"s": round(elapsed, 2), "fct_orders_before": str(fct.before), "fct_orders_after": str(fct.after)}
+
+
 def run_process_figures() -> dict[str, object]:
     """What a Dagster run process does for the dbt step: import dagster-dbt and dbt (with the
     definitions), then ``dbt build`` (marts created) and again (the schedule's steady state: marts
-    replaced in place)."""
+    replaced in place), each followed by the step's compaction."""
     t = time.perf_counter()
     import demo.orchestration.dbt  # noqa: F401  (dagster-dbt, dbt, the manifest: what a run process loads)
 
     figures: dict[str, object] = {"dbt_import_s": round(time.perf_counter() - t, 2)}
     build_s, split = build_marts()
     figures["dbt_build_s"], figures["dbt_build_split"] = round(build_s, 2), split
+    figures["compact_after_build"] = compact_marts()
     rebuild_s, resplit = build_marts()
     figures["dbt_rebuild_s"], figures["dbt_rebuild_split"] = round(rebuild_s, 2), resplit
+    figures["compact_after_rebuild"] = compact_marts()
     return figures
 
 
@@ -336,6 +364,10 @@ def figures_table(figures: dict[str, Any]) -> Table:
         row(f"  nodes: {split['models']} models, {split['tests']} tests", split["nodes_s"], "s")
         row("    per model", split["per_model_s"], "s")
         row("    per test", split["per_test_s"], "s")
+    for label, key in (("compaction after the first build", "compact_after_build"), ("compaction after the rebuild", "compact_after_rebuild")):
+        compaction = figures[key]
+        row(label, compaction["s"], "s")
+        table.add_row("  fct_orders", f"{compaction['fct_orders_before']} -> {compaction['fct_orders_after']}", "", "")
     row("dbt start-up in a run process (import dagster-dbt, dbt)", figures["dbt_import_s"], "s", dbt_floor, "dbt --version")
     row("first query on the marts (connect, ATTACH, query)", figures["first_query_s"], "s", first_floor, "DuckDB connect + SELECT 1")
     everything = figures["query_ms_all"]
