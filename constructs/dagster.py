@@ -221,6 +221,7 @@ def lakehouse_env(config: StackConfig) -> list[k8s.EnvVar]:
         base.env(name("namespace_raw"), p.namespaces["raw"]),
         base.env(name("namespace_staging"), p.namespaces["staging"]),
         base.env(name("namespace_marts"), p.namespaces["marts"]),
+        base.env(name("marts_snapshot_retention_s"), config.dagster.marts_snapshot_retention_s),
         # Pre-installed in the image from the duckdb-extension-* wheels: nothing is downloaded.
         base.env(name("duckdb_extension_directory"), DUCKDB_EXTENSION_DIR),
     ]

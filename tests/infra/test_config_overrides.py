@@ -223,3 +223,15 @@ def test_readme_example_reaches_the_manifest(tmp_path: Path, quiet: bool) -> Non
     polaris = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("polaris"))
     container = polaris["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"] == {"requests": {"cpu": "250m", "memory": "384Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+
+
+def test_marts_snapshot_retention_reaches_the_pipeline_env() -> None:
+    """dagster.marts_snapshot_retention_s is what the pipeline's LakehouseSettings reads, and both
+    default to the same value (the config's default is the one a cluster gets)."""
+    from constructs.dagster import lakehouse_env
+    from demo.lakehouse.settings import LakehouseSettings
+
+    assert StackConfig().dagster.marts_snapshot_retention_s == LakehouseSettings.model_fields["marts_snapshot_retention_s"].default
+    config = StackConfig.model_validate({"dagster": {"marts_snapshot_retention_s": 42}})
+    env = {v.name: v.value for v in lakehouse_env(config)}
+    assert env[LakehouseSettings.env_name("marts_snapshot_retention_s")] == "42"
