@@ -84,13 +84,14 @@ SHARED_FIXTURE_UNITS: dict[str, tuple[str, ...]] = {
 #: Work units that take longest (seconds, summed setup + call + teardown under `--durations`, from a
 #: 2-worker run on the shared 2-core machine, 2026-12-02 16:00, of the 671 tests this suite had at
 #: c2b2838; units not in that run from the full suite's run at 13:00, scaled by 0.7 as the units in
-#: both were), started first so that
+#: both were; test_dbt.py and test_maintenance.py from a run at 19:10, after the compaction tests
+#: were added, scaled likewise), started first so that
 #: no long unit starts last and leaves the other worker idle (xdist's own order is by number of tests:
 #: the few-test server modules would come last).
 LONGEST_FIRST: dict[str, float] = {
     "marts-lakehouse": 94, "tests/orchestration/test_orchestration_local.py": 48, "contract-postgres": 45,
     "tests/recovery/test_recovery.py": 38, "tests/verify/test_cube_server.py": 39,
-    "tests/semantic/test_cube_freshness.py": 31, "tests/pipeline/test_dbt.py": 29,
+    "tests/semantic/test_cube_freshness.py": 31, "tests/pipeline/test_dbt.py": 45,
     "tests/infra/test_bad_config.py": 25, "tests/deploy/test_dagster.py": 18,
     "tests/orchestration/test_orchestration_graphql.py": 18, "tests/orchestration/test_orchestration_pipeline.py": 16,
     "tests/infra/test_network_policies.py": 14, "tests/bootstrap/test_bootstrap_identities.py": 20,
@@ -99,7 +100,7 @@ LONGEST_FIRST: dict[str, float] = {
     "tests/orchestration/test_orchestration_dbt_failure.py": 8, "tests/bootstrap/test_bootstrap_buckets.py": 8,
     "tests/pipeline/test_failures.py": 8, "tests/bootstrap/test_bootstrap_polaris.py": 6,
     "tests/pipeline/test_ingest.py": 6, "tests/deploy/test_distribution.py": 6, "tests/deploy/test_verify.py": 5,
-    "tests/pipeline/test_duckdb.py": 7, "tests/orchestration/test_orchestration_observability.py": 3,
+    "tests/pipeline/test_duckdb.py": 7, "tests/pipeline/test_maintenance.py": 7, "tests/orchestration/test_orchestration_observability.py": 3,
 }
 _UNIT_OF_FILE = {path: unit for unit, paths in SHARED_FIXTURE_UNITS.items() for path in paths}
 

@@ -100,3 +100,18 @@ def test_expiry_keeps_what_a_reader_within_the_retention_can_read(table: Table) 
     table.refresh()
     assert _ids(table) == [1, 2, 3, 4, 5]
     assert all(_exists(table, task.file.file_path) for task in table.scan().plan_files())
+
+
+def test_a_long_lived_connection_reads_on_after_its_snapshot_expired(settings: LakehouseSettings, table: Table) -> None:
+    """Cube keeps one DuckDB connection for hours: it must not hold on to a snapshot whose files the
+    expiry deleted (DuckDB loads the table's metadata per transaction; no MAX_TABLE_STALENESS here)."""
+    con = connect(settings, wheel_extensions=False)  # set up as Cube's
+    query = f"SELECT count(*), sum(id) FROM lake.{settings.namespace_marts}.events"
+    try:
+        assert con.sql(query).fetchone() == (5, 15)
+        old_files = [task.file.file_path for task in table.scan().plan_files()]
+        result = compact(table, retain=timedelta(0))
+        assert result.rewritten and not any(_exists(table, path) for path in old_files)
+        assert con.sql(query).fetchone() == (5, 15)
+    finally:
+        con.close()
