@@ -641,9 +641,9 @@ class DagsterConfig(StrictModel):
     # Cadence of the schedule that appends orders and rebuilds the marts (Cube follows it).
     schedule_cron: str = Field(default="*/5 * * * *", min_length=9)
     orders_per_tick: int = Field(default=50, ge=1, le=100_000)
-    # After each dbt build the step compacts the marts it rebuilt and expires their snapshots older
-    # than this (demo.lakehouse.maintenance): how long a reader that planned its scan on an older
-    # snapshot (a Cube rollup refresh, a query in flight) can still read it. FLOE_MARTS_SNAPSHOT_RETENTION_S.
+    # After each dbt build the step compacts the marts it rebuilt to one snapshot; the replaced
+    # snapshots' files stay this long (demo.lakehouse.maintenance): how long a reader that planned its
+    # scan on one (a Cube rollup refresh, a query in flight) can still read it. FLOE_MARTS_SNAPSHOT_RETENTION_S.
     marts_snapshot_retention_s: int = Field(default=600, ge=0, le=7 * 24 * 3600)
     max_concurrent_runs: int = Field(default=1, ge=1, le=10)
     # default: each run is a subprocess of the user-code server (in its pod, no RBAC). k8s:

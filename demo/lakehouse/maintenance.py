@@ -13,15 +13,20 @@ every Cube query and rollup refresh reads. :func:`compact` bounds that after eac
 How
 ---
 1. **Rewrite** (only when the current snapshot has delete files, or more than ``max_data_files``
-   data files): read the current snapshot's rows (pyiceberg applies the position deletes) and commit
-   ONE new snapshot that holds only them, as a fresh history: the commit removes the ``main`` ref and
-   adds the new snapshot as ``main``'s head, which is how Iceberg's own replace transaction starts a
+   data files): commit ONE new snapshot that holds only the current rows, as a fresh history. When
+   every data file a delete touches is deleted in full (dbt's DELETE + INSERT), the new snapshot
+   simply lists the untouched data files, as DuckDB wrote them: nothing is read or written but
+   metadata. Otherwise the rows are read (pyiceberg applies the deletes) and written anew. The
+   commit removes the ``main`` ref and adds the new snapshot as ``main``'s head, which is how Iceberg's own replace transaction starts a
    snapshot without carrying the parent's manifests (pyiceberg 0.12 has no rewrite that drops delete
    files: its overwrite and delete keep every delete manifest). Readers see the old snapshot or the
    new one, with the same rows.
-2. **Expire** every snapshot older than ``retain`` except the current one, then delete the files
-   only those snapshots reached (manifest lists, manifests, data and delete files). ``retain`` is how
-   long a reader that planned its scan on an older snapshot can still read it.
+2. **Expire** the old snapshots in the same commit: every query loads the table's metadata, which
+   costs about 0.3 ms per snapshot it lists (measured with DuckDB on the local lakehouse), so a mart
+   keeps one. Their files are **not** deleted then: a reader that planned its scan on an old snapshot
+   (a Cube query or rollup build in flight) reads them directly from S3. The new snapshot's summary
+   records them (``floe.unreferenced``, by the time they were unreferenced), and a later compaction
+   deletes those unreferenced at least ``retain`` ago (at once when ``retain`` is 0).
 
 Concurrency: the rewrite's commit requires ``main`` to still be the snapshot that was read
 (``assert-ref-snapshot-id``), so a concurrent writer's commit makes the rewrite fail, never lost. It
@@ -34,6 +39,7 @@ of pyiceberg 0.12, and costs four back-offs (1.5 s and more) first. pyiceberg st
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,15 +48,20 @@ from datetime import datetime, timedelta, timezone
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.manifest import DataFileContent
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
-from pyiceberg.table.update.snapshot import ManageSnapshots
+from pyiceberg.table.update.snapshot import ExpireSnapshots, ManageSnapshots
 
 __all__ = ["Compaction", "TableFiles", "compact", "compact_tables", "table_files"]
 
 #: Snapshot summary property naming the snapshot a rewrite was read from.
 COMPACTED_FROM_PROPERTY = "floe.compacted-from"
+#: Snapshot summary property holding the files compactions unreferenced and not yet deleted, as JSON
+#: {"<ms when unreferenced>": [paths]}: the next compaction deletes those due.
+UNREFERENCED_PROPERTY = "floe.unreferenced"
 MAIN = "main"
 
 
@@ -114,27 +125,58 @@ def compact(
     max_data_files: int = 1,
     now: datetime | None = None,
 ) -> Compaction:
-    """Rewrite ``table``'s current rows without delete files when needed, then expire snapshots older
-    than ``retain`` (never the current one) and delete the files only they reached.
+    """Rewrite ``table``'s current rows as its only snapshot, without delete files, when needed; delete
+    the files that stopped being referenced at least ``retain`` ago.
 
     Raises :class:`~pyiceberg.exceptions.CommitFailedException` when another writer committed
     meanwhile (nothing changed then).
     """
     started = time.perf_counter()
+    moment = now or datetime.now(timezone.utc)
+    now_ms = int(moment.timestamp() * 1000)
+    due_ms = int((moment - retain).timestamp() * 1000)
     name = ".".join(table.name()[1:]) if len(table.name()) > 2 else ".".join(table.name())
     before = table_files(table)
     current = table.current_snapshot()
-    rewritten = False
+    # Files earlier compactions unreferenced, by when: recorded in their snapshots' summaries.
+    pending = _pending_deletes(table.metadata.snapshots)
+    rewritten, expired = False, 0
     if current is not None and (before.delete_files > 0 or before.data_files > max_data_files):
-        rows = table.scan(snapshot_id=current.snapshot_id).to_arrow()
         transaction = _SingleAttemptTransaction(table)
         # Stages remove-snapshot-ref main with assert-ref-snapshot-id(main == current): the append
-        # below then has no parent, so its manifest list holds only the new data file.
+        # below then has no parent, so its manifest list holds only what it adds.
         ManageSnapshots(transaction).remove_branch(MAIN).commit()
-        transaction.append(rows, snapshot_properties={COMPACTED_FROM_PROPERTY: str(current.snapshot_id)})
+        live = _untouched_data_files(table, current)
+        metadata_only = live is not None and 0 < len(live) <= max_data_files
+        # Every snapshot but other branches' and tags' heads goes, the current one included.
+        protected = {ref.snapshot_id for ref in table.metadata.refs.values()} - {current.snapshot_id}
+        old = [s for s in table.metadata.snapshots if s.snapshot_id not in protected]
+        # Every file the old snapshots reach, except the data files the new one keeps; listed before
+        # the commit, which removes those snapshots from the metadata.
+        kept_elsewhere = _reachable(table, [s for s in table.metadata.snapshots if s.snapshot_id in protected])
+        unreferenced = _reachable(table, old) - kept_elsewhere - {f.file_path for f in (live or []) if metadata_only}
+        pending.setdefault(now_ms, set()).update(unreferenced)
+        properties = {
+            COMPACTED_FROM_PROPERTY: str(current.snapshot_id),
+            UNREFERENCED_PROPERTY: _encode_pending({at: files for at, files in pending.items() if at > due_ms}),
+        }
+        if metadata_only:
+            # Every other data file is deleted in full (dbt's DELETE + INSERT): the table's rows are
+            # exactly these files', which are kept as their writer (DuckDB) wrote them.
+            with transaction.update_snapshot(snapshot_properties=properties).fast_append() as append:
+                for data_file in live or []:
+                    append.append_data_file(data_file)
+        else:
+            transaction.append(table.scan(snapshot_id=current.snapshot_id).to_arrow(), snapshot_properties=properties)
+        # The old snapshots leave the metadata in the same commit: every query loads the metadata
+        # (about 0.3 ms a snapshot, measured), and a reader that planned on one keeps its files.
+        ExpireSnapshots(transaction).by_ids([s.snapshot_id for s in old]).commit()
         table = transaction.commit_transaction()
-        rewritten = True
-    expired, deleted = _expire(table, cutoff=(now or datetime.now(timezone.utc)) - retain)
+        rewritten, expired = True, len(old)
+    deleted = 0
+    for at, files in sorted(pending.items()):
+        if at <= due_ms:
+            deleted += _delete(table, files)
     table.refresh()
     return Compaction(
         table=name,
@@ -147,23 +189,59 @@ def compact(
     )
 
 
-def _expire(table: Table, *, cutoff: datetime) -> tuple[int, int]:
-    """Expire the unprotected snapshots older than ``cutoff``; delete the files only they reached."""
-    protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
-    cutoff_ms = int(cutoff.timestamp() * 1000)
-    expiring = [s for s in table.metadata.snapshots if s.snapshot_id not in protected and s.timestamp_ms < cutoff_ms]
-    if not expiring:
-        return 0, 0
-    kept = [s for s in table.metadata.snapshots if s not in expiring]
-    # Listed before the commit: once expired, their manifest lists are no longer in the metadata.
-    expiring_files = _reachable(table, expiring)
-    kept_files = _reachable(table, kept)
-    # Not a snapshot producer, so pyiceberg does not retry it; it requires nothing of main.
-    table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in expiring]).commit()
-    orphans = expiring_files - kept_files
-    for path in sorted(orphans):
-        table.io.delete(path)
-    return len(expiring), len(orphans)
+def _pending_deletes(snapshots: Iterable[Snapshot]) -> dict[int, set[str]]:
+    """The files earlier compactions unreferenced, by the time (ms) they were unreferenced."""
+    pending: dict[int, set[str]] = {}
+    for snapshot in snapshots:
+        encoded = snapshot.summary.get(UNREFERENCED_PROPERTY) if snapshot.summary else None
+        if encoded:
+            for at, files in json.loads(encoded).items():
+                pending.setdefault(int(at), set()).update(files)
+    return pending
+
+
+def _encode_pending(pending: dict[int, set[str]]) -> str:
+    return json.dumps({str(at): sorted(files) for at, files in sorted(pending.items())}, separators=(",", ":"))
+
+
+def _delete(table: Table, paths: Iterable[str]) -> int:
+    """Delete the files that still exist (a retried or repeated deletion finds some gone)."""
+    deleted = 0
+    for path in sorted(paths):
+        try:
+            table.io.delete(path)
+            deleted += 1
+        except FileNotFoundError:
+            pass
+    return deleted
+
+
+def _untouched_data_files(table: Table, snapshot: Snapshot) -> list[DataFile] | None:
+    """The snapshot's data files no delete touches, when every other data file is deleted in full;
+    None when some file is deleted in part, or a delete file is not a Parquet position delete (then
+    the rows must be rewritten)."""
+    data: list[DataFile] = []
+    deletes: list[DataFile] = []
+    for manifest in snapshot.manifests(table.io):
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            (data if entry.data_file.content == DataFileContent.DATA else deletes).append(entry.data_file)
+    if any(d.content != DataFileContent.POSITION_DELETES or d.file_format != FileFormat.PARQUET for d in deletes):
+        return None
+    deleted_rows: dict[str, int] = {}
+    if deletes:
+        positions = pa.concat_tables(
+            [pq.read_table(table.io.new_input(d.file_path).open(), columns=["file_path", "pos"]) for d in deletes]
+        )
+        counts = positions.group_by("file_path").aggregate([("pos", "count_distinct")])
+        deleted_rows = dict(zip(counts["file_path"].to_pylist(), counts["pos_count_distinct"].to_pylist(), strict=True))
+    untouched = []
+    for data_file in data:
+        deleted = deleted_rows.get(data_file.file_path, 0)
+        if deleted == 0:
+            untouched.append(data_file)
+        elif deleted < data_file.record_count:
+            return None
+    return untouched
 
 
 def _reachable(table: Table, snapshots: Iterable[Snapshot]) -> set[str]:

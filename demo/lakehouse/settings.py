@@ -55,9 +55,9 @@ class LakehouseSettings(FloeSettings):
     namespace_staging: str = "staging"
     namespace_marts: str = "marts"
 
-    # How long a rebuilt mart keeps its older snapshots, and their files, for a reader that planned
-    # its scan on one (a Cube refresh, a query in flight), before the dbt step expires them
-    # (demo.lakehouse.maintenance). The current snapshot is always kept.
+    # How long the files of a rebuilt mart's replaced snapshots stay after the dbt step's compaction
+    # took those snapshots out of the metadata (demo.lakehouse.maintenance): for a reader that
+    # planned its scan on one (a Cube refresh, a query in flight). A later compaction deletes them.
     marts_snapshot_retention_s: float = Field(default=600.0, ge=0)
 
     # Where DuckDB keeps its extensions (filled offline from the duckdb-extension-* wheels).

@@ -6,7 +6,8 @@ test_dbt.py; the Dagster step that calls it, in tests/orchestration/test_orchest
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
@@ -17,7 +18,7 @@ from pyiceberg.types import LongType, NestedField, StringType
 
 from demo.ingest import catalog
 from demo.lakehouse.duckdb import connect
-from demo.lakehouse.maintenance import TableFiles, compact, table_files
+from demo.lakehouse.maintenance import UNREFERENCED_PROPERTY, TableFiles, compact, table_files
 from demo.lakehouse.settings import LakehouseSettings
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
@@ -82,24 +83,53 @@ def test_a_commit_made_meanwhile_fails_the_compaction_and_is_kept(
     assert table_files(table).snapshots == 3
 
 
-def test_expiry_keeps_what_a_reader_within_the_retention_can_read(table: Table) -> None:
-    old_snapshot = table.current_snapshot()
-    assert old_snapshot is not None
-    old_files = [task.file.file_path for task in table.scan().plan_files()]
-    kept = compact(table, retain=timedelta(hours=1))
-    assert kept.rewritten and kept.expired_snapshots == 0 and kept.deleted_files == 0
-    assert kept.after.snapshots == 3
-    # A reader that planned on the old snapshot still reads it.
-    assert _ids(table, old_snapshot.snapshot_id) == [1, 2, 3, 4, 5]
-    assert all(_exists(table, path) for path in old_files)
+def test_old_snapshots_leave_the_metadata_but_their_files_stay_for_the_retention(table: Table) -> None:
+    # A reader that planned its scan before the compaction reads these files directly.
+    planned = [task.file.file_path for task in table.scan().plan_files()]
+    old_manifest_lists = [s.manifest_list for s in table.metadata.snapshots]
+    started = datetime.now(timezone.utc)
+    kept = compact(table, retain=timedelta(minutes=10), now=started)
+    assert kept.rewritten and kept.expired_snapshots == 2 and kept.deleted_files == 0
+    assert kept.after.snapshots == 1
+    assert all(_exists(table, path) for path in planned + old_manifest_lists)
+    # Recorded for later: every file only the old snapshots reached, by when it was unreferenced.
+    pending = json.loads(table.current_snapshot().summary[UNREFERENCED_PROPERTY])
+    assert set(planned + old_manifest_lists) <= set(next(iter(pending.values())))
 
-    expired = compact(table, retain=timedelta(0))
-    assert not expired.rewritten and expired.expired_snapshots == 2
-    assert expired.deleted_files >= len(old_files) + 2  # the data files, manifests and manifest lists
-    assert not any(_exists(table, path) for path in old_files)
+    # Nothing is due a minute later; ten minutes later everything is, and only that is deleted.
+    assert compact(table, retain=timedelta(minutes=10), now=started + timedelta(minutes=1)).deleted_files == 0
+    assert all(_exists(table, path) for path in planned)
+    due = compact(table, retain=timedelta(minutes=10), now=started + timedelta(minutes=10, seconds=1))
+    assert not due.rewritten and due.deleted_files == len(next(iter(pending.values())))
+    assert not any(_exists(table, path) for path in planned + old_manifest_lists)
     table.refresh()
     assert _ids(table) == [1, 2, 3, 4, 5]
     assert all(_exists(table, task.file.file_path) for task in table.scan().plan_files())
+
+
+def test_a_rebuild_compacted_in_metadata_only_keeps_duckdbs_data_file(settings: LakehouseSettings, table: Table) -> None:
+    """dbt's DELETE + INSERT: the old data files are deleted in full, so the new snapshot lists the
+    file DuckDB wrote, unread and unrewritten; rows 1-5 are replaced by 7-8."""
+    con = connect(settings)
+    try:
+        events = f"lake.{settings.namespace_marts}.events"
+        con.execute("BEGIN")
+        con.execute(f"DELETE FROM {events}")
+        con.execute(f"INSERT INTO {events} VALUES (7, 'row 7'), (8, 'row 8')")
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    table.refresh()
+    files = table_files(table)
+    assert files.delete_files >= 1 and files.data_files == 3
+    inserted = [task.file.file_path for task in table.scan().plan_files() if not task.delete_files]
+    assert len(inserted) == 1
+
+    result = compact(table, retain=timedelta(0))
+    assert result.rewritten and result.after == TableFiles(data_files=1, delete_files=0, snapshots=1, rows=2)
+    assert [task.file.file_path for task in table.scan().plan_files()] == inserted
+    assert _ids(table) == [7, 8]
+    assert result.deleted_files >= 3  # the two old data files and the delete file, at least
 
 
 def test_a_long_lived_connection_reads_on_after_its_snapshot_expired(settings: LakehouseSettings, table: Table) -> None:
