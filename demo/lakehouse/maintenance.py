@@ -46,10 +46,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Snapshot
@@ -72,7 +72,7 @@ class TableFiles:
     data_files: int
     delete_files: int
     snapshots: int
-    rows: int
+    rows: int  # what the data files hold, before any delete applies
 
     def __str__(self) -> str:
         return f"{self.data_files} data + {self.delete_files} delete files, {self.snapshots} snapshots"
