@@ -106,16 +106,23 @@ class _SingleAttemptTransaction(Transaction):
 def table_files(table: Table) -> TableFiles:
     """Count the live data and delete files of ``table``'s current snapshot (reads its manifests)."""
     snapshot = table.current_snapshot()
-    data = deletes = rows = 0
-    if snapshot is not None:
-        for manifest in snapshot.manifests(table.io):
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-                if entry.data_file.content == DataFileContent.DATA:
-                    data += 1
-                    rows += entry.data_file.record_count
-                else:
-                    deletes += 1
-    return TableFiles(data_files=data, delete_files=deletes, snapshots=len(table.metadata.snapshots), rows=rows)
+    data, deletes = _live_files(table, snapshot) if snapshot is not None else ([], [])
+    return _counted(table, data, deletes)
+
+
+def _counted(table: Table, data: list[DataFile], deletes: list[DataFile]) -> TableFiles:
+    rows = sum(f.record_count for f in data)
+    return TableFiles(data_files=len(data), delete_files=len(deletes), snapshots=len(table.metadata.snapshots), rows=rows)
+
+
+def _live_files(table: Table, snapshot: Snapshot) -> tuple[list[DataFile], list[DataFile]]:
+    """The snapshot's live data files and delete files."""
+    data: list[DataFile] = []
+    deletes: list[DataFile] = []
+    for manifest in snapshot.manifests(table.io):
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            (data if entry.data_file.content == DataFileContent.DATA else deletes).append(entry.data_file)
+    return data, deletes
 
 
 def compact(
@@ -136,8 +143,9 @@ def compact(
     now_ms = int(moment.timestamp() * 1000)
     due_ms = int((moment - retain).timestamp() * 1000)
     name = ".".join(table.name()[1:]) if len(table.name()) > 2 else ".".join(table.name())
-    before = table_files(table)
     current = table.current_snapshot()
+    data, deletes = _live_files(table, current) if current is not None else ([], [])
+    before = _counted(table, data, deletes)
     # Files earlier compactions unreferenced, by when: recorded in their snapshots' summaries.
     pending = _pending_deletes(table.metadata.snapshots)
     rewritten, expired = False, 0
@@ -146,7 +154,7 @@ def compact(
         # Stages remove-snapshot-ref main with assert-ref-snapshot-id(main == current): the append
         # below then has no parent, so its manifest list holds only what it adds.
         ManageSnapshots(transaction).remove_branch(MAIN).commit()
-        live = _untouched_data_files(table, current)
+        live = _untouched_data_files(table, data, deletes)
         metadata_only = live is not None and 0 < len(live) <= max_data_files
         # Every snapshot but other branches' and tags' heads goes, the current one included.
         protected = {ref.snapshot_id for ref in table.metadata.refs.values()} - {current.snapshot_id}
@@ -216,15 +224,10 @@ def _delete(table: Table, paths: Iterable[str]) -> int:
     return deleted
 
 
-def _untouched_data_files(table: Table, snapshot: Snapshot) -> list[DataFile] | None:
-    """The snapshot's data files no delete touches, when every other data file is deleted in full;
-    None when some file is deleted in part, or a delete file is not a Parquet position delete (then
-    the rows must be rewritten)."""
-    data: list[DataFile] = []
-    deletes: list[DataFile] = []
-    for manifest in snapshot.manifests(table.io):
-        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-            (data if entry.data_file.content == DataFileContent.DATA else deletes).append(entry.data_file)
+def _untouched_data_files(table: Table, data: list[DataFile], deletes: list[DataFile]) -> list[DataFile] | None:
+    """The data files no delete touches, when every other data file is deleted in full; None when
+    some file is deleted in part, or a delete file is not a Parquet position delete (then the rows
+    must be rewritten)."""
     if any(d.content != DataFileContent.POSITION_DELETES or d.file_format != FileFormat.PARQUET for d in deletes):
         return None
     deleted_rows: dict[str, int] = {}

@@ -43,6 +43,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 from packaging import version
 
+from demo.ingest import catalog
 from demo.lakehouse.maintenance import Compaction, compact_tables
 from demo.lakehouse.settings import LakehouseSettings
 from demo.observability import tracing
@@ -507,8 +508,6 @@ def compact_built_tables(context: AssetExecutionContext, target_path: Path, sett
     tables = built_iceberg_tables(target_path)
     if not tables:
         return
-    from demo.ingest import catalog
-
     tracer = tracing.tracer()
     started = time.time_ns()  # the tables are compacted side by side: each span starts here
     try:
