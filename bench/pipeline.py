@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +184,7 @@ def compact_marts() -> dict[str, object]:
     results = compact_tables(
         catalog(settings),
         [(settings.namespace_marts, name) for name in MARTS],
-        retain=timedelta(seconds=settings.marts_snapshot_retention_s),
+        retain=settings.marts_snapshot_retention,
     )
     elapsed = time.perf_counter() - started
     failed = {name: repr(r) for (_, name), r in results.items() if not isinstance(r, Compaction)}

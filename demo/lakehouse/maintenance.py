@@ -185,7 +185,6 @@ def compact(
     for at, files in sorted(pending.items()):
         if at <= due_ms:
             deleted += _delete(table, files)
-    table.refresh()
     return Compaction(
         table=name,
         before=before,

@@ -8,6 +8,8 @@ both are an Iceberg REST catalog with OAuth2 client credentials plus an S3 endpo
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -69,6 +71,10 @@ class LakehouseSettings(FloeSettings):
     duckdb_memory_limit: str | None = Field(default=None)
     duckdb_temp_directory: str | None = Field(default=None)
     duckdb_max_temp_directory_size: str | None = Field(default=None)
+
+    @property
+    def marts_snapshot_retention(self) -> timedelta:
+        return timedelta(seconds=self.marts_snapshot_retention_s)
 
     @property
     def s3_endpoint_hostport(self) -> str:

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -473,8 +473,10 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[
         if invocation is not None:
             succeeded = invocation.is_successful()
             build.set_attribute("dbt.success", succeeded)
-            report_dbt_invocation(invocation.target_path, settings, lineage(), step.parent, build)
-            compact_built_tables(context, invocation.target_path, settings, step.span)
+            artifacts = dbt_artifacts(invocation.target_path)
+            if artifacts is not None:  # None: dbt failed before running anything; the step error says why
+                report_dbt_invocation(artifacts, settings, lineage(), step.parent, build)
+                compact_built_tables(context, built_iceberg_tables(artifacts), settings, step.span)
             if succeeded:
                 # One folder per invocation under demo/dbt/target (dagster-dbt): keep failed ones only.
                 shutil.rmtree(invocation.target_path, ignore_errors=True)
@@ -484,13 +486,21 @@ def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource) -> Iterator[
         step.span.end()
 
 
-def built_iceberg_tables(target_path: Path) -> list[tuple[str, str]]:
-    """(namespace, table) of every model this invocation wrote to the Iceberg catalog successfully."""
+def dbt_artifacts(target_path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """An invocation's ``run_results.json`` and ``manifest.json``, parsed; None when dbt wrote none."""
     try:
-        run_results = orjson.loads((target_path / "run_results.json").read_bytes())
-        manifest = orjson.loads((target_path / "manifest.json").read_bytes())
+        return (
+            orjson.loads((target_path / "run_results.json").read_bytes()),
+            orjson.loads((target_path / "manifest.json").read_bytes()),
+        )
     except FileNotFoundError:
-        return []
+        return None
+
+
+def built_iceberg_tables(artifacts: tuple[dict[str, Any], dict[str, Any]]) -> list[tuple[str, str]]:
+    """(namespace, table) of every model the invocation (:func:`dbt_artifacts`) wrote to the Iceberg
+    catalog successfully."""
+    run_results, manifest = artifacts
     nodes = manifest.get("nodes", {})
     tables = []
     for result in run_results.get("results", []):
@@ -500,19 +510,20 @@ def built_iceberg_tables(target_path: Path) -> list[tuple[str, str]]:
     return tables
 
 
-def compact_built_tables(context: AssetExecutionContext, target_path: Path, settings: LakehouseSettings, parent: Span) -> None:
+def compact_built_tables(
+    context: AssetExecutionContext, tables: Sequence[tuple[str, str]], settings: LakehouseSettings, parent: Span
+) -> None:
     """Compact the Iceberg tables the build replaced (demo.lakehouse.maintenance): without this each
     rebuild leaves the old data file and a position-delete file in the table, which every Cube query
     then reads. A failure is a warning, not a failed step: the marts are already right, and the next
     build compacts again."""
-    tables = built_iceberg_tables(target_path)
     if not tables:
         return
     tracer = tracing.tracer()
     started = time.time_ns()  # the tables are compacted side by side: each span starts here
     try:
         results: dict[tuple[str, str], Compaction | Exception] = compact_tables(
-            catalog(settings), tables, retain=timedelta(seconds=settings.marts_snapshot_retention_s)
+            catalog(settings), tables, retain=settings.marts_snapshot_retention
         )
     except Exception as exc:  # the catalog could not be opened
         results = dict.fromkeys(tables, exc)
@@ -546,14 +557,12 @@ def compact_built_tables(context: AssetExecutionContext, target_path: Path, sett
 
 
 def report_dbt_invocation(
-    target_path: Path, settings: LakehouseSettings, lin: Lineage, parent: JobRef, build_span: Span
+    artifacts: tuple[dict[str, Any], dict[str, Any]], settings: LakehouseSettings, lin: Lineage, parent: JobRef,
+    build_span: Span,
 ) -> None:
-    """Spans (children of ``build_span``) and OpenLineage events for the nodes dbt executed."""
-    try:
-        run_results = orjson.loads((target_path / "run_results.json").read_bytes())
-        manifest = orjson.loads((target_path / "manifest.json").read_bytes())
-    except FileNotFoundError:
-        return  # dbt failed before running anything; the step error says why
+    """Spans (children of ``build_span``) and OpenLineage events for the nodes the invocation
+    (:func:`dbt_artifacts`) executed."""
+    run_results, manifest = artifacts
     nodes: dict[str, Any] = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
     tracer = tracing.tracer()
     for result in run_results.get("results", []):

@@ -163,7 +163,7 @@ def _mart_rows(settings: LakehouseSettings) -> dict[str, list[tuple]]:
 def test_rebuilt_marts_compact_to_one_file_and_one_snapshot(pipeline) -> None:  # noqa: ANN001
     """What the Dagster step does after each build (demo.orchestration.dbt.compact_built_tables), over
     two rebuilds: without it fct_orders held 3 then 5 files, as many snapshots, and so on."""
-    from demo.orchestration.dbt import built_iceberg_tables
+    from demo.orchestration.dbt import built_iceberg_tables, dbt_artifacts
 
     settings, work, _, _ = pipeline
     cat = catalog(settings)
@@ -171,7 +171,9 @@ def test_rebuilt_marts_compact_to_one_file_and_one_snapshot(pipeline) -> None:  
     for _rebuild in range(2):
         build = run_dbt(settings, work, "build")
         assert build.returncode == 0, build.output[-4000:]
-        assert sorted(built_iceberg_tables(work / "target")) == sorted(marts)
+        artifacts = dbt_artifacts(work / "target")
+        assert artifacts is not None
+        assert sorted(built_iceberg_tables(artifacts)) == sorted(marts)
         rows = _mart_rows(settings)
         # DuckDB replaced each mart's rows with a position-delete file beside the old data file.
         left_by_dbt = {mart: table_files(cat.load_table(mart)) for mart in marts}

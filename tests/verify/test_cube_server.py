@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -184,7 +183,7 @@ def test_cubes_refresh_serves_new_marts_within_the_target(lake: LakehouseSetting
             assert build.returncode == 0, build.output[-3000:]
             # As the Dagster step does after the build: the marts' history becomes one new snapshot.
             marts = [(lake.namespace_marts, name) for name in MARTS]
-            compacted = compact_tables(catalog(lake), marts, retain=timedelta(seconds=lake.marts_snapshot_retention_s))
+            compacted = compact_tables(catalog(lake), marts, retain=lake.marts_snapshot_retention)
             assert all(isinstance(c, Compaction) and c.rewritten for c in compacted.values()), compacted
             finished = time.monotonic()
             fresh = context(lake, url)  # reads the new marts; retries up to the 60 s target
