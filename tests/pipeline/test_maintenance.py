@@ -18,7 +18,13 @@ from pyiceberg.types import LongType, NestedField, StringType
 
 from demo.ingest import catalog
 from demo.lakehouse.duckdb import connect
-from demo.lakehouse.maintenance import UNREFERENCED_PROPERTY, TableFiles, compact, table_files
+from demo.lakehouse.maintenance import (
+    METADATA_LOG_PROPERTIES,
+    UNREFERENCED_PROPERTY,
+    TableFiles,
+    compact,
+    table_files,
+)
 from demo.lakehouse.settings import LakehouseSettings
 
 SCHEMA = Schema(NestedField(1, "id", LongType(), required=False), NestedField(2, "name", StringType(), required=False))
@@ -107,29 +113,97 @@ def test_old_snapshots_leave_the_metadata_but_their_files_stay_for_the_retention
     assert all(_exists(table, task.file.file_path) for task in table.scan().plan_files())
 
 
-def test_a_rebuild_compacted_in_metadata_only_keeps_duckdbs_data_file(settings: LakehouseSettings, table: Table) -> None:
-    """dbt's DELETE + INSERT: the old data files are deleted in full, so the new snapshot lists the
-    file DuckDB wrote, unread and unrewritten; rows 1-5 are replaced by 7-8."""
+def _replace_rows_as_dbt_does(settings: LakehouseSettings, *ids: int) -> None:
+    """dbt's ``iceberg_table`` rebuild: DELETE + INSERT in one DuckDB transaction (one commit)."""
     con = connect(settings)
     try:
         events = f"lake.{settings.namespace_marts}.events"
         con.execute("BEGIN")
         con.execute(f"DELETE FROM {events}")
-        con.execute(f"INSERT INTO {events} VALUES (7, 'row 7'), (8, 'row 8')")
+        con.execute(f"INSERT INTO {events} VALUES " + ", ".join(f"({i}, 'row {i}')" for i in ids))
         con.execute("COMMIT")
     finally:
         con.close()
+
+
+def _manifests_listing(table: Table, path: str) -> list[str]:
+    """The current snapshot's manifests that list ``path``."""
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    return [
+        m.manifest_path
+        for m in snapshot.manifests(table.io)
+        if any(e.data_file.file_path == path for e in m.fetch_manifest_entry(table.io, discard_deleted=False))
+    ]
+
+
+def test_a_rebuild_compacted_in_metadata_only_keeps_duckdbs_data_file_and_manifest(
+    settings: LakehouseSettings, table: Table
+) -> None:
+    """dbt's DELETE + INSERT: the old data files are deleted in full, so the new snapshot lists the
+    file DuckDB wrote, unread and unrewritten, through the manifest DuckDB wrote for it (queries on a
+    pyiceberg-written copy ran slower); rows 1-5 are replaced by 7-8, then by 9 at the next build."""
+    _replace_rows_as_dbt_does(settings, 7, 8)
     table.refresh()
     files = table_files(table)
     assert files.delete_files >= 1 and files.data_files == 3
     inserted = [task.file.file_path for task in table.scan().plan_files() if not task.delete_files]
     assert len(inserted) == 1
+    duckdbs_manifests = _manifests_listing(table, inserted[0])
+    assert len(duckdbs_manifests) == 1
 
     result = compact(table, retain=timedelta(0))
     assert result.rewritten and result.after == TableFiles(data_files=1, delete_files=0, snapshots=1, rows=2)
     assert [task.file.file_path for task in table.scan().plan_files()] == inserted
+    assert [m.manifest_path for m in table.current_snapshot().manifests(table.io)] == duckdbs_manifests
+    # The summary counts the listed file as the snapshot's own (readers plan with these totals).
+    summary = table.current_snapshot().summary
+    assert (summary["total-records"], summary["total-data-files"], summary["total-delete-files"]) == ("2", "1", "0")
     assert _ids(table) == [7, 8]
     assert result.deleted_files >= 3  # the two old data files and the delete file, at least
+    assert _exists(table, duckdbs_manifests[0])
+
+    # The next build replaces the rows on top of that snapshot; its compaction drops DuckDB's earlier
+    # manifest with the file it lists.
+    _replace_rows_as_dbt_does(settings, 9)
+    table.refresh()
+    again = compact(table, retain=timedelta(0))
+    assert again.after == TableFiles(data_files=1, delete_files=0, snapshots=1, rows=1)
+    assert _ids(table) == [9]
+    assert not _exists(table, duckdbs_manifests[0]) and not _exists(table, inserted[0])
+    con = connect(settings, wheel_extensions=False)
+    try:
+        assert con.sql(f"SELECT id, name FROM lake.{settings.namespace_marts}.events").fetchall() == [(9, "row 9")]
+    finally:
+        con.close()
+
+
+def test_a_manifest_listing_a_deleted_file_too_is_not_reused(settings: LakehouseSettings) -> None:
+    """A manifest that also lists a file the deletes remove (here: both appends merged into one) would
+    carry that file on: the compaction writes a manifest of its own for the live file."""
+    cat = catalog(settings)
+    cat.create_namespace(settings.namespace_marts)
+    merged = cat.create_table(
+        (settings.namespace_marts, "events"),
+        schema=SCHEMA,
+        properties={"commit.manifest-merge.enabled": "true", "commit.manifest.min-count-to-merge": "2"},
+    )
+    merged.append(_batch(1, 2, 3))
+    merged.append(_batch(4, 5))
+    merged = cat.load_table((settings.namespace_marts, "events"))
+    (shared,) = [m.manifest_path for m in merged.current_snapshot().manifests(merged.io)]
+    con = connect(settings)
+    try:
+        con.execute(f"DELETE FROM lake.{settings.namespace_marts}.events WHERE id <= 3")
+    finally:
+        con.close()
+    merged.refresh()
+    assert table_files(merged).delete_files == 1
+
+    result = compact(merged, retain=timedelta(0))
+    assert result.rewritten and result.after == TableFiles(data_files=1, delete_files=0, snapshots=1, rows=2)
+    assert shared not in [m.manifest_path for m in merged.current_snapshot().manifests(merged.io)]
+    assert _ids(merged) == [4, 5]
 
 
 def test_a_long_lived_connection_reads_on_after_its_snapshot_expired(settings: LakehouseSettings, table: Table) -> None:
@@ -145,3 +219,40 @@ def test_a_long_lived_connection_reads_on_after_its_snapshot_expired(settings: L
         assert con.sql(query).fetchone() == (5, 15)
     finally:
         con.close()
+
+
+def _metadata_files(table: Table) -> set[str]:
+    """The metadata files the table's metadata names: its own and its log's."""
+    return {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
+
+
+def test_rebuilds_keep_a_short_metadata_log_and_delete_the_files_that_leave_it(
+    settings: LakehouseSettings, table: Table
+) -> None:
+    """Every query loads the metadata, whose log grows by an entry a commit (to 100 by default): the
+    rewrite caps it, and the metadata files its commit drops from the log are deleted."""
+    kept = int(METADATA_LOG_PROPERTIES["write.metadata.previous-versions-max"])
+    for build in range(6):
+        _replace_rows_as_dbt_does(settings, build)
+        table.refresh()
+        named = _metadata_files(table)
+        compact(table, retain=timedelta(0))
+        dropped = named - _metadata_files(table)
+        assert not any(_exists(table, path) for path in dropped), dropped
+        assert len(table.metadata.metadata_log) <= kept
+    assert {k: table.metadata.properties.get(k) for k in METADATA_LOG_PROPERTIES} == METADATA_LOG_PROPERTIES
+    assert len(table.metadata.metadata_log) == kept  # 15 commits made
+    assert all(_exists(table, path) for path in _metadata_files(table))
+    assert _ids(table) == [5]
+
+
+def test_a_metadata_log_setting_of_the_tables_own_is_kept(settings: LakehouseSettings, table: Table) -> None:
+    with table.transaction() as transaction:
+        transaction.set_properties({"write.metadata.previous-versions-max": "50"})
+    _replace_rows_as_dbt_does(settings, 7)
+    table.refresh()
+    assert compact(table, retain=timedelta(0)).rewritten
+    assert table.metadata.properties["write.metadata.previous-versions-max"] == "50"
+    assert table.metadata.properties["write.metadata.delete-after-commit.enabled"] == "true"
+    # v1-v5 (created, two appends, the property, DuckDB's commit) before the compaction's: all kept
+    assert len(table.metadata.metadata_log) == 5
