@@ -135,8 +135,26 @@ def dagster_tables(stack: SynthResult, pg: PostgresServer) -> set[str]:
         return {row[0] for row in cur.fetchall()}
 
 
+def lose_all_state(stack: SynthResult, parts) -> None:  # noqa: ANN001
+    """Both pods replaced: PostgreSQL empty (init script re-run, as on a new emptyDir), Polaris' realm
+    re-bootstrapped by the admin tool with the same -c credentials, MinIO's cubestore bucket gone
+    and its users and policies with it."""
+    pg, lake, fake, front = parts
+    wipe_databases(pg)
+    init_databases(stack, pg)
+    realm, root_id, root_secret = realm_credentials(stack)
+    fake.state = type(fake.state)(realm, root_id, root_secret)
+    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{lake.s3_port}", aws_access_key_id=lake.access_key,
+                      aws_secret_access_key=lake.secret_key, region_name="us-east-1")
+    if "cubestore" in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.delete_bucket(Bucket="cubestore")
+    front.wipe()
+
+
 def test_wiped_state_comes_back_and_a_second_run_changes_nothing(stack: SynthResult, parts, tmp_path: Path) -> None:  # noqa: ANN001
     pg, lake, fake, front = parts
+    # The module's other tests reconcile on these parts too: start from nothing whatever ran before.
+    lose_all_state(stack, parts)
     first = run_reconcile(stack, parts, tmp_path / "run1")
     assert first["ok"] and first["state_lost"], first  # a fresh stack: everything created
     # One MinIO user per client, with the key in that client's Secret (what each pod uses).
@@ -149,17 +167,7 @@ def test_wiped_state_comes_back_and_a_second_run_changes_nothing(stack: SynthRes
     second = run_reconcile(stack, parts, tmp_path / "run2")
     assert second["ok"] and not second["state_lost"] and second["changed"] == [], second
 
-    # Both pods replaced: PostgreSQL empty (init script re-run, as on a new emptyDir), Polaris' realm
-    # re-bootstrapped by the admin tool with the same -c credentials, MinIO's cubestore bucket gone
-    # and its users and policies with it.
-    wipe_databases(pg)
-    init_databases(stack, pg)
-    realm, root_id, root_secret = realm_credentials(stack)
-    fake.state = type(fake.state)(realm, root_id, root_secret)
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{lake.s3_port}", aws_access_key_id=lake.access_key,
-                      aws_secret_access_key=lake.secret_key, region_name="us-east-1")
-    s3.delete_bucket(Bucket="cubestore")
-    front.wipe()
+    lose_all_state(stack, parts)
     assert not dagster_tables(stack, pg)
 
     third = run_reconcile(stack, parts, tmp_path / "run3")
