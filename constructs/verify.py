@@ -23,7 +23,7 @@ from constructs.secrets import StackSecrets
 from demo.lakehouse.settings import LakehouseSettings
 from demo.verify.settings import VerifySettings
 from floe.config import StackConfig
-from floe.deploy.verify import (
+from floe.deploy.manifests import (
     DEFAULT_TIMEOUT_SECONDS,
     START_ALLOWANCE_SECONDS,
     TTL_SECONDS_AFTER_FINISHED,

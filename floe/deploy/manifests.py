@@ -29,6 +29,24 @@ VERIFY_CHART = "verify"
 VERIFY_DIR = "verify"
 VERIFY_FILE = "verify.k8s.yaml"
 
+# The verification Job's template (constructs/verify.py makes it; floe/deploy/verify.py runs it):
+# here, not in floe/deploy/verify.py, so the synth imports none of the deploy tool.
+#: What the Job runs (the project image's Python); ``args`` are :func:`verify_args`.
+VERIFY_COMMAND = ("python", "-m", "demo.verify")
+VERIFY_CONTAINER = "verify"
+#: The verifier's own bound when ``--timeout`` is not given (it checks its checks' deadlines).
+DEFAULT_TIMEOUT_SECONDS = 600
+#: What the Job may spend before the verifier's clock starts (scheduling, image pull, start-up):
+#: its activeDeadlineSeconds is the run's timeout plus this.
+START_ALLOWANCE_SECONDS = 180
+#: A finished Job (and its pod's log) is deleted an hour later; the report is kept in the ConfigMap.
+TTL_SECONDS_AFTER_FINISHED = 3600
+
+
+def verify_args(*, timeout: float, trigger: bool) -> list[str]:
+    return ["--timeout", str(int(timeout)), *(["--trigger"] if trigger else [])]
+
+
 # Kinds the tool waits for, in the order a person reads them.
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "DaemonSet", "Job")
 _FILE_NAME = re.compile(r"^(?:\d+-)?(?P<chart>.+?)\.k8s\.ya?ml$")

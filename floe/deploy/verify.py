@@ -44,7 +44,19 @@ import yaml
 from demo.verify.report import PASS, SKIP, FAIL, PROGRESS_PREFIX, REPORT_PREFIX, Report, ReportParseError, parse_report
 from floe.deploy.diagnosis import build_report, render_report
 from floe.deploy.kubectl import CommandError, Kubectl
-from floe.deploy.manifests import VERIFY_DIR, VERIFY_FILE, ManifestError, ObjectRef, Stack
+from floe.deploy.manifests import (  # the Job template's contract, shared with constructs/verify.py
+    DEFAULT_TIMEOUT_SECONDS,
+    START_ALLOWANCE_SECONDS,
+    TTL_SECONDS_AFTER_FINISHED,
+    VERIFY_COMMAND,
+    VERIFY_CONTAINER,
+    VERIFY_DIR,
+    VERIFY_FILE,
+    ManifestError,
+    ObjectRef,
+    Stack,
+    verify_args,
+)
 from floe.deploy.outcome import ExitCode
 from floe.deploy.phases import SystemClock
 from floe.deploy.readiness import (
@@ -61,16 +73,6 @@ from floe.deploy.readiness import (
     _owned_by_job,
 )
 
-#: What the Job runs (the project image's Python); ``args`` are :func:`verify_args`.
-VERIFY_COMMAND = ("python", "-m", "demo.verify")
-VERIFY_CONTAINER = "verify"
-#: The verifier's own bound when ``--timeout`` is not given (it checks its checks' deadlines).
-DEFAULT_TIMEOUT_SECONDS = 600
-#: What the Job may spend before the verifier's clock starts (scheduling, image pull, start-up):
-#: its activeDeadlineSeconds is the run's timeout plus this.
-START_ALLOWANCE_SECONDS = 180
-#: A finished Job (and its pod's log) is deleted an hour later; the report is kept in the ConfigMap.
-TTL_SECONDS_AFTER_FINISHED = 3600
 #: The plan's budget for a deploy, from the first apply to every workload Ready.
 PLAN_DEPLOY_SECONDS = 300
 #: Label of the ConfigMap holding the last run's outcome (its name: ``<template name label>-last``).
@@ -78,10 +80,6 @@ LAST_LABEL = "floe.dev/verify-report"
 LAST_KEY = "last-verify.json"
 RUN_LABEL = "floe.dev/verify-run"
 NAME_LABEL = "app.kubernetes.io/name"
-
-
-def verify_args(*, timeout: float, trigger: bool) -> list[str]:
-    return ["--timeout", str(int(timeout)), *(["--trigger"] if trigger else [])]
 
 
 # --- the Job of one run ----------------------------------------------------------------------------
