@@ -10,7 +10,14 @@ hashes are off, no value is a token), so node never sees them one by one: when `
 writes a chart, it calls the chart's ``to_json`` back once, and gets every document rendered here
 (:func:`render`) as the generated ``toJson_*`` functions render them (Kubernetes' field names such
 as ``clusterIP``, fields in schema order, ``IntOrString``/``Quantity`` as their values), with the
-JSON patches applied to it later (:func:`patch`). cdk8s still writes every file.
+JSON patches applied to it later (:func:`patch`).
+
+A :class:`PlainApp` writes the files itself when every chart holds only plain objects (the stack's
+case): node would turn each chart's JSON into YAML with the ``yaml`` package, after jsii had carried
+every value of it across and walked it again, a quarter of a second of node for nothing cdk8s adds.
+:func:`yaml_text` writes the same documents with PyYAML's libyaml emitter (YAML 1.1, as cdk8s writes
+it); the file names are cdk8s' own. An app with anything made in node is written by cdk8s, as before.
+tests/infra/test_plain.py compares both writers' files, document by document, for both profiles.
 
 The passes that read the finished objects (the NetworkPolicies, the reconcile CronJob, placement,
 config checksums) read these documents (:func:`objects`, :func:`documents`).
@@ -29,9 +36,11 @@ import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from cdk8s import ApiObject, Chart, JsonPatch
+import yaml
+from cdk8s import ApiObject, App, Chart, JsonPatch, Names
 
 from constructs import Construct
 
@@ -207,11 +216,101 @@ class PlainChart(Chart):
         return self.render()
 
     def render(self) -> list[Any]:
-        return [render(obj, self) if _own(obj) else doc for obj, doc in objects(self)]
+        return [_ordered(doc) if _own(obj) else doc for obj, doc in objects(self)]
+
+    def plain_only(self) -> bool:
+        """Nothing of the chart lives in node (one round trip): its plain tree is all it holds."""
+        return len(self._floe_node.find_all()) == 1
 
 
 #: What a plain construct or object is made in.
 Scope = PlainChart | PlainConstruct
+
+
+#: cdk8s' default file extension (AppProps.outputFileExtension), for the files a PlainApp writes.
+FILE_EXTENSION = ".k8s.yaml"
+
+
+class PlainApp(App):
+    """A cdk8s ``App`` (one file per chart, cdk8s' default) whose :meth:`synth` writes the files of its
+    :class:`PlainChart` s in Python, named as cdk8s names them, when no chart holds anything made in
+    node; otherwise cdk8s writes them all, as any App."""
+
+    def __init__(self, *, outdir: str) -> None:
+        super().__init__(outdir=outdir)
+        self._floe_outdir = Path(outdir)
+        #: The documents of each file the last synth wrote in Python, by file name (none if cdk8s wrote).
+        self.written: dict[str, list[Any]] = {}
+
+    def synth(self) -> None:
+        self.written = {}
+        charts = list(self.charts)
+        if not all(isinstance(chart, PlainChart) and chart.plain_only() for chart in charts):
+            super().synth()
+            return
+        self._floe_outdir.mkdir(parents=True, exist_ok=True)
+        for chart in charts:
+            # cdk8s' SimpleChartNamer (no chart depends on another): the chart id if it is a DNS label.
+            name = f"{Names.to_dns_label(chart)}{FILE_EXTENSION}"
+            self.written[name] = chart.to_json()
+            (self._floe_outdir / name).write_text(yaml_text(self.written[name]), encoding="utf-8")
+
+
+class _ManifestDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """PyYAML's safe dumper (on libyaml where PyYAML has it, as its wheels do), writing a string of
+    several lines as a literal block (``|``), as cdk8s' writer does: ConfigMaps hold scripts and
+    config files, read in dist/ and in review. (libyaml falls back to a quoted string for one it
+    cannot write as a block: a tab, a trailing space before a line break.)"""
+
+
+#: Plain strings other readers take for something else, which PyYAML's YAML 1.1 resolver leaves
+#: plain: the 1.1 booleans ``y``/``n`` (go-yaml v2, so kubectl, reads them as booleans), numbers of
+#: the 1.1 spec PyYAML's resolver does not match (``1e3``, ``08``, ``0:30``: cdk8s' writer quotes
+#: them) and Go's number syntax (``0o17``, ``1_000``: go-yaml parses a plain scalar with strconv).
+_ALSO_QUOTED = re.compile(
+    r"[yYnN]"
+    r"|[-+]?[0-9_]*\.?[0-9_]*(?:[eE][-+]?[0-9]+)?"  # 1.1 ints and floats, an empty mantissa too
+    r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"  # 1.1 sexagesimal
+)
+
+
+def _taken_for_a_number(value: str) -> bool:
+    if _ALSO_QUOTED.fullmatch(value):
+        return True
+    digits = value.replace("_", "")
+    for parse in (float, lambda v: int(v, 0)):
+        try:
+            parse(digits)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+@functools.cache  # a manifest repeats its keys and many values: each string is looked at once
+def _style(value: str) -> str | None:
+    if "\n" in value:
+        return "|"
+    if value and _taken_for_a_number(value):
+        return "'"
+    return None  # plain, unless PyYAML's own resolver reads it as another type (then quoted)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=_style(value))
+
+
+_ManifestDumper.add_representer(str, _represent_str)
+
+
+def yaml_text(documents: list[Any]) -> str:
+    """``documents`` as one multi-document YAML text, as cdk8s' ``Yaml.stringify`` joins them: keys
+    in their order, no line folded, YAML 1.1 (PyYAML quotes ``yes``, ``on``, ``0775`` and the like,
+    which a 1.1 reader would otherwise not read as strings)."""
+    return "---\n".join(
+        yaml.dump(doc, Dumper=_ManifestDumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=-1)
+        for doc in documents
+    )
 
 
 def chart_of(scope: Scope) -> Chart:
@@ -239,7 +338,11 @@ def render(obj: ApiObject, chart: Chart) -> dict[str, Any]:
     """The manifest cdk8s writes for a :class:`PlainApiObject`: apiVersion, kind and metadata (with
     the chart's namespace and labels) first, then the other fields by name, every map's keys sorted
     (cdk8s sorts an object's fields; the generated ``Kube*`` classes did as well)."""
-    doc = _document(getattr(obj, _ENTRY), chart)
+    return _ordered(_document(getattr(obj, _ENTRY), chart))
+
+
+def _ordered(doc: dict[str, Any]) -> dict[str, Any]:
+    """A plain object's document (:func:`_document`) in the order cdk8s writes it (:func:`render`)."""
     head = {key: _sorted(doc[key]) for key in ("apiVersion", "kind", "metadata") if key in doc}
     return {**head, **{key: _sorted(doc[key]) for key in sorted(doc) if key not in head}}
 

@@ -9,7 +9,6 @@ app — upstream behaviour — so ``make synth``, which runs this directly, is t
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import os
 import shutil
@@ -81,34 +80,39 @@ NODE_FREE_IMPORTS = (
     "demo.orchestration.instance",
     "demo.orchestration.settings",
     "demo.verify.settings",
-    "floe.deploy.verify",
 )
 
 
-def synth_to(folder: Path, config: StackConfig, credentials: Credentials | None) -> None:
+def synth_to(folder: Path, config: StackConfig, credentials: Credentials | None) -> dict[str, list[dict]]:
     """Run the cdk8s app into ``folder`` (imports cdk8s lazily: it starts a node process, in the
-    background since main.py began, see floe/jsii_kernel.py)."""
+    background since main.py began, see floe/jsii_kernel.py). Returns the documents of each file
+    written in Python, by its path relative to ``folder`` (none if cdk8s wrote them)."""
     for module in NODE_FREE_IMPORTS:
         importlib.import_module(module)
     jsii_kernel.wait()
-    import cdk8s
-
     from constructs.charts import build_app
+    from constructs.plain import PlainApp
 
-    app = cdk8s.App(outdir=str(folder), yaml_output_type=cdk8s.YamlOutputType.FILE_PER_CHART)
+    app = PlainApp(outdir=str(folder))  # one file per chart, written in Python (constructs/plain.py)
     build_app(app, config, credentials)
     app.synth()
-    _move_verify_chart(folder)
+    written = dict(app.written)
+    moved = _move_verify_chart(folder)
+    if moved[0] in written:
+        written[moved[1]] = written.pop(moved[0])
+    return written
 
 
-def _move_verify_chart(folder: Path) -> None:
+def _move_verify_chart(folder: Path) -> tuple[str, str]:
     """``NNNN-verify.k8s.yaml`` -> ``verify/verify.k8s.yaml``: out of ``kubectl apply -f dist/``'s
-    reach (it does not recurse), so a deploy never runs the verification Job before the stack is up."""
+    reach (it does not recurse), so a deploy never runs the verification Job before the stack is up.
+    Returns both paths, relative to ``folder``."""
     found = sorted(folder.glob(f"*-{VERIFY_CHART}.k8s.yaml"))
     if len(found) != 1:
         raise RuntimeError(f"expected one {VERIFY_CHART} chart file in {folder}, found {[p.name for p in found]}")
     (folder / VERIFY_DIR).mkdir()
     found[0].rename(folder / VERIFY_DIR / VERIFY_FILE)
+    return found[0].name, f"{VERIFY_DIR}/{VERIFY_FILE}"
 
 
 def synthesize(config: StackConfig, out_dir: Path, *, root: Path) -> SynthResult:
@@ -119,8 +123,13 @@ def synthesize(config: StackConfig, out_dir: Path, *, root: Path) -> SynthResult
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
     try:
-        synth_to(staging, config, credentials)
-        file_documents = {path.relative_to(staging).as_posix(): load_file(path) for path in manifest_files(staging)}
+        written = synth_to(staging, config, credentials)
+        # The checks read each file's documents: as written from Python (PyYAML reads back exactly
+        # what it wrote: tests/infra/test_plain.py), or read back from what cdk8s wrote.
+        file_documents = {
+            (relative := path.relative_to(staging).as_posix()): written.get(relative) or load_file(path)
+            for path in manifest_files(staging)
+        }
         documents = [d for docs in file_documents.values() for d in docs]
         violations = check_manifests(documents, **check_options(config, generated=credentials is not None))
         if violations:
@@ -216,10 +225,6 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"[red]floe: {exc}[/]", highlight=False)
         err.print(f"dist/ left untouched. Fix {config_path(args.config)} (or the variable named) and run again.")
         return EXIT_BAD_CONFIG
-    # A run of its own (not a test process): what is loaded by now (pydantic and its models above all)
-    # lives until exit, so it leaves the collector's full passes, which would walk it again and again
-    # while the app is built and dist/ read back (a few hundredths of a second).
-    gc.freeze()
     try:
         result = synthesize(config, args.out, root=Path.cwd())
     except ChecksFailed as exc:

@@ -8,6 +8,7 @@ read (NetworkPolicies, the reconcile CronJob, placement, config checksums). Chec
   classes, renders to the same JSON, key order included (so every struct and field name the
   constructs use exists there, with that type: its constructors type-check them);
 - every kept document equals what cdk8s itself renders for its object, in cdk8s' order;
+- the files a PlainApp writes hold the documents cdk8s' own writer writes, quoted where it quotes;
 - the naming rule and the kinds of constructs.k8s against every struct and class of cdk8s-plus-27.
 
 dist/ itself is held by the snapshot tests.
@@ -30,7 +31,7 @@ from constructs import base, k8s, plain
 from constructs.charts import build_app
 from constructs.dagster import run_pod
 from floe.config import StackConfig, load_config
-from floe.synth import credentials_for
+from floe.synth import SynthResult, credentials_for, load_documents, load_file
 from tests.infra.conftest import REPO, make_config, write_fake_credentials
 
 
@@ -63,7 +64,7 @@ def as_generated(value: Any) -> Any:
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> list[cdk8s.Chart]:
     folder = tmp_path_factory.mktemp(request.param)
     config = make_config(folder) if request.param == "local" else cluster_config(folder)
-    app = cdk8s.App(outdir=str(folder / "dist"))
+    app = plain.PlainApp(outdir=str(folder / "dist"))
     return build_app(app, config, credentials_for(config, folder))
 
 
@@ -97,12 +98,91 @@ def test_every_kept_document_is_the_rendered_object(built: list[cdk8s.Chart]) ->
         assert [d for _, d in found] == chart.to_json(), chart.node.id
         assert found and all(isinstance(obj, plain.PlainApiObject) for obj, _ in found)
         assert [node.node.path for node in chart.node.find_all()] == [chart.node.path], "constructs in node"
-    # What app.synth() writes, read back, is each chart's JSON.
+    # What app.synth() writes (in Python: a PlainApp), read back, is each chart's JSON.
     app = built[0].node.scope
     app.synth()
+    assert set(app.written) == {f"{chart.node.id}.k8s.yaml" for chart in built}
     for chart in built:
         written = Path(app.outdir) / f"{chart.node.id}.k8s.yaml"
         assert [d for d in yaml.safe_load_all(written.read_text()) if d] == chart.to_json(), chart.node.id
+
+
+def test_a_plain_app_writes_what_cdk8s_writes(built: list[cdk8s.Chart]) -> None:
+    """The same app written by cdk8s' own writer (App.synth in node: the ``yaml`` package, YAML 1.1):
+    the same files, read back as the same documents, and every string cdk8s quotes (so a YAML 1.1
+    reader such as kubectl's takes it for a string) quoted or a block in ours too."""
+    app = built[0].node.scope
+    out = Path(app.outdir)
+    app.synth()
+    ours = {path.name: path.read_text() for path in out.glob("*.k8s.yaml")}
+    for path in out.glob("*.k8s.yaml"):
+        path.unlink()
+    cdk8s.App.synth(app)  # cdk8s' own synth of the same app
+    theirs = {path.name: path.read_text() for path in out.glob("*.k8s.yaml")}
+    assert sorted(ours) == sorted(theirs) == sorted(f"{chart.node.id}.k8s.yaml" for chart in built)
+    scalars = 0
+    for name, text in theirs.items():
+        assert list(yaml.safe_load_all(ours[name])) == list(yaml.safe_load_all(text)), name
+        for mine, cdk8s_node in zip(_scalars(ours[name]), _scalars(text), strict=True):
+            assert mine.value == cdk8s_node.value
+            if cdk8s_node.style in ("'", '"'):
+                assert mine.style in ("'", '"', "|"), (name, mine.value)
+            scalars += 1
+    assert scalars > 3000
+
+
+def _scalars(text: str) -> list[yaml.ScalarNode]:
+    """Every scalar of a YAML text's documents as written (with the style it was written in), in order."""
+    found: list[yaml.ScalarNode] = []
+
+    def walk(node: yaml.Node) -> None:
+        if isinstance(node, yaml.ScalarNode):
+            found.append(node)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item)
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                walk(key)
+                walk(value)
+
+    for document in yaml.compose_all(text, Loader=yaml.SafeLoader):
+        walk(document)
+    return found
+
+
+#: Strings a reader may take for something else: YAML 1.1's booleans, nulls, numbers (decimal,
+#: octal, hex, binary, sexagesimal, floats, infinities), timestamps, merge and value keys, Go's number
+#: syntax (go-yaml parses a plain scalar with strconv: kubectl), indicators, leading and trailing space.
+AMBIGUOUS = [
+    "yes", "Yes", "YES", "no", "NO", "on", "On", "ON", "off", "Off", "true", "True", "FALSE", "y", "Y", "n", "N",
+    "null", "Null", "NULL", "~", "", "0", "12", "-1", "+1", "-0", "00", "0775", "08", "09", "0o17", "0b101",
+    "0x1F", "-0x1F", "1_000", "1:20", "190:20:30", "0:0", "-1:20", "1.", ".5", "-.5", "1.5", "1e3", "1E3",
+    "1e+3", "1e-3", "1.5e3", "e3", ".inf", "-.Inf", ".NaN", "Infinity", "NaN", "nan", "2001-12-14",
+    "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5", "=", "<<", "*a", "&b", "!c", "%d", "@e",
+    "`f", "{g", "[h", "'i", '"j', ">k", "|l", "?", "-", "- x", "a: b", "#x", "o #p", "q:", ",n", " lead",
+    "trail ", "\tt", "é ü", "1.2.3", "v1", "0xZZ", "1,000", "*/2 * * * *",
+    "two\nlines\n", "no final break\nhere", "  indented\nfirst line\n", "kept\n\n", "trailing \nspace\n", "tab\tinside\n",
+]
+
+
+def test_strings_a_reader_could_take_for_something_else_are_quoted() -> None:
+    """Each string, written by yaml_text, reads back as itself; where cdk8s' writer quotes it, ours
+    quotes it too (or writes a block); Go's number forms are quoted even where cdk8s leaves them."""
+    documents = [{"values": AMBIGUOUS, **{value: "key" for value in AMBIGUOUS}}]
+    ours = plain.yaml_text(documents)
+    assert list(yaml.safe_load_all(ours)) == documents
+    theirs = cdk8s.Yaml.stringify(*documents)
+    quoted_by_cdk8s = {n.value for n in _scalars(theirs) if n.style in ("'", '"')}
+    styles = {n.value: n.style for n in _scalars(ours)}
+    for value in AMBIGUOUS:
+        if value in quoted_by_cdk8s:
+            assert styles[value] in ("'", '"', "|"), value
+    for value in ("0o17", "1_000", "0b101", "0x1F", "1e3", "y", "N"):
+        assert styles[value] in ("'", '"'), value
+    # No line folded (cdk8s writes with lineWidth 0): a long value stays on its line, as given.
+    long = "a long description, " * 20 + "and its end"
+    assert plain.yaml_text([{"long": long, "list": [long]}]).splitlines() == [f"long: {long}", "list:", f"- {long}"]
 
 
 def test_structs_render_as_the_generated_manifest_does() -> None:
@@ -141,8 +221,9 @@ def test_kinds_are_the_generated_classes(name: str) -> None:
 
 
 def test_an_object_made_elsewhere_is_read_from_cdk8s(tmp_path: Path) -> None:
-    """Objects made in node, in a PlainChart, are written after its plain objects, and patched in cdk8s too."""
-    app = cdk8s.App(outdir=str(tmp_path))
+    """Objects made in node, in a PlainChart, are written after its plain objects, and patched in cdk8s
+    too; a PlainApp leaves writing such a chart to cdk8s."""
+    app = plain.PlainApp(outdir=str(tmp_path))
     chart = plain.PlainChart(app, "chart")
     plain.api_object(k8s.KubeConfigMap, chart, "kept", metadata=k8s.ObjectMeta(name="kept"), data={"a": "1"})
     generated.KubeConfigMap(chart, "direct", metadata=generated.ObjectMeta(name="direct"), data={"b": "2"})
@@ -156,6 +237,7 @@ def test_an_object_made_elsewhere_is_read_from_cdk8s(tmp_path: Path) -> None:
         return [d for d in yaml.safe_load_all((tmp_path / "chart.k8s.yaml").read_text()) if d]
 
     assert [d for _, d in found] == written()
+    assert app.written == {}  # cdk8s wrote the file
     # A patch reaches the kept document, and cdk8s too for an object cdk8s renders.
     plain.patch(found[0][0], ("add", "/data/c", "3"), ("replace", "/metadata/name", "renamed"))
     plain.patch(found[2][0], ("add", "/data/d", "4"))
@@ -184,3 +266,13 @@ def test_a_prepared_chart_is_rendered_again_after_a_change(tmp_path: Path) -> No
     plain.prepare([chart])
     plain.patch(made, ("add", "/data/b", "2"))
     assert chart.to_json()[0]["data"] == {"a": "1", "b": "2"}
+
+
+def test_the_synth_checks_what_its_files_hold(default_synth: SynthResult) -> None:
+    """floe/synth.py checks the documents the PlainApp wrote without reading its files back: they are
+    what the files hold, file by file, the verification Job's (moved to verify/) included."""
+    assert default_synth.file_documents == {
+        path.relative_to(default_synth.out_dir).as_posix(): load_file(path) for path in default_synth.files
+    }
+    assert default_synth.documents == load_documents(default_synth.out_dir)
+    assert "verify/verify.k8s.yaml" in default_synth.file_documents
