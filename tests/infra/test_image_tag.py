@@ -93,7 +93,9 @@ def test_the_context_is_what_the_dockerfile_copies() -> None:
 def _copy_context(to: Path) -> Path:
     for name in ("Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock"):
         shutil.copy2(REPO / name, to / name)
-    shutil.copytree(REPO / "demo", to / "demo", ignore=shutil.ignore_patterns("__pycache__"))
+    # node_modules (370 MB of Cube's OpenTelemetry packages, installed for the tests) is left out of the
+    # copy: the context excludes it, and the test below puts a file there to show that it does.
+    shutil.copytree(REPO / "demo", to / "demo", ignore=shutil.ignore_patterns("__pycache__", "node_modules"))
     return to
 
 
@@ -107,6 +109,8 @@ def test_the_tag_follows_the_context_and_nothing_else(tmp_path: Path) -> None:
     (root / "demo" / "dbt" / "target").mkdir(parents=True, exist_ok=True)
     (root / "demo" / "dbt" / "target" / "manifest.json").write_text("{}")
     (root / "README.md").write_text("docs are not in the image")
+    (root / "demo" / "cube" / "otel" / "node_modules" / "x").mkdir(parents=True)
+    (root / "demo" / "cube" / "otel" / "node_modules" / "x" / "index.js").write_text("module.exports = 1;\n")
     assert image_tag.content_tag(root) == tag
     # In the image: any file of demo/, the lock, the Dockerfile, an executable bit.
     for change in (

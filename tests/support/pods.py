@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from demo.bootstrap.image import APP_DIR, CUBE_OTEL_DIR, DUCKDB_EXTENSION_DIR
+from floe import image_tag
 from tests.support import kubelet
 from tests.support.manifests import expand_args, pod_spec, resolve_env
 
@@ -103,9 +104,6 @@ def run_copy_init_containers(documents: list[dict], kind: str, name: str, *, roo
     return ran
 
 
-_NOT_IN_IMAGE = shutil.ignore_patterns("__pycache__", "*.pyc", "target", "logs", "dbt_packages", "*.duckdb", "*.duckdb.wal")
-
-
 def build_local_image(root: Path) -> dict[str, Path]:
     """Lay out the project image's files under ``root`` as the Dockerfile does, owned by root
     (so the pod's non-root uid cannot write them, as with a read-only root filesystem).
@@ -115,7 +113,12 @@ def build_local_image(root: Path) -> dict[str, Path]:
     app.mkdir(parents=True)
     for name in ("pyproject.toml", "uv.lock"):
         shutil.copy2(REPO / name, app / name)
-    shutil.copytree(REPO / "demo", app / "demo", ignore=_NOT_IN_IMAGE)
+    # `COPY demo/ ./demo/` copies what the build context holds of demo/: the files .dockerignore leaves
+    # (no caches, no dbt output, no node_modules: 370 MB the image never holds).
+    for name in image_tag.context_files(REPO):
+        if name.startswith("demo/"):
+            (app / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, app / name)
     # The build's own env: the Dockerfile's ENV in effect at each step (the manifest is parsed with
     # the pods' dbt target), the venv and a home of its own standing in for the image's.
     build_env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOE_", "DBT_"))}
