@@ -137,6 +137,9 @@ class LocalLakehouse:
             "-ip.bind=127.0.0.1",
             "-webdav=false",
             "-admin.ui=false",
+            # The master reports anonymous cluster statistics to telemetry.seaweedfs.com by default, first
+            # after 61 s of uptime (weed/telemetry/collector.go): a local lakehouse keeps to 127.0.0.1.
+            "-master.telemetry=false",
             # The volume server's wait between its last heartbeat and its stop (1 s in mini mode) lets
             # a cluster's master route writes elsewhere first; one node has nowhere else: stop at once.
             "-volume.preStopSeconds=0",

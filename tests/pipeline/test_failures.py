@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +32,39 @@ def own_lakehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalLak
     with local_lakehouse(tmp_path_factory.mktemp("lakehouse-down")) as lake:
         wait_for_catalog(lake.settings)
         yield lake
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    """host:port of every TCP socket ``pid`` listens on, from /proc (hex addresses decoded)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                host, port = fields[1].split(":")
+                raw = bytes.fromhex(host)
+                # /proc prints each 32-bit word of the address in host (little-endian) order.
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(f"{ipaddress.ip_address(words)}:{int(port, 16)}")
+    return found
+
+
+def test_the_lakehouse_listens_on_loopback_only_and_reports_to_no_one(own_lakehouse: LocalLakehouse) -> None:
+    """Every port weed mini opens is on 127.0.0.1, and its master's telemetry (on by default: anonymous
+    cluster statistics to telemetry.seaweedfs.com) is off; weed refuses a flag it does not know, so
+    a running process is one that took it."""
+    assert own_lakehouse.process is not None and own_lakehouse.process.poll() is None
+    argv = Path(f"/proc/{own_lakehouse.process.pid}/cmdline").read_bytes().decode().split("\0")
+    assert "-master.telemetry=false" in argv
+    listening = _listening_addresses(own_lakehouse.process.pid)
+    assert f"127.0.0.1:{own_lakehouse.s3_port}" in listening and f"127.0.0.1:{own_lakehouse.iceberg_port}" in listening
+    assert {address.rsplit(":", 1)[0] for address in listening} == {"127.0.0.1"}, listening
 
 
 def _orders_snapshot(settings: LakehouseSettings) -> int | None:
