@@ -226,18 +226,56 @@ def previous_dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     return out, digest(out)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_config_is_refused_clearly(previous_dist: tuple[Path, dict[str, str]], case: str) -> None:
-    out, before = previous_dist
-    text, expected = CASES[case]
+def run_main(config: Path, out: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess[str]:
+    """main.py's ``main()`` in this process, as :func:`run_synth` runs it in its own: same arguments,
+    directory and terminal width; its return value is the process' exit code (``sys.exit(main())``).
+    A config refused before the synth never imports cdk8s, so this skips only the process start and
+    the jsii start main.py begins before reading the config (~0.8 s a case);
+    test_main_py_refuses_as_main_does shows the two print the same."""
+    from floe.synth import main
+
+    monkeypatch.chdir(config.parent)
+    monkeypatch.setenv("COLUMNS", "200")
+    capsys.readouterr()
+    code = main(["--config", str(config), "--out", str(out)])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["main.py"], code, captured.out, captured.err)
+
+
+def bad_config(out: Path, case: str) -> Path:
     config = out.parent / f"bad-{case.replace(' ', '-')}.yaml"
-    config.write_text(text)
-    result = run_synth(config, out)
+    config.write_text(CASES[case][0])
+    return config
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_config_is_refused_clearly(
+    previous_dist: tuple[Path, dict[str, str]], case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, before = previous_dist
+    _, expected = CASES[case]
+    config = bad_config(out, case)
+    result = run_main(config, out, monkeypatch, capsys)
     assert result.returncode == 2, result.stdout + result.stderr
     message = " ".join(result.stderr.split())
     assert str(config) in message or "YAML" in message
     for fragment in expected:
         assert fragment in message, f"{fragment!r} missing from: {message}"
+    assert digest(out) == before
+
+
+@pytest.mark.parametrize("case", ["wrong type", "not yaml", "external postgres missing a database"])
+def test_main_py_refuses_as_main_does(
+    previous_dist: tuple[Path, dict[str, str]], case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``python main.py`` (its own process, node starting beside it) exits 2 with exactly what ``main()``
+    prints in-process, and leaves dist/ as it was."""
+    out, before = previous_dist
+    config = bad_config(out, case)
+    process = run_synth(config, out)
+    assert process.returncode == 2 and process.stdout == ""
+    in_process = run_main(config, out, monkeypatch, capsys)
+    assert (in_process.returncode, in_process.stdout, in_process.stderr) == (2, "", process.stderr)
     assert digest(out) == before
 
 
