@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 # jsii prints a large end-of-life banner for Node 20 on every start.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup synth synth-cdk8s main ui test test-fast bench clean
+.PHONY: help setup synth synth-cdk8s main ui test test-fast bench bench-suite clean
 
 # Every target with a `## help` comment, from this file and the included ones, in file order.
 # (-h: no file names; grep over several files prefixes each line with its file otherwise.)
@@ -69,6 +69,10 @@ test-fast: setup ## manifest tests only
 
 bench: setup ## benchmarks: synth time, resource totals, pipeline figures
 	$(PY) -m bench
+
+bench-suite: setup ## the test suite against an earlier commit, same ids, alternating runs (BASE=<rev>; ~45 min)
+	$(if $(BASE),,$(error bench-suite needs BASE=<a commit>, e.g. make bench-suite BASE=e7c26db))
+	$(PY) -m bench.suite $(BASE)
 
 clean: ## remove dist/ and the pytest cache (keeps .floe/ credentials and .venv)
 	rm -rf dist .pytest_cache

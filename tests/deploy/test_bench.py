@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,80 @@ def test_idle_cost_items_follow_from_the_manifests(tmp_path: Path) -> None:
     assert all(i.per_call is not None for i in items if i.kind == "exec probe")
     assert any(i.kind == "kubelet probe" and i.per_call is None for i in items)
     assert {i.name for i in job_items(docs)} == {"floe-minio-buckets", "floe-polaris-init"}
+
+
+# --- bench/suite.py: the suite against an earlier commit ------------------------------------------
+
+BASE_TESTS = """
+def test_one():
+    pass
+
+def test_two():
+    assert False, "fixed in the next commit"
+
+def test_gone():
+    pass
+"""
+
+HEAD_TESTS = """
+def test_one():
+    pass
+
+def test_two():
+    pass
+
+def test_new():
+    pass
+"""
+
+
+def _commit(repo: Path, tests: str, message: str) -> None:
+    (repo / "tests").mkdir(exist_ok=True)
+    (repo / "tests" / "test_a.py").write_text(tests)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], check=True)
+
+
+def test_suite_bench_runs_both_commits_on_the_base_ids_head_still_has(tmp_path: Path) -> None:
+    """bench/suite.py end to end on a two-commit repository whose `make test` runs pytest: each arm
+    a clean clone running its own `make test`, on the base's ids that HEAD kept, alternating, and a
+    failing arm flagged."""
+    repo = tmp_path / "a repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    # PY from the environment (as the project's Makefile defines its own); a recipe line needs a tab.
+    (repo / "Makefile").write_text("PY ?= python3\ntest:\n\t$(PY) -m pytest -p no:randomly\n")
+    _commit(repo, BASE_TESTS, "base")
+    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    _commit(repo, HEAD_TESTS, "head")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.suite", base, "--pairs", "2", "--repo", str(repo)],
+        cwd=REPO, env={**os.environ, "PY": sys.executable, "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert "ids: base 3, head 3; run: the 2 base ids head still has (1 lost: tests/test_a.py::test_gone)" in lines, out.stdout
+    runs = [line for line in lines if line.startswith("run ")]
+    assert [line.split()[2] for line in runs] == ["head", "base", "base", "head"], runs
+    for line in runs:
+        if " head " in line:
+            assert "(2 passed, 0 failed, 0 errors;" in line and "failures" not in line, line
+        else:
+            assert "(1 passed, 1 failed, 0 errors;" in line and line.endswith("<- failures: this arm did less work"), line
+    assert [line.split(":")[0] for line in lines if line.startswith("pair ")] == ["pair 1", "pair 2"], out.stdout
+    assert any(line.startswith("sum: base ") and line.endswith("on 2 tests (target >= 2x)") for line in lines), out.stdout
+    assert list(scratch.iterdir()) == []  # the clones and logs went with the run
+
+
+def test_suite_bench_parses_pytest_summaries() -> None:
+    from bench.suite import collected_ids, common_ids, parse_summary, run_order
+
+    summary = parse_summary("x\n===== 10 failed, 1111 passed, 27 warnings in 1055.58s (0:17:35) =====\n")
+    assert (summary.passed, summary.failed, summary.errors, summary.pytest_seconds) == (1111, 10, 0, 1055.58)
+    summary = parse_summary("1121 passed, 2 errors in 328.60s (0:05:28)\nmake: *** [Makefile:65: test] Error 1\n")
+    assert (summary.passed, summary.failed, summary.errors) == (1121, 0, 2)
+    assert collected_ids("a.py::t[x y]\n\n===== 1 test collected in 0.1s\n") == ["a.py::t[x y]"]
+    assert common_ids(["a", "b", "c"], ["c", "a", "d"]) == (["a", "c"], ["b"])
+    assert run_order(3) == ["head", "base", "base", "head", "head", "base"]
