@@ -48,9 +48,15 @@ def test_idle_cost_items_follow_from_the_manifests(tmp_path: Path) -> None:
 
 # --- bench/suite.py: the suite against an earlier commit ------------------------------------------
 
-BASE_TESTS = """
+#: test_one: the arm's `make test` runs as if typed at a shell, whatever make `bench.suite` runs under.
+TOP_LEVEL_MAKE = """
+import os
+
 def test_one():
-    pass
+    assert os.environ["MAKELEVEL"] == "1" and "w" not in os.environ.get("MAKEFLAGS", ""), os.environ
+"""
+
+BASE_TESTS = TOP_LEVEL_MAKE + """
 
 def test_two():
     assert False, "fixed in the next commit"
@@ -59,9 +65,7 @@ def test_gone():
     pass
 """
 
-HEAD_TESTS = """
-def test_one():
-    pass
+HEAD_TESTS = TOP_LEVEL_MAKE + """
 
 def test_two():
     pass
@@ -94,7 +98,7 @@ def test_suite_bench_runs_both_commits_on_the_base_ids_head_still_has(tmp_path: 
     scratch.mkdir()
     out = subprocess.run(
         [sys.executable, "-m", "bench.suite", base, "--pairs", "2", "--repo", str(repo)],
-        cwd=REPO, env={**os.environ, "PY": sys.executable, "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=300,
+        cwd=REPO, env={**os.environ, "PY": sys.executable, "TMPDIR": str(scratch), "MAKEFLAGS": "w", "MAKELEVEL": "1"}, capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()

@@ -43,7 +43,9 @@ def phony_targets() -> set[str]:
 
 @needs_make
 def test_make_lists_every_target_with_its_help() -> None:
-    out = subprocess.run(["make", "-s"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    # --no-print-directory: under a recipe of another make (`$(MAKE) -C floe test`), MAKEFLAGS carries
+    # -w down to this make, and -s alone would still print "Entering directory" lines.
+    out = subprocess.run(["make", "-s", "--no-print-directory"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
     listed = {}
     for line in out.splitlines():
         m = re.match(r"^  make (\S+)\s+(\S.*)$", line)
