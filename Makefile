@@ -70,7 +70,7 @@ test-fast: setup ## manifest tests only
 bench: setup ## benchmarks: synth time, resource totals, pipeline figures
 	$(PY) -m bench
 
-bench-suite: setup ## the test suite against an earlier commit, same ids, alternating runs (BASE=<rev>; ~45 min)
+bench-suite: setup ## the test suite against an earlier commit, same ids, alternating runs (BASE=<rev>; about an hour)
 	$(if $(BASE),,$(error bench-suite needs BASE=<a commit>, e.g. make bench-suite BASE=e7c26db))
 	$(PY) -m bench.suite $(BASE)
 

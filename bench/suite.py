@@ -15,8 +15,8 @@ ratio measured in one sitting, since this machine drifts 2-3x between days. So:
 - A failing test can end early, so a run with failures is flagged: its arm did less work than a
   passing one.
 
-A full comparison takes as long as 2 x pairs runs of each arm (about 45 minutes for 2 pairs against the
-suite as issue 20 found it), so it is not part of `make bench`.
+A full comparison takes as long as 2 x pairs runs of each arm (56 minutes here for 2 pairs against the
+suite as issue 20 found it, e7c26db, set-up included), so it is not part of `make bench`.
 """
 
 from __future__ import annotations
@@ -138,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         runs: list[tuple[str, float, Summary]] = []
         for n, arm in enumerate(run_order(args.pairs), start=1):
             wall, output = _make_test(clones[arm], f"-p no:cacheprovider @{id_file}", work / f"run{n}-{arm}.log")
-            summary = parse_summary(output)
+            try:
+                summary = parse_summary(output)
+            except ValueError:
+                print(output[-3000:], file=sys.stderr)
+                sys.exit(f"bench.suite: run {n} ({arm}, {commits[arm][:10]}) printed no pytest summary; its output ends above")
             runs.append((arm, wall, summary))
             flag = "" if summary.failed == summary.errors == 0 else "  <- failures: this arm did less work"
             print(f"run {n} {arm:4} {commits[arm][:10]}: {wall:7.1f} s wall ({summary.passed} passed,"

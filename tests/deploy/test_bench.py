@@ -125,3 +125,20 @@ def test_suite_bench_parses_pytest_summaries() -> None:
     assert collected_ids("a.py::t[x y]\n\n===== 1 test collected in 0.1s\n") == ["a.py::t[x y]"]
     assert common_ids(["a", "b", "c"], ["c", "a", "d"]) == (["a", "c"], ["b"])
     assert run_order(3) == ["head", "base", "base", "head", "head", "base"]
+
+
+def test_suite_bench_names_an_arm_that_collects_nothing(tmp_path: Path) -> None:
+    """A base whose `make test` is broken stops the bench with the arm named, and its output shown."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "Makefile").write_text("test:\n\t@echo 'no such interpreter' >&2; exit 3\n")
+    _commit(repo, HEAD_TESTS, "base")
+    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    (repo / "Makefile").write_text("PY ?= python3\ntest:\n\t$(PY) -m pytest\n")
+    _commit(repo, HEAD_TESTS, "head")
+    out = subprocess.run([sys.executable, "-m", "bench.suite", base, "--repo", str(repo)], cwd=REPO,
+                         env={**os.environ, "PY": sys.executable, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"bench.suite: base ({base[:10]}) collected no tests; its log is above" in out.stderr
+    assert "no such interpreter" in out.stderr
