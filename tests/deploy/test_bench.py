@@ -75,31 +75,42 @@ def test_new():
 """
 
 
-def _commit(repo: Path, tests: str, message: str) -> None:
-    (repo / "tests").mkdir(exist_ok=True)
-    (repo / "tests" / "test_a.py").write_text(tests)
-    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], check=True)
+#: The project's Makefile's shape: PY from the environment; a recipe line needs a tab.
+PYTEST_MAKEFILE = "PY ?= python3\ntest:\n\t$(PY) -m pytest\n"
+
+
+def two_commit_repo(repo: Path, base: tuple[str, str], head: tuple[str, str]) -> str:
+    """A repository of two commits, each (Makefile, tests/test_a.py); the base commit's sha."""
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    shas = []
+    for makefile, tests in (base, head):
+        (repo / "Makefile").write_text(makefile)
+        (repo / "tests").mkdir(exist_ok=True)
+        (repo / "tests" / "test_a.py").write_text(tests)
+        subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], check=True)
+        shas.append(subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip())
+    return shas[0]
+
+
+def run_bench_suite(repo: Path, base: str, scratch: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m bench.suite BASE --repo REPO`, its clones under scratch (TMPDIR)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bench.suite", base, "--repo", str(repo)], cwd=REPO,
+        env={**os.environ, "PY": sys.executable, "TMPDIR": str(scratch), **env}, capture_output=True, text=True, timeout=300,
+    )
 
 
 def test_suite_bench_runs_both_commits_on_the_base_ids_head_still_has(tmp_path: Path) -> None:
     """bench/suite.py end to end on a two-commit repository whose `make test` runs pytest: each arm
     a clean clone running its own `make test`, on the base's ids that HEAD kept, alternating, and a
     failing arm flagged."""
-    repo = tmp_path / "a repo"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    # PY from the environment (as the project's Makefile defines its own); a recipe line needs a tab.
-    (repo / "Makefile").write_text("PY ?= python3\ntest:\n\t$(PY) -m pytest -p no:randomly\n")
-    _commit(repo, BASE_TESTS, "base")
-    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    _commit(repo, HEAD_TESTS, "head")
+    base = two_commit_repo(tmp_path / "a repo", (PYTEST_MAKEFILE, BASE_TESTS), (PYTEST_MAKEFILE, HEAD_TESTS))
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.suite", base, "--pairs", "2", "--repo", str(repo)],
-        cwd=REPO, env={**os.environ, "PY": sys.executable, "TMPDIR": str(scratch), "MAKEFLAGS": "w", "MAKELEVEL": "1"}, capture_output=True, text=True, timeout=300,
-    )
+    # As under `make bench-suite`: a make's MAKEFLAGS and MAKELEVEL (test_one checks they stop here).
+    out = run_bench_suite(tmp_path / "a repo", base, scratch, MAKEFLAGS="w", MAKELEVEL="1")
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     assert "ids: base 3, head 3; run: the 2 base ids head still has (1 lost: tests/test_a.py::test_gone)" in lines, out.stdout
@@ -129,16 +140,9 @@ def test_suite_bench_parses_pytest_summaries() -> None:
 
 def test_suite_bench_names_an_arm_that_collects_nothing(tmp_path: Path) -> None:
     """A base whose `make test` is broken stops the bench with the arm named, and its output shown."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    (repo / "Makefile").write_text("test:\n\t@echo 'no such interpreter' >&2; exit 3\n")
-    _commit(repo, HEAD_TESTS, "base")
-    base = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    (repo / "Makefile").write_text("PY ?= python3\ntest:\n\t$(PY) -m pytest\n")
-    _commit(repo, HEAD_TESTS, "head")
-    out = subprocess.run([sys.executable, "-m", "bench.suite", base, "--repo", str(repo)], cwd=REPO,
-                         env={**os.environ, "PY": sys.executable, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=300)
+    broken = "test:\n\t@echo 'no such interpreter' >&2; exit 3\n"
+    base = two_commit_repo(tmp_path / "repo", (broken, HEAD_TESTS), (PYTEST_MAKEFILE, HEAD_TESTS))
+    out = run_bench_suite(tmp_path / "repo", base, tmp_path)
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"bench.suite: base ({base[:10]}) collected no tests; its log is above" in out.stderr
     assert "no such interpreter" in out.stderr
