@@ -75,8 +75,9 @@ def test_new():
 """
 
 
-#: The project's Makefile's shape: PY from the environment; a recipe line needs a tab.
-PYTEST_MAKEFILE = "PY ?= python3\ntest:\n\t$(PY) -m pytest\n"
+#: The project's Makefile's shape: PY from the environment (quoted: the checkout's path may hold a
+#: space); a recipe line needs a tab.
+PYTEST_MAKEFILE = 'PY ?= python3\ntest:\n\t"$(PY)" -m pytest\n'
 
 
 def two_commit_repo(repo: Path, base: tuple[str, str], head: tuple[str, str]) -> str:
