@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(output[-3000:], file=sys.stderr)
                 sys.exit(f"bench.suite: {arm} ({commit[:10]}) collected no tests; its log is above")
         same, lost = common_ids(ids["base"], ids["head"])
+        if not same:  # an empty id file would run each arm's whole suite instead
+            sys.exit(f"bench.suite: HEAD has none of the base's {len(ids['base'])} test ids; there is nothing to compare")
         id_file = work / "ids.txt"
         id_file.write_text("".join(f"{i}\n" for i in same))
         print(f"ids: base {len(ids['base'])}, head {len(ids['head'])}; run: the {len(same)} base ids head still has"

@@ -147,3 +147,12 @@ def test_suite_bench_names_an_arm_that_collects_nothing(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"bench.suite: base ({base[:10]}) collected no tests; its log is above" in out.stderr
     assert "no such interpreter" in out.stderr
+
+
+def test_suite_bench_stops_when_head_kept_none_of_the_base_tests(tmp_path: Path) -> None:
+    """No common ids: no run (an empty id file would run both whole suites)."""
+    base = two_commit_repo(tmp_path / "repo", (PYTEST_MAKEFILE, "def test_gone():\n    pass\n"), (PYTEST_MAKEFILE, HEAD_TESTS))
+    out = run_bench_suite(tmp_path / "repo", base, tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "bench.suite: HEAD has none of the base's 1 test ids; there is nothing to compare" in out.stderr
+    assert not any(line.startswith("run ") for line in out.stdout.splitlines()), out.stdout
