@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -96,6 +97,12 @@ def _make_test(clone: Path, addopts: str, log: Path) -> tuple[float, str]:
     return time.perf_counter() - started, log.read_text(errors="replace")
 
 
+def _stop(output: str, message: str) -> NoReturn:
+    """Exit with a run's last output lines on stderr, then the message naming what failed."""
+    print(output[-3000:], file=sys.stderr)
+    sys.exit(f"bench.suite: {message}")
+
+
 def _clone(repo: Path, commit: str, dest: Path) -> None:
     subprocess.run(["git", "clone", "--quiet", "--no-checkout", str(repo), str(dest)], check=True)
     subprocess.run(["git", "-C", str(dest), "checkout", "--quiet", "--detach", commit], check=True)
@@ -128,8 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             _, output = _make_test(clones[arm], "--collect-only -q -p no:cacheprovider", work / f"{arm}-collect.log")
             ids[arm] = collected_ids(output)
             if not ids[arm]:
-                print(output[-3000:], file=sys.stderr)
-                sys.exit(f"bench.suite: {arm} ({commit[:10]}) collected no tests; its log is above")
+                _stop(output, f"{arm} ({commit[:10]}) collected no tests; its log is above")
         same, lost = common_ids(ids["base"], ids["head"])
         if not same:  # an empty id file would run each arm's whole suite instead
             sys.exit(f"bench.suite: HEAD has none of the base's {len(ids['base'])} test ids; there is nothing to compare")
@@ -143,19 +149,16 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 summary = parse_summary(output)
             except ValueError:
-                print(output[-3000:], file=sys.stderr)
-                sys.exit(f"bench.suite: run {n} ({arm}, {commits[arm][:10]}) printed no pytest summary; its output ends above")
+                _stop(output, f"run {n} ({arm}, {commits[arm][:10]}) printed no pytest summary; its output ends above")
             runs.append((arm, wall, summary))
             flag = "" if summary.failed == summary.errors == 0 else "  <- failures: this arm did less work"
             print(f"run {n} {arm:4} {commits[arm][:10]}: {wall:7.1f} s wall ({summary.passed} passed,"
                   f" {summary.failed} failed, {summary.errors} errors; pytest {summary.pytest_seconds:.1f} s){flag}", flush=True)
         print(f"floor: {os.cpu_count()} cores here (xdist's `-n auto` uses one worker per core)")
-        totals = {"head": 0.0, "base": 0.0}
         for pair in range(args.pairs):
             walls = {arm: wall for arm, wall, _ in runs[2 * pair: 2 * pair + 2]}
-            totals["head"] += walls["head"]
-            totals["base"] += walls["base"]
             print(f"pair {pair + 1}: base {walls['base']:.1f} s / head {walls['head']:.1f} s = {walls['base'] / walls['head']:.2f}x")
+        totals = {arm: sum(wall for run_arm, wall, _ in runs if run_arm == arm) for arm in commits}
         print(f"sum: base {totals['base']:.1f} s / head {totals['head']:.1f} s = {totals['base'] / totals['head']:.2f}x"
               f" on {len(same)} tests (target >= 2x)")
         return 0

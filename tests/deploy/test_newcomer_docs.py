@@ -41,11 +41,16 @@ def phony_targets() -> set[str]:
     return names
 
 
+def as_a_user_types_it() -> dict[str, str]:
+    """The environment without the suite's own make: under `make test` (MAKELEVEL) or a recipe of
+    another make (`$(MAKE) -C floe test`, whose MAKEFLAGS carries -w even past -s), a make run here
+    would print make[1] and "Entering directory" lines no user sees."""
+    return {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
+
+
 @needs_make
 def test_make_lists_every_target_with_its_help() -> None:
-    # --no-print-directory: under a recipe of another make (`$(MAKE) -C floe test`), MAKEFLAGS carries
-    # -w down to this make, and -s alone would still print "Entering directory" lines.
-    out = subprocess.run(["make", "-s", "--no-print-directory"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(["make", "-s"], cwd=REPO, env=as_a_user_types_it(), capture_output=True, text=True, timeout=60, check=True).stdout
     listed = {}
     for line in out.splitlines():
         m = re.match(r"^  make (\S+)\s+(\S.*)$", line)
@@ -106,9 +111,7 @@ def test_the_exit_code_table_is_the_tools() -> None:
 @needs_make
 def test_a_failure_through_make_exits_2_and_names_the_tools_code(tmp_path: Path) -> None:
     """What the docs say about make is what make does with our targets: exit 2, `Error 1` from the tool."""
-    # As a user types it: not a sub-make of the suite's own `make test` (which would print make[1]).
-    outer = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
-    env = {**outer, "FLOE_KUBECTL": str(tmp_path / "no-kubectl"), "COLUMNS": "100"}
+    env = {**as_a_user_types_it(), "FLOE_KUBECTL": str(tmp_path / "no-kubectl"), "COLUMNS": "100"}
     result = subprocess.run(["make", "-s", "status", f"DIST={tmp_path}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
